@@ -1,0 +1,3 @@
+module github.com/sowerbt/sower
+
+go 1.26.8
