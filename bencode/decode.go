@@ -149,6 +149,12 @@ func (d *decodeState) eofError(what string) error {
 	}
 }
 
+// truncated reports a string that runs past the end of the input; like
+// other truncation it wraps io.ErrUnexpectedEOF.
+func (d *decodeState) truncated(off int, msg string) error {
+	return &SyntaxError{Offset: d.base + int64(off), Msg: msg, err: io.ErrUnexpectedEOF}
+}
+
 // saveError keeps the first recoverable error; later ones are usually
 // consequences of it.
 func (d *decodeState) saveError(err error) {
@@ -280,7 +286,7 @@ func (d *decodeState) readString() ([]byte, error) {
 		// n stays at most len(data), so n*10+9 cannot overflow int.
 		n = n*10 + int(c-'0')
 		if n > len(data) {
-			return nil, d.syntaxError(start, fmt.Sprintf("string length exceeds the %d bytes of input", len(data)))
+			return nil, d.truncated(start, fmt.Sprintf("string length exceeds the %d bytes of input", len(data)))
 		}
 	}
 	if i >= len(data) {
@@ -291,7 +297,7 @@ func (d *decodeState) readString() ([]byte, error) {
 	}
 	body := i + 1
 	if n > len(data)-body {
-		return nil, d.syntaxError(start, fmt.Sprintf("string length %d exceeds the %d remaining bytes", n, len(data)-body))
+		return nil, d.truncated(start, fmt.Sprintf("string length %d exceeds the %d remaining bytes", n, len(data)-body))
 	}
 	d.off = body + n
 	return data[body : body+n : body+n], nil
