@@ -195,7 +195,11 @@ func parseNodes(v any) ([]string, error) {
 		if !ok || port < 1 || port > 65535 {
 			return nil, fmt.Errorf("%s: port: want integer 1..65535", field)
 		}
-		out = append(out, net.JoinHostPort(host, strconv.FormatInt(port, 10)))
+		hp := net.JoinHostPort(host, strconv.FormatInt(port, 10))
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return nil, fmt.Errorf("%s: host %q: not a host name or address", field, host)
+		}
+		out = append(out, hp)
 	}
 	return out, nil
 }

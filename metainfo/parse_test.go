@@ -267,6 +267,7 @@ func TestParseHostile(t *testing.T) {
 		{"announce-list flat", bdict("announce-list", blist(bstr("http://x")), "info", singleInfo("n", 10, 16384)), "announce-list[0]: want list, got string"},
 		{"url-list of ints", bdict("info", singleInfo("n", 10, 16384), "url-list", blist(bint(1))), "url-list[0]: want string, got integer"},
 		{"bad node", bdict("info", singleInfo("n", 10, 16384), "nodes", blist(blist(bstr("h"), bint(70000)))), "nodes[0]: port: want integer 1..65535"},
+		{"bad node host", bdict("info", singleInfo("n", 10, 16384), "nodes", blist(blist(bstr("a]b"), bint(1)))), "nodes[0]: host \"a]b\""},
 		{"bad creation date", bdict("creation date", bstr("yesterday"), "info", singleInfo("n", 10, 16384)), "creation date: want integer, got string"},
 		{"huge string length prefix", "d4:info99999999999999:xe", "decode torrent: bencode: string length"},
 		{"deeply nested lists", "d4:info" + strings.Repeat("l", 100000) + strings.Repeat("e", 100000) + "e", "decode torrent: bencode: nesting deeper than 128"},
