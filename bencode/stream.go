@@ -212,10 +212,10 @@ func (s *scanner) scan(b []byte) (int, error) {
 					return 0, s.errorAt(s.pos, "integer overflows int64")
 				}
 			}
+			if j+1 > s.limit {
+				return 0, tooLarge(s.pos)
+			}
 			if j >= len(b) {
-				if j+1 > s.limit {
-					return 0, tooLarge(s.pos)
-				}
 				return j + 1, nil
 			}
 			s.pos = j + 1
@@ -244,6 +244,8 @@ func (s *scanner) scan(b []byte) (int, error) {
 				return end, nil
 			}
 			s.pos = end
+		case s.pos+1 > s.limit:
+			return 0, tooLarge(s.pos)
 		case c == 'l' || c == 'd':
 			if s.depth >= s.maxDepth {
 				return 0, s.errorAt(s.pos, fmt.Sprintf("nesting deeper than %d levels", s.maxDepth))
