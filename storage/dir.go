@@ -399,11 +399,9 @@ func (d *Dir) HasData(off, n int64) (bool, error) {
 		case d.l.files[s.File].Padding:
 		case !d.isWanted(s.File):
 			g := d.l.FileOffset(s.File) + s.Offset
-			for p := g / d.l.pieceLength; p <= (g+s.Length-1)/d.l.pieceLength; p++ {
-				has, err := d.parts.hasPiece(int(p))
-				if has || err != nil {
-					return has, err
-				}
+			has, err := d.parts.hasAny(int(g/d.l.pieceLength), int((g+s.Length-1)/d.l.pieceLength))
+			if has || err != nil {
+				return has, err
 			}
 		default:
 			h, err := d.acquire(s.File, false)

@@ -16,13 +16,13 @@ type Memory struct {
 	// concurrent read sees either the old or the new bytes, never a torn
 	// mix, and so the race detector stays quiet.
 	mu     sync.RWMutex
-	pieces [][]byte
+	pieces map[int][]byte // only written pieces, so a huge layout costs nothing
 	closed bool
 }
 
 // NewMemory returns an empty in-memory storage for l.
 func NewMemory(l *Layout) *Memory {
-	return &Memory{l: l, pieces: make([][]byte, l.NumPieces())}
+	return &Memory{l: l, pieces: make(map[int][]byte)}
 }
 
 var _ Storage = (*Memory)(nil)
@@ -125,7 +125,17 @@ func (m *Memory) HasData(off, n int64) (bool, error) {
 			continue
 		}
 		g := m.l.FileOffset(s.File) + s.Offset
-		for p := g / m.l.pieceLength; p <= (g+s.Length-1)/m.l.pieceLength; p++ {
+		first, last := int(g/m.l.pieceLength), int((g+s.Length-1)/m.l.pieceLength)
+		if last-first >= len(m.pieces) {
+			// Cheaper to look at what was written than at every piece.
+			for p := range m.pieces {
+				if p >= first && p <= last {
+					return true, nil
+				}
+			}
+			continue
+		}
+		for p := first; p <= last; p++ {
 			if m.pieces[p] != nil {
 				return true, nil
 			}

@@ -224,10 +224,27 @@ func (p *partsFile) writeAt(src []byte, off int64) (int, error) {
 	return done, err
 }
 
-// hasPiece reports whether piece has a slot.
-func (p *partsFile) hasPiece(piece int) (bool, error) {
-	_, _, ok, err := p.lookup(piece, false)
-	return ok, err
+// hasAny reports whether any piece in [first, last] has a slot.
+func (p *partsFile) hasAny(first, last int) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(false); err != nil || p.f == nil {
+		return false, err
+	}
+	if last-first >= len(p.slots) {
+		for piece := range p.slots {
+			if piece >= first && piece <= last {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	for piece := first; piece <= last; piece++ {
+		if _, ok := p.slots[piece]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (p *partsFile) sync() error {
