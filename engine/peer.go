@@ -1,0 +1,260 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/peerwire"
+)
+
+// blockKey names one block: piece index in the high half, offset in the low.
+type blockKey uint64
+
+func makeKey(index, begin uint32) blockKey { return blockKey(uint64(index)<<32 | uint64(begin)) }
+func (k blockKey) index() uint32        { return uint32(k >> 32) }
+func (k blockKey) begin() uint32        { return uint32(k) }
+
+// outItem is one queued outgoing message. Requests for block data are
+// queued as upload items and read from storage by the writer goroutine, so
+// disk reads never run on the torrent's owner goroutine.
+type outItem struct {
+	msg    peerwire.Message
+	upload bool // msg is a Request from the peer: answer with a Piece read from storage
+}
+
+// peer is one connection. Fields under "owner" are touched only by the
+// torrent's owner goroutine; the outgoing queue is shared with the writer
+// goroutine under mu; counters are atomic.
+type peer struct {
+	conn     net.Conn
+	addr     netip.AddrPort
+	id       [20]byte
+	reserved peerwire.Reserved
+	outgoing bool
+	client   string
+
+	// Shared with the writer goroutine.
+	mu       sync.Mutex
+	queue    []outItem
+	notify   chan struct{} // capacity 1: queue became non-empty
+	cancel   context.CancelFunc
+	closed   chan struct{} // closed when both goroutines have stopped
+	uploaded atomic.Int64  // payload bytes sent
+	wire     atomic.Int64  // all bytes received, for rates including overhead
+
+	// Owner state.
+	has            bitfield.Bitfield
+	seed           bool // has every piece (have-all or full bitfield)
+	amChoking      bool
+	amInterested   bool
+	peerChoking    bool
+	peerInterested bool
+	pending        map[blockKey]time.Time // our requests to the peer
+	cancelled      map[blockKey]struct{}  // cancelled requests whose block may still arrive
+	peerRequests   int                    // requests from the peer not yet answered
+	maxRequests    int                    // peer's reqq, or a default
+	depth          int                    // our current request queue depth target
+	downloaded     int64                  // payload bytes received (owner)
+	rate           rateMeter              // download rate from this peer
+	upRate         rateMeter
+	lastPiece      time.Time // last block received
+	connected      time.Time
+	hashFails      int
+	extHandshake   bool
+	allowedFast    map[uint32]bool
+}
+
+func (p *peer) String() string { return p.addr.String() }
+
+func (p *peer) fast() bool { return p.reserved.SupportsFast() }
+
+// send queues a message without blocking; the writer goroutine sends it.
+func (p *peer) send(m peerwire.Message) { p.enqueue(outItem{msg: m}) }
+
+func (p *peer) enqueue(it outItem) {
+	p.mu.Lock()
+	p.queue = append(p.queue, it)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// dropUpload removes a queued, not yet sent upload for the block, so a
+// cancel from the peer saves the bandwidth. It reports whether one was found.
+func (p *peer) dropUpload(index, begin, length uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, it := range p.queue {
+		if it.upload && it.msg.Index == index && it.msg.Begin == begin && it.msg.Length == length {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// dropAllUploads removes every queued upload (we choked the peer) and returns them.
+func (p *peer) dropAllUploads() []peerwire.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var dropped []peerwire.Message
+	kept := p.queue[:0]
+	for _, it := range p.queue {
+		if it.upload {
+			dropped = append(dropped, it.msg)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	clear(p.queue[len(kept):])
+	p.queue = kept
+	return dropped
+}
+
+// event is what peer goroutines tell the owner.
+type event struct {
+	p     *peer
+	msg   peerwire.Message
+	block []byte // piece payload copy, from the torrent's block pool
+	gone  bool   // the connection ended; err says why
+	err   error
+}
+
+// readLoop decodes messages and hands them to the owner. It copies piece
+// payloads into pooled buffers because the decoder reuses its buffer.
+func (t *Torrent) readLoop(ctx context.Context, p *peer, dec *peerwire.Decoder) error {
+	for {
+		if err := p.conn.SetReadDeadline(time.Now().Add(t.cfg.PeerTimeout)); err != nil {
+			return err
+		}
+		m, err := dec.Next()
+		if err != nil {
+			return err
+		}
+		ev := event{p: p, msg: m}
+		switch {
+		case m.KeepAlive:
+			continue
+		case m.ID == peerwire.Piece:
+			b := t.blocks.get(len(m.Payload))
+			copy(b, m.Payload)
+			ev.block = b
+			ev.msg.Payload = nil
+			p.wire.Add(int64(len(m.Payload)) + 13)
+		case m.ID == peerwire.Bitfield || m.ID == peerwire.Extended:
+			ev.msg.Payload = append([]byte(nil), m.Payload...)
+		}
+		select {
+		case t.events <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// writeLoop sends queued messages, reading uploaded blocks from storage,
+// and a keep-alive when idle.
+func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
+	w := bufio.NewWriterSize(p.conn, 64<<10)
+	var buf []byte
+	var batch []outItem
+	keepAlive := time.NewTimer(t.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-keepAlive.C:
+			batch = append(batch[:0], outItem{msg: peerwire.Message{KeepAlive: true}})
+		case <-p.notify:
+			p.mu.Lock()
+			batch = append(batch[:0], p.queue...)
+			clear(p.queue)
+			p.queue = p.queue[:0]
+			p.mu.Unlock()
+		}
+		if err := p.conn.SetWriteDeadline(time.Now().Add(t.cfg.PeerTimeout)); err != nil {
+			return err
+		}
+		for _, it := range batch {
+			var err error
+			if it.upload {
+				buf, err = t.appendBlock(buf[:0], it.msg)
+				if err != nil {
+					return fmt.Errorf("reading block for upload: %w", err)
+				}
+				p.uploaded.Add(int64(it.msg.Length))
+				t.uploaded.Add(int64(it.msg.Length))
+			} else {
+				buf = it.msg.AppendTo(buf[:0])
+			}
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		clear(batch)
+		p.mu.Lock()
+		more := len(p.queue) > 0
+		p.mu.Unlock()
+		if !more {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		keepAlive.Reset(t.cfg.KeepAlive)
+	}
+}
+
+// appendBlock appends a piece message carrying the requested block.
+func (t *Torrent) appendBlock(b []byte, req peerwire.Message) ([]byte, error) {
+	hdr := peerwire.Message{ID: peerwire.Piece, Index: req.Index, Begin: req.Begin}.AppendTo(b)
+	// AppendTo wrote the length for an empty payload; fix it up after
+	// reading the data straight into the buffer.
+	n := len(hdr)
+	hdr = slices.Grow(hdr, int(req.Length))[:n+int(req.Length)]
+	off := int64(req.Index)*t.info.PieceLength + int64(req.Begin)
+	if _, err := t.store.ReadAt(hdr[n:], off); err != nil {
+		return nil, err
+	}
+	l := uint32(9 + req.Length)
+	hdr[len(b)+0] = byte(l >> 24)
+	hdr[len(b)+1] = byte(l >> 16)
+	hdr[len(b)+2] = byte(l >> 8)
+	hdr[len(b)+3] = byte(l)
+	return hdr, nil
+}
+
+// runPeer owns a connected peer's goroutines and reports when they stop.
+func (t *Torrent) runPeer(ctx context.Context, p *peer, dec *peerwire.Decoder) {
+	ctx, cancel := context.WithCancel(ctx)
+	p.cancel = cancel
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- t.readLoop(ctx, p, dec) }()
+	go func() { defer wg.Done(); errc <- t.writeLoop(ctx, p) }()
+	err := <-errc
+	cancel()
+	p.conn.Close()
+	wg.Wait()
+	close(p.closed)
+	if errors.Is(err, io.EOF) {
+		err = io.EOF
+	}
+	select {
+	case t.events <- event{p: p, gone: true, err: err}:
+	case <-t.stopped:
+	}
+}

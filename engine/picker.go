@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/sowerbt/sower/internal/bitfield"
+)
+
+// blockSize is the request size every client uses (BEP 3 recommends 16 KiB;
+// larger requests are refused by some peers).
+const blockSize = 16 << 10
+
+// block is the download state of one block of an in-flight piece.
+type block struct {
+	reqs int            // outstanding requests for it (more than one only in end game)
+	have bool           // received (data is in the piece buffer)
+	from netip.AddrPort // who sent it, to attribute hash failures
+}
+
+// piece is an in-flight piece: requested, partly received, or being hashed.
+type piece struct {
+	index    int
+	size     int
+	buf      []byte
+	blocks   []block
+	received int
+	next     int  // hint: no unrequested block before this index
+	hashing  bool // all blocks in, hash check running
+}
+
+func (pc *piece) blockLen(i int) int {
+	if i == len(pc.blocks)-1 {
+		return pc.size - i*blockSize
+	}
+	return blockSize
+}
+
+// picker holds which pieces we have, want and are fetching, and how many
+// peers have each. It is owned by the torrent's owner goroutine.
+type picker struct {
+	numPieces int
+	have      bitfield.Bitfield
+	wanted    []bool
+	avail     []int          // number of connected peers that have each piece
+	active    map[int]*piece // in-flight pieces
+	order     []int          // active piece indices, oldest first, so partial pieces finish first
+	left      int            // wanted pieces not yet verified
+	rng       *rand.Rand
+	// random first pieces until this many are complete, so a new peer soon
+	// has something to trade instead of all leechers chasing the rarest piece.
+	randomFirst int
+}
+
+func newPicker(n int, have bitfield.Bitfield, wanted []bool) *picker {
+	pk := &picker{
+		numPieces:   n,
+		have:        have,
+		wanted:      wanted,
+		avail:       make([]int, n),
+		active:      make(map[int]*piece),
+		rng:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		randomFirst: 4,
+	}
+	for i := 0; i < n; i++ {
+		if wanted[i] && !have.Has(i) {
+			pk.left++
+		}
+	}
+	return pk
+}
+
+// needs reports whether piece i is wanted and not yet verified.
+func (pk *picker) needs(i int) bool { return pk.wanted[i] && !pk.have.Has(i) }
+
+// pickNew chooses a piece to start that the peer has: rarest first with a
+// random choice among the equally rare, or a random one while we have
+// almost nothing. It returns -1 when there is none.
+func (pk *picker) pickNew(has bitfield.Bitfield, seed bool) int {
+	best, bestAvail, ties := -1, int(^uint(0)>>1), 0
+	random := pk.have.Count() < pk.randomFirst
+	start := pk.rng.IntN(pk.numPieces)
+	for k := 0; k < pk.numPieces; k++ {
+		i := start + k
+		if i >= pk.numPieces {
+			i -= pk.numPieces
+		}
+		if !pk.needs(i) || pk.active[i] != nil || (!seed && !has.Has(i)) {
+			continue
+		}
+		if random {
+			return i // scan started at a random offset
+		}
+		a := pk.avail[i]
+		switch {
+		case a < bestAvail:
+			best, bestAvail, ties = i, a, 1
+		case a == bestAvail:
+			// Reservoir sampling keeps the choice uniform among ties.
+			ties++
+			if pk.rng.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// start makes piece i active with the given buffer.
+func (pk *picker) start(i, size int, buf []byte) *piece {
+	n := (size + blockSize - 1) / blockSize
+	pc := &piece{index: i, size: size, buf: buf[:size], blocks: make([]block, n)}
+	pk.active[i] = pc
+	pk.order = append(pk.order, i)
+	return pc
+}
+
+// finish removes piece i from the active set.
+func (pk *picker) finish(i int) {
+	delete(pk.active, i)
+	for k, j := range pk.order {
+		if j == i {
+			pk.order = append(pk.order[:k], pk.order[k+1:]...)
+			break
+		}
+	}
+}
+
+// unrequested returns the first block of pc nobody has requested, or -1.
+func (pc *piece) unrequested() int {
+	for b := pc.next; b < len(pc.blocks); b++ {
+		if !pc.blocks[b].have && pc.blocks[b].reqs == 0 {
+			pc.next = b
+			return b
+		}
+	}
+	pc.next = len(pc.blocks)
+	return -1
+}
+
+// release forgets a request for block b of pc (choke, reject, timeout, disconnect).
+func (pc *piece) release(b int) {
+	if pc.blocks[b].reqs > 0 {
+		pc.blocks[b].reqs--
+	}
+	if pc.blocks[b].reqs == 0 && !pc.blocks[b].have && b < pc.next {
+		pc.next = b
+	}
+}
+
+// requestTimeout is how long a peer may sit on our requests without
+// sending any block before they are handed to other peers.
+const requestTimeout = 30 * time.Second
