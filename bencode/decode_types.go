@@ -253,9 +253,9 @@ func newSliceDecoder(t reflect.Type) decoderFunc {
 				break
 			}
 			if i == v.Cap() {
-				grown := reflect.MakeSlice(t, i, max(2*i, 4))
-				reflect.Copy(grown, v)
-				v.Set(grown)
+				// Grow amortizes like append, in place and without the
+				// extra slice header that MakeSlice allocates.
+				v.Grow(max(i, 4))
 			}
 			v.SetLen(i + 1)
 			ev := v.Index(i)
