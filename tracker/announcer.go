@@ -105,7 +105,8 @@ func NewAnnouncer(c *Client, tiers [][]string, infoHash, peerID [20]byte, port u
 
 // Completed reports that the download has just finished, so the trackers
 // get a "completed" event. Only the first call has an effect; it never
-// blocks.
+// blocks. Do not call it for a torrent that was already complete when Run
+// started: BEP 3 sends no "completed" then.
 func (a *Announcer) Completed() {
 	select {
 	case a.completed <- struct{}{}:

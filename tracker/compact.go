@@ -41,3 +41,19 @@ func parseCompactPeers(dst []Peer, b []byte, stride int, field string, log *slog
 	}
 	return dst, nil
 }
+
+// dedupePeers drops repeated addresses, keeping the first occurrence, so a
+// peer listed in both "peers" and "peers6" (IPv4-mapped) or twice by a
+// sloppy tracker costs one connection attempt, not two.
+func dedupePeers(ps []Peer) []Peer {
+	seen := make(map[netip.AddrPort]struct{}, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if _, dup := seen[p.Addr]; dup {
+			continue
+		}
+		seen[p.Addr] = struct{}{}
+		out = append(out, p)
+	}
+	return out
+}

@@ -272,6 +272,7 @@ func parseAnnounceResponse(body []byte, log *slog.Logger) (*AnnounceResponse, er
 	default:
 		return nil, fmt.Errorf(`key "peers6" is %s, want string`, typeName(p))
 	}
+	r.Peers = dedupePeers(r.Peers)
 	return r, nil
 }
 

@@ -52,8 +52,11 @@ func (e Event) String() string {
 
 // AnnounceRequest is what a client tells a tracker about itself.
 type AnnounceRequest struct {
+	// InfoHash names the torrent; PeerID is this client's id for the
+	// session. Both go on the wire as raw bytes.
 	InfoHash, PeerID [20]byte
-	Port             uint16
+	// Port is where this client accepts peer connections.
+	Port uint16
 	// Byte counters of this session, as BEP 3 defines them.
 	Uploaded, Downloaded, Left int64
 	Event                      Event
@@ -70,6 +73,7 @@ type AnnounceRequest struct {
 
 // Peer is one swarm member returned by a tracker.
 type Peer struct {
+	// Addr is the peer's listening address, never port 0 or unspecified.
 	Addr netip.AddrPort
 	// ID is the peer's peer id when the tracker sent one (dictionary model
 	// only); the zero value means unknown.
@@ -96,9 +100,12 @@ type AnnounceResponse struct {
 // of an HTTP response or the message of a UDP error packet. It means the
 // tracker is reachable but will not serve this request.
 type FailureError struct {
+	// Reason is the tracker's text, as sent.
 	Reason string
 }
 
+// Error reports the tracker's reason verbatim so users see what the tracker
+// operator wrote.
 func (e *FailureError) Error() string {
 	return "tracker failure: " + e.Reason
 }
@@ -171,7 +178,8 @@ func (c *Client) Announce(ctx context.Context, trackerURL string, req AnnounceRe
 
 // Scrape asks the tracker whose announce URL is trackerURL for the counters
 // of the given torrents. For HTTP the scrape URL is derived by ScrapeURL.
-// Torrents the tracker does not know are absent from the result.
+// Over HTTP, torrents the tracker does not know are absent from the result;
+// UDP trackers cannot say so and report zero counters instead.
 func (c *Client) Scrape(ctx context.Context, trackerURL string, hashes [][20]byte) (map[[20]byte]ScrapeStats, error) {
 	u, err := url.Parse(trackerURL)
 	if err != nil {

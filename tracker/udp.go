@@ -220,7 +220,7 @@ func (c *Client) udpAnnounce(ctx context.Context, u *url.URL, req AnnounceReques
 		Interval:   resp.Interval,
 		Complete:   resp.Seeders,
 		Incomplete: resp.Leechers,
-		Peers:      resp.Peers,
+		Peers:      dedupePeers(resp.Peers),
 	}, nil
 }
 

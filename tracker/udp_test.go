@@ -443,3 +443,19 @@ func TestParseUDPResponse(t *testing.T) {
 		t.Errorf("skip undialable: %v %v", r, err)
 	}
 }
+
+func TestUDPPortUnreachable(t *testing.T) {
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.LocalAddr().String()
+	l.Close()
+	// With an hour-long retransmission timeout only the ICMP error can end
+	// this call, so a dead tracker is given up at once.
+	c := &Client{UDPRetransmit: time.Hour}
+	_, err = c.Announce(ctxT(t), "udp://"+addr+"/announce", AnnounceRequest{})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a refused error", err)
+	}
+}
