@@ -129,10 +129,13 @@ func Build(ctx context.Context, root string, opts BuildOptions, progress func(ha
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	log.Debug("hashing", "root", root, "files", len(files), "bytes", total, "piece_length", pl, "workers", workers)
+	start := time.Now()
 	pieces, err := hashFiles(ctx, files, total, pl, workers, progress)
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("hashed", "pieces", len(pieces), "elapsed", time.Since(start))
 	m.Info = Info{Name: name, PieceLength: pl, Pieces: pieces, Private: opts.Private}
 	if files[0].rel == nil {
 		m.Info.Length = total
@@ -217,7 +220,7 @@ func collect(root string, log *slog.Logger) (string, []srcFile, error) {
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return "", nil, fmt.Errorf("stat: %w", err)
+		return "", nil, fmt.Errorf("read source: %w", err)
 	}
 	switch {
 	case fi.Mode().IsRegular():
