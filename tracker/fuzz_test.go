@@ -84,3 +84,17 @@ func FuzzParseUDPResponse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseAnnounceResponse(b *testing.B) {
+	peers := make([]byte, 200*compactV4)
+	for i := range 200 {
+		copy(peers[i*compactV4:], []byte{10, 0, byte(i >> 8), byte(i), 0x1a, 0xe1})
+	}
+	body := mustMarshal(b, map[string]any{"interval": int64(1800), "peers": string(peers)})
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := ParseAnnounceResponse(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
