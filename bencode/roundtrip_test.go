@@ -96,21 +96,21 @@ type PropFile struct {
 }
 
 type propRecord struct {
-	Name    string           `bencode:"name"`
-	Bytes   []byte           `bencode:"bytes"`
-	Hash    [20]byte         `bencode:"hash"`
-	I       int              `bencode:"i"`
-	I8      int8             `bencode:"i8"`
-	I64     int64            `bencode:"i64"`
-	U16     uint16           `bencode:"u16"`
-	U32     uint32           `bencode:"u32"`
-	B       bool             `bencode:"b"`
-	Ptr     *int32           `bencode:"ptr"`
-	List    [][]string       `bencode:"list"`
-	Files   []PropFile       `bencode:"files"`
-	Map     map[string]int64 `bencode:"map"`
-	Nested  map[string][]int `bencode:"nested"`
-	Sub     *PropFile        `bencode:"sub"`
+	Name   string           `bencode:"name"`
+	Bytes  []byte           `bencode:"bytes"`
+	Hash   [20]byte         `bencode:"hash"`
+	I      int              `bencode:"i"`
+	I8     int8             `bencode:"i8"`
+	I64    int64            `bencode:"i64"`
+	U16    uint16           `bencode:"u16"`
+	U32    uint32           `bencode:"u32"`
+	B      bool             `bencode:"b"`
+	Ptr    *int32           `bencode:"ptr"`
+	List   [][]string       `bencode:"list"`
+	Files  []PropFile       `bencode:"files"`
+	Map    map[string]int64 `bencode:"map"`
+	Nested map[string][]int `bencode:"nested"`
+	Sub    *PropFile        `bencode:"sub"`
 	PropFile
 }
 
