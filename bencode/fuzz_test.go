@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // fuzzSeeds are inputs worth starting from: real message shapes, edge
@@ -123,6 +124,16 @@ func FuzzDecode(f *testing.F) {
 			}
 		case !errors.Is(serr, io.EOF):
 			checkError(t, serr, len(data))
+		}
+
+		// Splitting the input into one-byte reads changes nothing.
+		if serr == nil || !errors.Is(serr, io.EOF) {
+			dec1 := NewDecoder(iotest.OneByteReader(bytes.NewReader(data)))
+			var s1 any
+			serr1 := dec1.Decode(&s1)
+			if (serr1 == nil) != (serr == nil) || (serr != nil && serr1.Error() != serr.Error()) || !reflect.DeepEqual(s, s1) {
+				t.Fatalf("one-byte reads: %#v, %v; whole reads: %#v, %v", s1, serr1, s, serr)
+			}
 		}
 
 		// Typed decoding must fail cleanly too.
