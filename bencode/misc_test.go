@@ -124,7 +124,7 @@ func TestErrorMessages(t *testing.T) {
 
 func TestInterfaceFields(t *testing.T) {
 	type withAny struct {
-		V any          `bencode:"v"`
+		V any      `bencode:"v"`
 		S stringer `bencode:"s"`
 	}
 	b, err := Marshal(withAny{V: map[string]any{"k": []any{int64(1), "x", []byte("y")}}, S: name("n")})
