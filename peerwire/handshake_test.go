@@ -1,6 +1,7 @@
 package peerwire
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -177,3 +178,5 @@ func TestClientName(t *testing.T) {
 		}
 	}
 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64<<10) }
