@@ -105,6 +105,14 @@ func (dec *Decoder) maxValueSize() int {
 // scanner only finds the end of the value and enforces the limits that
 // protect the buffer.
 func (dec *Decoder) scanValue() (int, error) {
+	if have := len(dec.buf) - dec.start; cap(dec.buf) > maxRetainedBuffer && have <= minRead {
+		// Release a buffer that a rare large value grew, rather than
+		// pinning it for the stream's lifetime.
+		nb := make([]byte, have, minRead)
+		copy(nb, dec.buf[dec.start:])
+		dec.pos += int64(dec.start)
+		dec.buf, dec.start = nb, 0
+	}
 	s := scanner{
 		base:     dec.pos + int64(dec.start),
 		maxDepth: dec.Options.maxDepth(),
@@ -279,7 +287,7 @@ func NewEncoder(w io.Writer) *Encoder {
 	return &Encoder{w: w}
 }
 
-// maxRetainedBuffer is the largest encoding buffer an Encoder keeps for
+// maxRetainedBuffer is the largest buffer a Decoder or Encoder keeps for
 // reuse; a rare huge value should not pin its memory forever.
 const maxRetainedBuffer = 1 << 20
 

@@ -83,6 +83,33 @@ func TestDecoderLargeValueOneByte(t *testing.T) {
 	}
 }
 
+func TestDecoderReleasesLargeBuffer(t *testing.T) {
+	big, err := Marshal(bytes.Repeat([]byte{'x'}, 2*maxRetainedBuffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One reader, so the small values may arrive in the same Read as the
+	// end of the big one.
+	dec := NewDecoder(bytes.NewReader(append(big, "i1ei2e"...)))
+	var s string
+	if err := dec.Decode(&s); err != nil || len(s) != 2*maxRetainedBuffer {
+		t.Fatalf("big value: %d bytes, %v", len(s), err)
+	}
+	var n int
+	if err := dec.Decode(&n); err != nil || n != 1 {
+		t.Fatalf("after big value: %d %v", n, err)
+	}
+	if cap(dec.buf) > maxRetainedBuffer {
+		t.Fatalf("Decoder still holds a %d-byte buffer", cap(dec.buf))
+	}
+	if err := dec.Decode(&n); err != nil || n != 2 {
+		t.Fatalf("after big value: %d %v", n, err)
+	}
+	if dec.InputOffset() != int64(len(big)+6) {
+		t.Fatalf("InputOffset = %d, want %d", dec.InputOffset(), len(big)+6)
+	}
+}
+
 // countingReader counts the bytes handed out.
 type countingReader struct {
 	r io.Reader
