@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -15,8 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -56,9 +53,9 @@ const (
 	// readChunk is the unit of the reader: large enough that a read costs
 	// little per byte, small enough that read-ahead stays cheap.
 	readChunk = 4 << 20
-	// maxChunks bounds the chunks in flight (read but not yet hashed), so
-	// that Build needs at most maxChunks*readChunk (48 MiB) of buffers for
-	// any total size and any piece length.
+	// maxChunks bounds the chunks in flight (read or mapped but not yet
+	// hashed), so that Build holds at most maxChunks*readChunk (48 MiB) of
+	// data for any total size and any piece length.
 	maxChunks = 12
 )
 
@@ -89,9 +86,11 @@ type srcFile struct {
 // warning on opts.Logger. Devices, sockets and FIFOs are refused. The root
 // itself may be a symbolic link, since the user named it.
 //
-// Files are read in order by one goroutine in large chunks with a bounded
-// read-ahead, and pieces are hashed in parallel by opts.Workers goroutines,
-// so memory stays under ~48 MiB whatever the size. progress, if not nil,
+// Files are streamed in order by one goroutine in 4 MiB chunks with a
+// bounded read-ahead (on Linux, files of 1 MiB or more are memory-mapped
+// window by window, saving a copy), and pieces are hashed in parallel by
+// opts.Workers goroutines, so at most 48 MiB of data is held whatever the
+// size. progress, if not nil,
 // is called from the calling goroutine a few times per second and once at
 // the end with the bytes hashed so far and the total.
 func Build(ctx context.Context, root string, opts BuildOptions, progress func(hashed, total int64)) (*MetaInfo, error) {
@@ -271,235 +270,4 @@ func walk(dir string, rel []string, files *[]srcFile, log *slog.Logger) error {
 		*files = append(*files, srcFile{abs: p, rel: r, size: fi.Size()})
 	}
 	return nil
-}
-
-// chunk is a read buffer shared by the segments cut from it; the last
-// worker to finish with it returns it to the pool.
-type chunk struct {
-	b    []byte
-	refs atomic.Int32
-}
-
-// segment is the part of a chunk that belongs to one piece.
-type segment struct {
-	c     *chunk
-	data  []byte
-	piece int
-	end   bool // the piece is complete after this segment
-}
-
-// hashFiles computes the piece hashes of the concatenated files. One reader
-// goroutine fills chunks and cuts them at piece boundaries; piece p is
-// hashed by worker p%workers, whose channel keeps a piece's segments in
-// order, so pieces of any length hash in parallel with bounded memory.
-func hashFiles(ctx context.Context, files []srcFile, total, pl int64, workers int, progress func(hashed, total int64)) ([][20]byte, error) {
-	numPieces := total / pl
-	if total%pl != 0 {
-		numPieces++
-	}
-	if numPieces > math.MaxInt32 {
-		return nil, fmt.Errorf("piece length %d gives too many pieces (%d)", pl, numPieces)
-	}
-	pieces := make([][20]byte, numPieces)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	chunkSize := int64(readChunk)
-	if total < chunkSize {
-		chunkSize = total
-	}
-	pool := make(chan *chunk, maxChunks)
-	queues := make([]chan segment, workers)
-	var hashed atomic.Int64
-	var wg sync.WaitGroup
-	for w := range queues {
-		queues[w] = make(chan segment, 256)
-		wg.Go(func() {
-			h := sha1.New()
-			for s := range queues[w] {
-				if s.end && int64(len(s.data)) == pieceLen(s.piece, pl, total) {
-					// The whole piece is in one segment.
-					pieces[s.piece] = sha1.Sum(s.data)
-				} else {
-					h.Write(s.data)
-					if s.end {
-						h.Sum(pieces[s.piece][:0])
-						h.Reset()
-					}
-				}
-				hashed.Add(int64(len(s.data)))
-				if s.c.refs.Add(-1) == 0 {
-					pool <- s.c
-				}
-			}
-		})
-	}
-
-	var readErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			for _, q := range queues {
-				close(q)
-			}
-		}()
-		readErr = readPieces(ctx, files, pl, chunkSize, pool, queues)
-	}()
-
-	if progress != nil {
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-	loop:
-		for {
-			select {
-			case <-done:
-				break loop
-			case <-tick.C:
-				progress(hashed.Load(), total)
-			}
-		}
-	}
-	<-done
-	wg.Wait()
-	if readErr != nil {
-		return nil, readErr
-	}
-	if progress != nil {
-		progress(total, total)
-	}
-	return pieces, nil
-}
-
-// pieceLen is the length of piece p of a torrent of total bytes.
-func pieceLen(p int, pl, total int64) int64 {
-	return min(pl, total-int64(p)*pl)
-}
-
-// readPieces is the reader: it streams the files into chunks and hands the
-// piece segments to the workers' queues.
-func readPieces(ctx context.Context, files []srcFile, pl, chunkSize int64, pool chan *chunk, queues []chan segment) error {
-	allocated := 0
-	r := &multiReader{files: files}
-	defer r.close()
-	piece := 0
-	var inPiece int64 // bytes of the current piece already dispatched
-	segs := make([]segment, 0, 64)
-	for {
-		var c *chunk
-		if allocated < maxChunks {
-			select {
-			case c = <-pool:
-			default:
-				c = &chunk{b: make([]byte, chunkSize)}
-				allocated++
-			}
-		} else {
-			select {
-			case c = <-pool:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		n, err := r.fill(c.b)
-		if err != nil && err != io.EOF {
-			return err
-		}
-		if n == 0 {
-			return ctx.Err()
-		}
-		segs = segs[:0]
-		data := c.b[:n]
-		for len(data) > 0 {
-			take := min(int64(len(data)), pl-inPiece)
-			inPiece += take
-			s := segment{c: c, data: data[:take], piece: piece, end: inPiece == pl}
-			data = data[take:]
-			if s.end {
-				piece++
-				inPiece = 0
-			}
-			segs = append(segs, s)
-		}
-		if err == io.EOF && inPiece > 0 {
-			segs[len(segs)-1].end = true // the short last piece
-		}
-		c.refs.Store(int32(len(segs)))
-		for _, s := range segs {
-			select {
-			case queues[s.piece%len(queues)] <- s:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-}
-
-// multiReader reads the files one after another as one stream, checking
-// that each still has the size it had when listed.
-type multiReader struct {
-	files []srcFile
-	idx   int
-	f     *os.File
-	left  int64 // bytes still expected from f
-}
-
-// fill reads until p is full or the files are exhausted (io.EOF).
-func (r *multiReader) fill(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if r.f == nil {
-			for r.idx < len(r.files) && r.files[r.idx].size == 0 {
-				r.idx++
-			}
-			if r.idx == len(r.files) {
-				return n, io.EOF
-			}
-			sf := r.files[r.idx]
-			f, err := os.Open(sf.abs)
-			if err != nil {
-				return n, fmt.Errorf("open for hashing: %w", err)
-			}
-			r.f, r.left = f, sf.size
-		}
-		want := min(int64(len(p)-n), r.left)
-		m, err := io.ReadFull(r.f, p[n:n+int(want)])
-		n += m
-		r.left -= int64(m)
-		if err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return n, fmt.Errorf("%s: file shrank while hashing (expected %d bytes)", r.files[r.idx].abs, r.files[r.idx].size)
-			}
-			return n, fmt.Errorf("read %s: %w", r.files[r.idx].abs, err)
-		}
-		if r.left == 0 {
-			r.f.Close()
-			r.f = nil
-			r.idx++
-		}
-	}
-	if r.f == nil {
-		// Report the end as soon as the last byte is read, so the caller
-		// can mark the final piece.
-		for r.idx < len(r.files) && r.files[r.idx].size == 0 {
-			r.idx++
-		}
-		if r.idx == len(r.files) {
-			return n, io.EOF
-		}
-	}
-	return n, nil
-}
-
-func (r *multiReader) close() {
-	if r.f != nil {
-		r.f.Close()
-		r.f = nil
-	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -222,11 +221,6 @@ func TestBuildErrors(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "nothing", "deeper"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fifoDir := filepath.Join(dir, "withfifo")
-	writeTree(t, fifoDir, map[string][]byte{"ok": {1}})
-	if err := syscall.Mkfifo(filepath.Join(fifoDir, "pipe"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	f := filepath.Join(dir, "f")
 	cases := []struct {
 		name, root string
@@ -236,8 +230,6 @@ func TestBuildErrors(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope"), BuildOptions{}, "no such file"},
 		{"all files empty", filepath.Join(dir, "empties"), BuildOptions{}, "all files are empty"},
 		{"only empty folders", filepath.Join(dir, "nothing"), BuildOptions{}, "no files to share"},
-		{"fifo inside", fifoDir, BuildOptions{}, "pipe: special file"},
-		{"fifo as root", filepath.Join(fifoDir, "pipe"), BuildOptions{}, "not a regular file or folder"},
 		{"negative piece length", f, BuildOptions{PieceLength: -1}, "piece length -1 out of range"},
 		{"huge piece length", f, BuildOptions{PieceLength: 1 << 30}, "out of range"},
 		{"bad tracker scheme", f, BuildOptions{Trackers: []string{"ftp://x/a"}}, "tracker \"ftp://x/a\": scheme must be one of"},
@@ -357,5 +349,49 @@ func BenchmarkBuild(b *testing.B) {
 		if _, err := Build(context.Background(), p, BuildOptions{NoDate: true}, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSourceReaderModes checks that mapping and reading yield the same
+// stream, with the end reported on the last chunk only.
+func TestSourceReaderModes(t *testing.T) {
+	dir := t.TempDir()
+	sizes := []int{0, 5, mapThreshold + 3, 0, 100, 3*readChunk + 17, mapThreshold - 1, 0}
+	var files []srcFile
+	var want []byte
+	for i, n := range sizes {
+		data := randBytes(uint64(50+i), n)
+		name := string(rune('a' + i))
+		writeTree(t, dir, map[string][]byte{name: data})
+		files = append(files, srcFile{abs: filepath.Join(dir, name), rel: []string{name}, size: int64(n)})
+		want = append(want, data...)
+	}
+	for _, useMap := range []bool{false, mmapSupported} {
+		r := &sourceReader{files: files, bufSize: readChunk, useMap: useMap}
+		var got []byte
+		for i := 0; ; i++ {
+			c := &chunk{}
+			eof, err := r.next(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, c.data...)
+			c.unmap()
+			if eof {
+				break
+			}
+			if i > 100 {
+				t.Fatal("no end")
+			}
+		}
+		r.close()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("useMap=%v: stream differs (%d bytes, want %d)", useMap, len(got), len(want))
+		}
+	}
+	// A file that shrank since it was listed.
+	r := &sourceReader{files: []srcFile{{abs: files[1].abs, size: 50}}, bufSize: readChunk}
+	if _, err := r.next(&chunk{}); err == nil || !strings.Contains(err.Error(), "file shrank while hashing") {
+		t.Fatalf("shrunk file: err = %v", err)
 	}
 }
