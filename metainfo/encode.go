@@ -1,15 +1,14 @@
 package metainfo
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/sowerbt/sower/bencode"
+	"github.com/sowerbt/sower/magnet"
 )
 
 // torrentFile is the outer dictionary as written by Encode. Fields are in
@@ -112,26 +111,24 @@ func encodeInfo(info *Info) ([]byte, error) {
 }
 
 // Magnet returns a magnet URI for the torrent: the v1 info-hash (xt), the
-// name (dn), every tracker of every tier in order (tr) and the web seeds
-// (ws), which is what a client needs to join the swarm and fetch the
-// metadata from peers (BEP 9).
+// name (dn), the total size (xl), every tracker of every tier in order (tr)
+// and the web seeds (ws), which is what a client needs to join the swarm
+// and fetch the metadata from peers (BEP 9).
 func (m *MetaInfo) Magnet() string {
-	var b strings.Builder
-	b.WriteString("magnet:?xt=urn:btih:")
-	b.WriteString(hex.EncodeToString(m.InfoHash[:]))
-	if m.Info.Name != "" {
-		b.WriteString("&dn=")
-		b.WriteString(url.QueryEscape(m.Info.Name))
+	mg := magnet.Magnet{
+		InfoHash: m.InfoHash,
+		Name:     m.Info.Name,
+		Length:   m.Info.TotalLength(),
+		WebSeeds: m.WebSeeds(),
 	}
+	seen := make(map[string]bool)
 	for _, tier := range m.Tiers() {
 		for _, tr := range tier {
-			b.WriteString("&tr=")
-			b.WriteString(url.QueryEscape(tr))
+			if !seen[tr] {
+				seen[tr] = true
+				mg.Trackers = append(mg.Trackers, tr)
+			}
 		}
 	}
-	for _, ws := range m.URLList {
-		b.WriteString("&ws=")
-		b.WriteString(url.QueryEscape(ws))
-	}
-	return b.String()
+	return mg.String()
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sowerbt/sower/magnet"
 )
 
 func TestParseSingleFile(t *testing.T) {
@@ -150,11 +152,14 @@ func TestParseOuterExtensions(t *testing.T) {
 	if want := []string{"router.example:6881", "[::1]:6882"}; !reflect.DeepEqual(m.Nodes, want) {
 		t.Errorf("Nodes = %v, want %v", m.Nodes, want)
 	}
-	mag := m.Magnet()
-	for _, part := range []string{"magnet:?xt=urn:btih:", "&dn=n", "&tr=http%3A%2F%2Fa%2Fann", "&tr=http%3A%2F%2Fb%2Fann", "&tr=udp%3A%2F%2Fc%3A80", "&ws=http%3A%2F%2Fws%2Ffile"} {
-		if !strings.Contains(mag, part) {
-			t.Errorf("magnet %q lacks %q", mag, part)
-		}
+	mg, err := magnet.Parse(m.Magnet())
+	if err != nil {
+		t.Fatalf("magnet %q: %v", m.Magnet(), err)
+	}
+	want := magnet.Magnet{InfoHash: m.InfoHash, Name: "n", Length: 10,
+		Trackers: []string{"http://a/ann", "http://b/ann", "udp://c:80"}, WebSeeds: []string{"http://ws/file"}}
+	if !reflect.DeepEqual(*mg, want) {
+		t.Errorf("magnet %q parses to %+v, want %+v", m.Magnet(), *mg, want)
 	}
 	// Round trip through Encode keeps every modelled field.
 	out, err := m.Encode()
