@@ -24,8 +24,9 @@ const aria2GID = "5047e57e00000001"
 const rpcTimeout = 10 * time.Second
 
 // Aria2Seed starts aria2c checking the torrent's data in dataDir (-V) and
-// then seeding it for ever (--seed-ratio=0.0). Wait returns once the check
-// is done and it is seeding.
+// then seeding it for ever (--seed-ratio=0.0). Peers given (host:port) are
+// dialled as for Aria2Get. Wait returns once the check is done and it is
+// seeding.
 func Aria2Seed(t testing.TB, torrent, dataDir string, peers ...string) *Peer {
 	t.Helper()
 	return startAria2(t, "seed", torrent, dataDir, peers, "--seed-ratio=0.0")

@@ -53,6 +53,7 @@ func StartOpentracker(t testing.TB) *Tracker {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatalf("opentracker: %v", err)
 	}
+	// Empty at first (opentracker warns that it "can't open" an empty file).
 	if err := os.WriteFile(filepath.Join(dir, whitelistFile), nil, 0o644); err != nil {
 		t.Fatalf("opentracker: %v", err)
 	}
