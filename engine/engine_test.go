@@ -305,3 +305,47 @@ func TestGarbagePeer(t *testing.T) {
 		t.Fatal("data differs")
 	}
 }
+
+// BenchmarkTransfer moves a torrent from one in-memory seed to one
+// in-memory leecher over loopback TCP: the engine's own ceiling, without
+// disks.
+func BenchmarkTransfer(b *testing.B) {
+	tt := newTestTorrent(b, []int64{benchSize}, 1<<20)
+	b.SetBytes(int64(len(tt.data)))
+	b.ReportAllocs()
+	seedStore := tt.seedStore(b)
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var wg sync.WaitGroup
+		seed := startNode(b, ctx, &wg, tt, seedStore, tt.full())
+		leech := startNode(b, ctx, &wg, tt, storage.NewMemory(tt.layout), bitfield.Bitfield{})
+		leech.t.AddPeers(seed.addr)
+		waitDone(b, ctx, leech.t)
+		cancel()
+		wg.Wait()
+	}
+}
+
+const benchSize = 256 << 20
+
+// TestLongTransfer moves more blocks than a peer may have queued at once,
+// so request accounting must free slots as blocks are sent (a regression:
+// the seed once counted requests it had answered as still queued and cut
+// the leecher off as a flooder after 2048 blocks).
+func TestLongTransfer(t *testing.T) {
+	tt := newTestTorrent(t, []int64{3 * maxPeerRequests * blockSize / 2}, 256<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	seed := startNode(t, ctx, &wg, tt, tt.seedStore(t), tt.full())
+	leech := startNode(t, ctx, &wg, tt, storage.NewMemory(tt.layout), bitfield.Bitfield{})
+	leech.t.AddPeers(seed.addr)
+	waitDone(t, ctx, leech.t)
+	if n := seed.t.protocolCloses.Load(); n != 0 {
+		t.Fatalf("seed closed %d connections for protocol violations", n)
+	}
+	if got := readAll(t, leech.store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
+		t.Fatal("data differs")
+	}
+}

@@ -21,8 +21,8 @@ import (
 type blockKey uint64
 
 func makeKey(index, begin uint32) blockKey { return blockKey(uint64(index)<<32 | uint64(begin)) }
-func (k blockKey) index() uint32        { return uint32(k >> 32) }
-func (k blockKey) begin() uint32        { return uint32(k) }
+func (k blockKey) index() uint32           { return uint32(k >> 32) }
+func (k blockKey) begin() uint32           { return uint32(k) }
 
 // outItem is one queued outgoing message. Requests for block data are
 // queued as upload items and read from storage by the writer goroutine, so
@@ -51,6 +51,9 @@ type peer struct {
 	closed   chan struct{} // closed when both goroutines have stopped
 	uploaded atomic.Int64  // payload bytes sent
 	wire     atomic.Int64  // all bytes received, for rates including overhead
+	// uploads counts the peer's requests queued and not yet answered; the
+	// owner adds, the writer (or a cancel) subtracts.
+	uploads atomic.Int32
 
 	// Owner state.
 	has            bitfield.Bitfield
@@ -61,7 +64,6 @@ type peer struct {
 	peerInterested bool
 	pending        map[blockKey]time.Time // our requests to the peer
 	cancelled      map[blockKey]struct{}  // cancelled requests whose block may still arrive
-	peerRequests   int                    // requests from the peer not yet answered
 	maxRequests    int                    // peer's reqq, or a default
 	depth          int                    // our current request queue depth target
 	downloaded     int64                  // payload bytes received (owner)
@@ -99,6 +101,7 @@ func (p *peer) dropUpload(index, begin, length uint32) bool {
 	for i, it := range p.queue {
 		if it.upload && it.msg.Index == index && it.msg.Begin == begin && it.msg.Length == length {
 			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			p.uploads.Add(-1)
 			return true
 		}
 	}
@@ -114,6 +117,7 @@ func (p *peer) dropAllUploads() []peerwire.Message {
 	for _, it := range p.queue {
 		if it.upload {
 			dropped = append(dropped, it.msg)
+			p.uploads.Add(-1)
 			continue
 		}
 		kept = append(kept, it)
@@ -195,6 +199,7 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 				if err != nil {
 					return fmt.Errorf("reading block for upload: %w", err)
 				}
+				p.uploads.Add(-1)
 				p.uploaded.Add(int64(it.msg.Length))
 				t.uploaded.Add(int64(it.msg.Length))
 			} else {

@@ -107,6 +107,8 @@ type Torrent struct {
 	uploaded atomic.Int64
 	hashSem  chan struct{}
 	workers  sync.WaitGroup // piece verifications in flight
+	// protocolCloses counts connections we closed on purpose; tests read it.
+	protocolCloses atomic.Int64
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -289,14 +291,20 @@ func (t *Torrent) Run(ctx context.Context) error {
 			t.addConn(ctx, &wg, h)
 		case addrs := <-t.addPeers:
 			t.learn(addrs)
+			t.dialMore(ctx, &wg, time.Now())
 		case ps := <-peersFromTracker:
 			addrs := make([]netip.AddrPort, 0, len(ps))
 			for _, p := range ps {
 				addrs = append(addrs, p.Addr)
 			}
 			t.learn(addrs)
+			t.dialMore(ctx, &wg, time.Now())
 		case r := <-t.hashed:
 			t.onHashed(r)
+			// A freed piece buffer may unblock peers waiting for one.
+			for p := range t.peers {
+				t.fillRequests(p)
+			}
 		case now := <-tick.C:
 			t.onTick(ctx, &wg, now)
 		}
@@ -535,6 +543,7 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 // closePeer disconnects a peer for a protocol reason; dropPeer runs when
 // its goroutines report back.
 func (t *Torrent) closePeer(p *peer, reason string) {
+	t.protocolCloses.Add(1)
 	t.log.Info("closing peer connection", "peer", p.addr, "client", p.client, "reason", reason)
 	if p.cancel != nil {
 		p.cancel()
@@ -627,7 +636,6 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		return t.onRequest(p, m)
 	case peerwire.Cancel:
 		if p.dropUpload(m.Index, m.Begin, m.Length) {
-			p.peerRequests--
 			if p.fast() {
 				p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 			}
@@ -712,10 +720,10 @@ func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
 		reject()
 		return nil
 	}
-	if p.peerRequests >= maxPeerRequests {
+	if p.uploads.Load() >= maxPeerRequests {
 		return fmt.Errorf("request flood: more than %d outstanding requests", maxPeerRequests)
 	}
-	p.peerRequests++
+	p.uploads.Add(1)
 	p.enqueue(outItem{msg: m, upload: true})
 	return nil
 }
@@ -745,7 +753,6 @@ func (t *Torrent) choke(p *peer) {
 	p.amChoking = true
 	p.send(peerwire.Message{ID: peerwire.Choke})
 	for _, m := range p.dropAllUploads() {
-		p.peerRequests--
 		if p.fast() {
 			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		}
