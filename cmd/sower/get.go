@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/storage"
+)
+
+// swarmFlags are the options get and seed share.
+type swarmFlags struct {
+	port          int
+	peers         []string
+	quiet         bool
+	uploadLimit   string
+	downloadLimit string
+	noDHT         bool
+	dhtBootstrap  []string
+}
+
+func (f *swarmFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.port, "port", 6881, "TCP port to accept peers on (0 picks a free one)")
+	cmd.Flags().StringArrayVar(&f.peers, "peer", nil, "dial this peer HOST:PORT directly (repeatable)")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+	cmd.Flags().StringVar(&f.uploadLimit, "upload-limit", "", "upload rate limit, bytes/s (e.g. 8M, 512KiB)")
+	cmd.Flags().BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT")
+	cmd.Flags().StringArrayVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable)")
+}
+
+func newGetCmd() *cobra.Command {
+	var (
+		sf     swarmFlags
+		outDir string
+		seed   bool
+		noSeed bool
+		only   string
+	)
+	cmd := &cobra.Command{
+		Use:   "get [flags] TORRENT_FILE|MAGNET",
+		Short: "Download a torrent",
+		Long: `Download a torrent into a folder. Data already there is checked first and
+every verified piece is kept, so an interrupted download resumes.
+Exits 0 once the download is complete and verified; with --seed it keeps
+seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.`,
+		Example: `  sower get -o ~/Downloads ubuntu.iso.torrent
+  sower get --only '*.mkv' --seed show.torrent
+  sower get --port 0 --peer 127.0.0.1:6881 file.torrent`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if seed && noSeed {
+				return errors.New("--seed and --no-seed contradict each other")
+			}
+			mi, err := loadTorrent(args[0])
+			if err != nil {
+				return err
+			}
+			wanted, err := selectFiles(&mi.Info, only)
+			if err != nil {
+				return err
+			}
+			return runSwarm(cmd.Context(), mi, outDir, wanted, sf, seed)
+		},
+	}
+	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "folder to download into")
+	cmd.Flags().BoolVar(&seed, "seed", false, "keep seeding after the download completes")
+	cmd.Flags().BoolVar(&noSeed, "no-seed", false, "exit as soon as the download completes (the default)")
+	cmd.Flags().StringVar(&only, "only", "", "download only these files: indices (0,2,5-7) or globs (*.iso), comma-separated")
+	cmd.Flags().StringVar(&sf.downloadLimit, "download-limit", "", "download rate limit, bytes/s (e.g. 8M, 512KiB)")
+	sf.register(cmd)
+	return cmd
+}
+
+func newSeedCmd() *cobra.Command {
+	var (
+		sf        swarmFlags
+		superSeed bool
+	)
+	cmd := &cobra.Command{
+		Use:   "seed [flags] TORRENT_FILE DIR",
+		Short: "Verify a torrent's data and seed it",
+		Long: `Seed a torrent from DIR, the folder that holds the torrent's file (single-file)
+or its top folder (multi-file), like the -o DIR of get. The data is verified
+first; missing or damaged pieces are downloaded from the swarm before seeding.
+Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
+		Example: `  sower seed ubuntu.iso.torrent ~/Downloads
+  sower seed --port 0 movie.torrent /srv/data`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if superSeed {
+				return errors.New("--super-seed is not implemented yet")
+			}
+			mi, err := metainfo.Load(args[0])
+			if err != nil {
+				return err
+			}
+			return runSwarm(cmd.Context(), mi, args[1], nil, sf, true)
+		},
+	}
+	cmd.Flags().BoolVar(&superSeed, "super-seed", false, "super-seeding (BEP 16): offer each peer pieces nobody else has")
+	sf.register(cmd)
+	return cmd
+}
+
+// loadTorrent reads a .torrent file. Magnet links need metadata exchange,
+// which this build cannot do yet; say so plainly.
+func loadTorrent(arg string) (*metainfo.MetaInfo, error) {
+	if strings.HasPrefix(arg, "magnet:") {
+		return nil, errors.New("magnet links need metadata from peers, not supported yet: use a .torrent file")
+	}
+	return metainfo.Load(arg)
+}
+
+// selectFiles turns --only into a per-file wanted mask (nil = all). Items
+// are file indices, ranges of indices, or globs matched against the path
+// inside the torrent and against the base name.
+func selectFiles(info *metainfo.Info, spec string) ([]bool, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	entries := info.FileEntries()
+	wanted := make([]bool, len(entries))
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if lo, hi, ok := indexRange(item); ok {
+			if lo < 0 || hi >= len(entries) || lo > hi {
+				return nil, fmt.Errorf("--only %q: file index out of range (torrent has files 0-%d)", item, len(entries)-1)
+			}
+			for i := lo; i <= hi; i++ {
+				wanted[i] = true
+			}
+			continue
+		}
+		if _, err := path.Match(item, ""); err != nil {
+			return nil, fmt.Errorf("--only %q: bad glob: %w", item, err)
+		}
+		matched := false
+		for i, e := range entries {
+			inTorrent := e.Path
+			if info.IsMultiFile() {
+				inTorrent = strings.TrimPrefix(e.Path, info.Name+"/")
+			}
+			a, _ := path.Match(item, inTorrent)
+			b, _ := path.Match(item, path.Base(e.Path))
+			if (a || b) && !e.Padding {
+				wanted[i] = true
+				matched = true
+			}
+		}
+		if !matched {
+			return nil, fmt.Errorf("--only %q matches no file", item)
+		}
+	}
+	return wanted, nil
+}
+
+func indexRange(s string) (lo, hi int, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err := strconv.Atoi(a)
+	if err != nil {
+		return 0, 0, false
+	}
+	if !isRange {
+		return lo, lo, true
+	}
+	hi, err = strconv.Atoi(b)
+	if err != nil {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+// runSwarm verifies what is on disk, then downloads and/or seeds until
+// the download completes (and seed is false) or the user interrupts.
+func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []bool, sf swarmFlags, seed bool) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.Default()
+
+	dialPeers := make([]netip.AddrPort, 0, len(sf.peers))
+	for _, s := range sf.peers {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return fmt.Errorf("--peer %q: want IP:PORT: %w", s, err)
+		}
+		dialPeers = append(dialPeers, ap)
+	}
+	if sf.port < 0 || sf.port > 65535 {
+		return fmt.Errorf("--port %d: out of range", sf.port)
+	}
+	if sf.uploadLimit != "" || sf.downloadLimit != "" {
+		return errors.New("rate limits are not implemented yet")
+	}
+
+	layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("download folder: %w", err)
+	}
+	store, err := storage.OpenDir(dir, layout, storage.Options{Wanted: wanted})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ui := newStatusLine(os.Stderr, sf.quiet)
+	start := time.Now()
+	have, err := storage.Recheck(ctx, store, layout, mi.Info.Pieces, 0, func(n int) {
+		ui.checking(n, layout.NumPieces())
+	})
+	if err != nil {
+		return fmt.Errorf("checking existing data: %w", err)
+	}
+	ui.done()
+	if n := have.Count(); n > 0 {
+		log.Info("existing data checked", "verified_pieces", n, "of", layout.NumPieces(), "took", time.Since(start).Round(time.Millisecond))
+	}
+
+	ln, err := engine.Listen(fmt.Sprintf(":%d", sf.port), log)
+	if err != nil {
+		return fmt.Errorf("listen for peers: %w", err)
+	}
+	t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, engine.Config{
+		Port:        ln.Port(),
+		Trackers:    mi.Tiers(),
+		Have:        have,
+		WantedFiles: wanted,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln.Add(runCtx, t)
+	listenDone := make(chan error, 1)
+	go func() { listenDone <- ln.Serve(runCtx) }()
+	runDone := make(chan error, 1)
+	go func() { runDone <- t.Run(runCtx) }()
+	if len(dialPeers) > 0 {
+		t.AddPeers(dialPeers...)
+	}
+	log.Info("started", "torrent", mi.Info.Name, "infohash", fmt.Sprintf("%x", mi.InfoHash), "port", ln.Port())
+
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	done := t.Done()
+	var result error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			result = errInterrupted(t.Stats(), seed)
+			break loop
+		case err := <-runDone:
+			runDone = nil
+			result = err
+			break loop
+		case <-done:
+			done = nil
+			ui.progress(t.Stats())
+			ui.done()
+			fmt.Fprintf(os.Stderr, "%s: complete (%s)\n", mi.Info.Name, time.Since(start).Round(time.Millisecond))
+			if !seed {
+				break loop
+			}
+			fmt.Fprintln(os.Stderr, "seeding; Ctrl-C to stop")
+		case <-tick.C:
+			ui.progress(t.Stats())
+		}
+	}
+	ui.done()
+	cancel()
+	if runDone != nil {
+		if err := <-runDone; err != nil && result == nil {
+			result = err
+		}
+	}
+	if err := <-listenDone; err != nil && result == nil {
+		result = err
+	}
+	if err := store.Close(); err != nil && result == nil {
+		result = fmt.Errorf("closing files: %w", err)
+	}
+	return result
+}
+
+// errInterrupted is the exit status for Ctrl-C: success for a seed or a
+// finished download, an error for an incomplete download so scripts can tell.
+func errInterrupted(s engine.Stats, seed bool) error {
+	if s.Complete {
+		return nil
+	}
+	if seed && s.Left == 0 {
+		return nil
+	}
+	return fmt.Errorf("interrupted at %.1f%%; run the same command again to resume", s.Progress()*100)
+}
+
+// statusLine draws a one-line progress display on a terminal.
+type statusLine struct {
+	w      io.Writer
+	active bool
+	on     bool
+}
+
+func newStatusLine(w *os.File, quiet bool) *statusLine {
+	return &statusLine{w: w, on: !quiet && isTerminal(w)}
+}
+
+func (s *statusLine) checking(n, total int) {
+	if !s.on {
+		return
+	}
+	s.active = true
+	fmt.Fprintf(s.w, "\r\033[Kchecking existing data: %d/%d pieces", n, total)
+}
+
+func (s *statusLine) progress(st engine.Stats) {
+	if !s.on {
+		return
+	}
+	s.active = true
+	eta := "-"
+	if st.DownloadRate > 1 && st.Left > 0 {
+		eta = (time.Duration(float64(st.Left)/st.DownloadRate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(s.w, "\r\033[K%5.1f%% %s  down %s/s  up %s/s  peers %d (%d seeds)  eta %s",
+		st.Progress()*100, bar(st.Progress(), 20), formatSize(int64(st.DownloadRate)), formatSize(int64(st.UploadRate)),
+		st.Peers, st.Seeds, eta)
+	if st.HashFailures > 0 {
+		fmt.Fprintf(s.w, "  hash fails %d", st.HashFailures)
+	}
+}
+
+func (s *statusLine) done() {
+	if s.active {
+		fmt.Fprintln(s.w)
+		s.active = false
+	}
+}
+
+func bar(frac float64, width int) string {
+	n := int(frac * float64(width))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
