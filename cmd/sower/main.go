@@ -89,7 +89,7 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print debug logs on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
-	root.AddCommand(newCreateCmd(), newInfoCmd(), newGetCmd(), newSeedCmd())
+	root.AddCommand(newCreateCmd(), newInfoCmd(), newGetCmd(), newSeedCmd(), newDemoCmd())
 
 	wrapArgs(root)
 	return root
