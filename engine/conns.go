@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/peerwire"
+)
+
+// candidate is a peer address we may dial.
+type candidate struct {
+	failures int
+	nextTry  time.Time
+}
+
+// handshaked is a connection whose BitTorrent handshake is done.
+type handshaked struct {
+	conn     net.Conn
+	id       [20]byte
+	reserved peerwire.Reserved
+	outgoing bool
+}
+
+// banKey is what a ban applies to: the IP address, as peers come back on
+// new ports; but on loopback, where every test peer and local client
+// shares one address, the address and port.
+func banKey(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().IsLoopback() {
+		return a
+	}
+	return netip.AddrPortFrom(a.Addr(), 0)
+}
+
+func (t *Torrent) learn(addrs []netip.AddrPort) {
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 || t.banned[banKey(a)] {
+			continue
+		}
+		if t.cfg.Port != 0 && a.Port() == t.cfg.Port && a.Addr().IsLoopback() {
+			// Trackers hand us back to ourselves; the handshake would
+			// catch it too, but a dial is wasted.
+			continue
+		}
+		if _, ok := t.known[a]; !ok {
+			t.known[a] = &candidate{}
+		}
+	}
+}
+
+// dialMore starts dials to known, unconnected peers while limits allow.
+func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
+	if t.complete {
+		return // seeds wait for leechers to come
+	}
+	for a, c := range t.known {
+		if len(t.peers)+t.dialing >= t.cfg.MaxPeers || t.dialing >= t.cfg.MaxDialing {
+			return
+		}
+		if t.byAddr[a] != nil || now.Before(c.nextTry) || t.banned[banKey(a)] {
+			continue
+		}
+		// Back off exponentially on failures; nextTry is pushed now so a
+		// dial in flight is not repeated.
+		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 8)) * 10 * time.Second)
+		t.dialing++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := t.dial(ctx, a)
+			if err != nil {
+				t.log.Debug("dial failed", "peer", a, "err", err)
+				h = &handshaked{outgoing: true} // reports the dial slot free
+			}
+			select {
+			case t.conns <- h:
+			case <-ctx.Done():
+				if h.conn != nil {
+					h.conn.Close()
+				}
+			}
+		}()
+	}
+}
+
+func (t *Torrent) ourHandshake() peerwire.Handshake {
+	h := peerwire.Handshake{InfoHash: t.infoHash, PeerID: t.cfg.PeerID}
+	h.Reserved.SetFast()
+	h.Reserved.SetExtended()
+	return h
+}
+
+func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", a.String())
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(t.cfg.DialTimeout + 10*time.Second))
+	if err := peerwire.WriteHandshake(conn, t.ourHandshake()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("send handshake: %w", err)
+	}
+	h, err := peerwire.ReadHandshake(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("read handshake: %w", err)
+	}
+	if h.InfoHash != t.infoHash {
+		conn.Close()
+		return nil, fmt.Errorf("peer answered for another torrent %x", h.InfoHash)
+	}
+	conn.SetDeadline(time.Time{})
+	return &handshaked{conn: conn, id: h.PeerID, reserved: h.Reserved, outgoing: true}, nil
+}
+
+// acceptIncoming finishes the handshake of a connection whose info-hash
+// the listener already read, and hands it to the owner.
+func (t *Torrent) acceptIncoming(ctx context.Context, conn net.Conn, reserved peerwire.Reserved) {
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := peerwire.WriteHandshake(conn, t.ourHandshake()); err != nil {
+		conn.Close()
+		return
+	}
+	id, err := peerwire.ReadPeerID(conn)
+	if err != nil {
+		t.log.Debug("incoming handshake", "peer", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	select {
+	case t.conns <- &handshaked{conn: conn, id: id, reserved: reserved}:
+	case <-ctx.Done():
+		conn.Close()
+	case <-t.stopped:
+		conn.Close()
+	}
+}
+
+// addConn turns a handshaked connection into a running peer.
+func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked) {
+	if h.conn == nil {
+		return // failed dial
+	}
+	ap, _ := netip.ParseAddrPort(h.conn.RemoteAddr().String())
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	switch {
+	case h.id == t.cfg.PeerID:
+		t.log.Debug("dropping connection to ourselves", "peer", ap)
+		if c := t.known[ap]; c != nil {
+			c.nextTry = time.Now().Add(24 * time.Hour)
+		}
+		h.conn.Close()
+		return
+	case t.banned[banKey(ap)]:
+		h.conn.Close()
+		return
+	case len(t.peers) >= t.cfg.MaxPeers:
+		h.conn.Close()
+		return
+	}
+	for q := range t.peers {
+		if q.id == h.id {
+			h.conn.Close() // already connected to this peer the other way
+			return
+		}
+	}
+	if c := t.known[ap]; c != nil {
+		c.failures = 0
+	}
+	p := &peer{
+		conn:        h.conn,
+		addr:        ap,
+		id:          h.id,
+		reserved:    h.reserved,
+		outgoing:    h.outgoing,
+		client:      peerwire.ClientName(h.id),
+		notify:      make(chan struct{}, 1),
+		closed:      make(chan struct{}),
+		has:         bitfield.New(t.pk.numPieces),
+		amChoking:   true,
+		peerChoking: true,
+		pending:     make(map[blockKey]time.Time),
+		cancelled:   make(map[blockKey]struct{}),
+		maxRequests: 250,
+		depth:       32,
+		connected:   time.Now(),
+		lastPiece:   time.Now(),
+	}
+	t.peers[p] = struct{}{}
+	t.byAddr[ap] = p
+	t.log.Debug("peer connected", "peer", ap, "client", p.client, "outgoing", h.outgoing)
+
+	if p.reserved.SupportsExtended() {
+		p.send(t.extHandshake())
+	}
+	switch {
+	case p.fast() && t.pk.have.Full():
+		p.send(peerwire.Message{ID: peerwire.HaveAll})
+	case p.fast() && t.pk.have.Count() == 0:
+		p.send(peerwire.Message{ID: peerwire.HaveNone})
+	case t.pk.have.Count() > 0:
+		p.send(peerwire.Message{ID: peerwire.Bitfield, Payload: t.pk.have.Clone().Bytes()})
+	}
+	dec := peerwire.NewDecoder(h.conn, peerwire.Limits{
+		NumPieces:   t.pk.numPieces,
+		PieceLength: t.info.PieceLength,
+		TotalLength: t.info.TotalLength(),
+		MaxBlock:    128 << 10,
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t.runPeer(ctx, p, dec)
+	}()
+}
+
+// dropPeer forgets a peer whose goroutines have stopped.
+func (t *Torrent) dropPeer(p *peer, reason error) {
+	if _, ok := t.peers[p]; !ok {
+		return
+	}
+	delete(t.peers, p)
+	if t.byAddr[p.addr] == p {
+		delete(t.byAddr, p.addr)
+	}
+	for i := 0; i < t.pk.numPieces && p.has.Count() > 0; i++ {
+		if p.has.Has(i) {
+			t.pk.avail[i]--
+		}
+	}
+	t.releaseAll(p)
+	if c := t.known[p.addr]; c != nil && p.outgoing {
+		c.failures++
+	}
+	t.log.Debug("peer disconnected", "peer", p.addr, "reason", reason)
+}
+
+// closePeer disconnects a peer for a protocol reason; dropPeer runs when
+// its goroutines report back.
+func (t *Torrent) closePeer(p *peer, reason string) {
+	t.protocolCloses.Add(1)
+	t.log.Info("closing peer connection", "peer", p.addr, "client", p.client, "reason", reason)
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.conn.Close()
+}

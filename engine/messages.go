@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/peerwire"
+)
+
+func (t *Torrent) handleEvent(ctx context.Context, wg *sync.WaitGroup, ev event) {
+	p := ev.p
+	if ev.gone {
+		t.dropPeer(p, ev.err)
+		return
+	}
+	if _, ok := t.peers[p]; !ok {
+		if ev.block != nil {
+			t.blocks.put(ev.block)
+		}
+		return // late message from a peer being closed
+	}
+	if err := t.handleMessage(p, ev.msg, ev.block); err != nil {
+		t.closePeer(p, err.Error())
+		return
+	}
+	t.fillRequests(p)
+}
+
+func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error {
+	switch m.ID {
+	case peerwire.Choke:
+		p.peerChoking = true
+		if !p.fast() {
+			// Without the fast extension a choke discards our requests.
+			t.releaseAll(p)
+		}
+	case peerwire.Unchoke:
+		p.peerChoking = false
+	case peerwire.Interested:
+		p.peerInterested = true
+		t.unchokeIfSlot(p)
+	case peerwire.NotInterested:
+		p.peerInterested = false
+		if !p.amChoking {
+			t.choke(p)
+		}
+	case peerwire.Have:
+		i := int(m.Index)
+		if !p.has.Has(i) {
+			p.has.Set(i)
+			t.pk.avail[i]++
+			if p.has.Full() {
+				p.seed = true
+			}
+			if t.pk.needs(i) && !p.amInterested {
+				p.amInterested = true
+				p.send(peerwire.Message{ID: peerwire.Interested})
+			}
+		}
+	case peerwire.Bitfield:
+		if p.has.Count() > 0 {
+			return errors.New("bitfield after have messages")
+		}
+		bf, err := bitfield.FromBytes(m.Payload, t.pk.numPieces)
+		if err != nil {
+			return err
+		}
+		t.setHas(p, bf)
+	case peerwire.HaveAll:
+		if !p.fast() {
+			return errors.New("have-all without fast extension")
+		}
+		bf := bitfield.New(t.pk.numPieces)
+		bf.SetAll()
+		t.setHas(p, bf)
+	case peerwire.HaveNone:
+		if !p.fast() {
+			return errors.New("have-none without fast extension")
+		}
+		t.updateInterest(p)
+	case peerwire.Request:
+		return t.onRequest(p, m)
+	case peerwire.Cancel:
+		if p.dropUpload(m.Index, m.Begin, m.Length) {
+			if p.fast() {
+				p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+			}
+		}
+	case peerwire.Piece:
+		return t.onBlock(p, m, data)
+	case peerwire.Reject:
+		if !p.fast() {
+			return errors.New("reject without fast extension")
+		}
+		k := makeKey(m.Index, m.Begin)
+		if _, ok := p.pending[k]; ok {
+			delete(p.pending, k)
+			if pc := t.pk.active[int(m.Index)]; pc != nil {
+				pc.release(int(m.Begin / blockSize))
+			}
+		} else if _, ok := p.cancelled[k]; ok {
+			delete(p.cancelled, k)
+		}
+	case peerwire.AllowedFast:
+		if p.allowedFast == nil {
+			p.allowedFast = make(map[uint32]bool)
+		}
+		if len(p.allowedFast) < 64 {
+			p.allowedFast[m.Index] = true
+		}
+	case peerwire.Extended:
+		if m.ExtendedID == 0 {
+			t.onExtHandshake(p, m.Payload)
+		}
+	case peerwire.Port, peerwire.Suggest:
+		// DHT and suggestions are handled by later layers; ignoring
+		// them is always legal.
+	}
+	return nil
+}
+
+func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
+	for i := 0; i < t.pk.numPieces; i++ {
+		if bf.Has(i) && !p.has.Has(i) {
+			t.pk.avail[i]++
+		}
+	}
+	p.has = bf
+	p.seed = bf.Full()
+	if p.seed && t.complete {
+		// Two seeds have nothing to say to each other.
+		t.closePeer(p, "both seeds")
+		return
+	}
+	t.updateInterest(p)
+}
+
+// updateInterest tells the peer whether it has anything we want.
+func (t *Torrent) updateInterest(p *peer) {
+	want := false
+	if !t.complete {
+		for i := 0; i < t.pk.numPieces; i++ {
+			if p.has.Has(i) && t.pk.needs(i) {
+				want = true
+				break
+			}
+		}
+	}
+	if want != p.amInterested {
+		p.amInterested = want
+		if want {
+			p.send(peerwire.Message{ID: peerwire.Interested})
+		} else {
+			p.send(peerwire.Message{ID: peerwire.NotInterested})
+		}
+	}
+}
+
+func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
+	reject := func() {
+		if p.fast() {
+			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	}
+	if p.amChoking || !t.pk.have.Has(int(m.Index)) {
+		reject()
+		return nil
+	}
+	if p.uploads.Load() >= maxPeerRequests {
+		return fmt.Errorf("request flood: more than %d outstanding requests", maxPeerRequests)
+	}
+	p.uploads.Add(1)
+	p.enqueue(outItem{msg: m, upload: true})
+	return nil
+}
+
+// maxPeerRequests is how many unanswered requests a peer may queue at us;
+// we advertise it as reqq in the extension handshake, with slack because
+// messages cross.
+const maxPeerRequests = 2048
+
+func (t *Torrent) unchokeIfSlot(p *peer) {
+	if !p.amChoking || !p.peerInterested {
+		return
+	}
+	n := 0
+	for q := range t.peers {
+		if !q.amChoking {
+			n++
+		}
+	}
+	if n < t.cfg.MaxUnchoked {
+		p.amChoking = false
+		p.send(peerwire.Message{ID: peerwire.Unchoke})
+	}
+}
+
+func (t *Torrent) choke(p *peer) {
+	p.amChoking = true
+	p.send(peerwire.Message{ID: peerwire.Choke})
+	for _, m := range p.dropAllUploads() {
+		if p.fast() {
+			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sowerbt/sower/peerwire"
+)
+
+type hashResult struct {
+	pc  *piece
+	ok  bool
+	err error // storage write failed
+}
+
+// releaseAll returns all of p's outstanding requests to the picker.
+func (t *Torrent) releaseAll(p *peer) {
+	for k := range p.pending {
+		if pc := t.pk.active[int(k.index())]; pc != nil {
+			pc.release(int(k.begin() / blockSize))
+		}
+	}
+	clear(p.pending)
+}
+
+// onBlock stores a received block in its piece and starts the hash check
+// when the piece is whole.
+func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
+	defer t.blocks.put(data)
+	k := makeKey(m.Index, m.Begin)
+	n := int64(len(data))
+	if _, ok := p.pending[k]; ok {
+		delete(p.pending, k)
+	} else if _, ok := p.cancelled[k]; ok {
+		delete(p.cancelled, k)
+	} else {
+		return fmt.Errorf("unrequested block %d+%d", m.Index, m.Begin)
+	}
+	p.downloaded += n
+	p.lastPiece = time.Now()
+	t.downloaded += n
+	pc := t.pk.active[int(m.Index)]
+	b := int(m.Begin / blockSize)
+	if pc == nil || pc.hashing || m.Begin%blockSize != 0 || b >= len(pc.blocks) || pc.blocks[b].have {
+		t.wasted += n // end-game duplicate or a piece already done
+		if pc != nil && b < len(pc.blocks) {
+			pc.release(b)
+		}
+		return nil
+	}
+	if int(n) != pc.blockLen(b) {
+		return fmt.Errorf("block %d+%d has %d bytes, requested %d", m.Index, m.Begin, n, pc.blockLen(b))
+	}
+	copy(pc.buf[m.Begin:], data)
+	pc.release(b)
+	pc.blocks[b].have = true
+	pc.blocks[b].from = p.addr
+	pc.received++
+	// Cancel copies of this block requested from other peers (end game).
+	for q := range t.peers {
+		if q == p {
+			continue
+		}
+		if _, ok := q.pending[k]; ok {
+			delete(q.pending, k)
+			q.cancelled[k] = struct{}{}
+			pc.release(b)
+			q.send(peerwire.Message{ID: peerwire.Cancel, Index: m.Index, Begin: m.Begin, Length: uint32(n)})
+		}
+	}
+	if pc.received == len(pc.blocks) {
+		pc.hashing = true
+		t.verify(pc)
+	}
+	return nil
+}
+
+// verify hashes a complete piece and writes it, off the owner goroutine.
+func (t *Torrent) verify(pc *piece) {
+	want := t.info.Pieces[pc.index]
+	t.workers.Add(1)
+	go func() {
+		defer t.workers.Done()
+		t.hashSem <- struct{}{}
+		ok := sha1.Sum(pc.buf) == want
+		var err error
+		if ok {
+			off := int64(pc.index) * t.info.PieceLength
+			_, err = t.store.WriteAt(pc.buf, off)
+		}
+		<-t.hashSem
+		t.hashed <- hashResult{pc: pc, ok: ok, err: err}
+	}()
+}
+
+func (t *Torrent) onHashed(r hashResult) {
+	pc := r.pc
+	i := pc.index
+	t.pk.finish(i)
+	t.freeBufs = append(t.freeBufs, pc.buf[:cap(pc.buf)])
+	switch {
+	case r.err != nil:
+		t.log.Error("writing piece failed; will download it again", "piece", i, "err", r.err)
+		return
+	case !r.ok:
+		t.hashFails++
+		t.wasted += int64(pc.size)
+		t.onHashFail(pc)
+		return
+	}
+	t.pk.have.Set(i)
+	t.pk.left--
+	for p := range t.peers {
+		if !p.has.Has(i) {
+			p.send(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+		}
+		if p.amInterested && p.has.Has(i) {
+			t.updateInterest(p)
+		}
+	}
+	if t.pk.left == 0 {
+		t.markComplete()
+	}
+}
+
+// onHashFail blames the peers that sent the bad piece. A peer that sent
+// the whole piece alone is certainly lying and is banned; contributors to
+// a mixed piece are banned after repeated failures.
+func (t *Torrent) onHashFail(pc *piece) {
+	senders := map[netip.AddrPort]bool{}
+	for _, b := range pc.blocks {
+		senders[b.from] = true
+	}
+	t.log.Warn("piece failed hash check; downloading it again", "piece", pc.index, "peers", len(senders))
+	for a := range senders {
+		p := t.byAddr[a]
+		if p == nil {
+			continue
+		}
+		p.hashFails++
+		if len(senders) == 1 || p.hashFails >= 3 {
+			t.banned[banKey(a)] = true
+			t.closePeer(p, fmt.Sprintf("sent data that failed the hash check (%d pieces)", p.hashFails))
+		}
+	}
+}
+
+func (t *Torrent) markComplete() {
+	t.complete = true
+	t.doneOnce.Do(func() { close(t.done) })
+	if t.announcer != nil {
+		t.announcer.Completed()
+	}
+	for p := range t.peers {
+		t.updateInterest(p)
+		if p.seed {
+			t.closePeer(p, "both seeds")
+		}
+	}
+	t.publishStats(time.Now())
+	t.log.Info("download complete")
+}
+
+// fillRequests keeps the peer's request pipeline at its target depth.
+func (t *Torrent) fillRequests(p *peer) {
+	if p.peerChoking || !p.amInterested || t.complete {
+		return
+	}
+	limit := min(p.depth, p.maxRequests)
+	for len(p.pending) < limit {
+		pc, b := t.nextBlock(p)
+		if pc == nil {
+			return
+		}
+		pc.blocks[b].reqs++
+		k := makeKey(uint32(pc.index), uint32(b*blockSize))
+		delete(p.cancelled, k)
+		p.pending[k] = time.Now()
+		p.send(peerwire.Message{ID: peerwire.Request, Index: uint32(pc.index), Begin: uint32(b * blockSize), Length: uint32(pc.blockLen(b))})
+	}
+}
+
+// nextBlock chooses the next block to request from p: first unrequested
+// blocks of pieces already in flight (finish what is started), then a new
+// piece by rarity, and at the very end a block already requested from
+// another peer (end game).
+func (t *Torrent) nextBlock(p *peer) (*piece, int) {
+	for _, i := range t.pk.order {
+		pc := t.pk.active[i]
+		if pc.hashing || !(p.seed || p.has.Has(i)) {
+			continue
+		}
+		if b := pc.unrequested(); b >= 0 {
+			return pc, b
+		}
+	}
+	if buf := t.pieceBuffer(); buf != nil {
+		if i := t.pk.pickNew(p.has, p.seed); i >= 0 {
+			return t.pk.start(i, int(t.info.PieceSize(i)), buf), 0
+		}
+		t.freeBufs = append(t.freeBufs, buf)
+	}
+	// End game: nothing unrequested is left that this peer could fetch, so
+	// duplicate requests still outstanding elsewhere; the first copy wins
+	// and the others are cancelled.
+	for _, i := range t.pk.order {
+		pc := t.pk.active[i]
+		if pc.hashing || !(p.seed || p.has.Has(i)) {
+			continue
+		}
+		for b := range pc.blocks {
+			blk := &pc.blocks[b]
+			if blk.have || blk.reqs >= 2 {
+				continue
+			}
+			if _, mine := p.pending[makeKey(uint32(i), uint32(b*blockSize))]; mine {
+				continue
+			}
+			if !t.inEndGame() {
+				return nil, 0
+			}
+			return pc, b
+		}
+	}
+	return nil, 0
+}
+
+// inEndGame reports whether every missing wanted piece is in flight, the
+// documented entry rule: no piece is left to start.
+func (t *Torrent) inEndGame() bool {
+	return len(t.pk.active) >= t.pk.left
+}
+
+// pieceBuffer returns a buffer for a new piece, or nil when the memory
+// budget is used up (hashing is behind or too many pieces are in flight).
+func (t *Torrent) pieceBuffer() []byte {
+	if n := len(t.freeBufs); n > 0 {
+		b := t.freeBufs[n-1]
+		t.freeBufs = t.freeBufs[:n-1]
+		return b
+	}
+	maxBufs := max(4, int(t.cfg.MaxBuffer/t.info.PieceLength))
+	if t.buffers >= maxBufs {
+		return nil
+	}
+	t.buffers++
+	return make([]byte, t.info.PieceLength)
+}
+
+func (t *Torrent) blockLenAt(k blockKey) int64 {
+	ps := t.info.PieceSize(int(k.index()))
+	return min(blockSize, ps-int64(k.begin()))
+}
