@@ -174,8 +174,12 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	if c := t.known[ap]; c != nil {
 		c.failures = 0
 	}
+	var conn net.Conn = h.conn
+	if t.cfg.UploadLimit != nil || t.cfg.DownloadLimit != nil {
+		conn = &limitedConn{Conn: h.conn, ctx: ctx, up: t.cfg.UploadLimit, down: t.cfg.DownloadLimit}
+	}
 	p := &peer{
-		conn:        h.conn,
+		conn:        conn,
 		addr:        ap,
 		id:          h.id,
 		reserved:    h.reserved,
@@ -189,6 +193,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		pending:     make(map[blockKey]time.Time),
 		cancelled:   make(map[blockKey]struct{}),
 		maxRequests: 250,
+		offered:     -1,
 		depth:       32,
 		connected:   time.Now(),
 		lastPiece:   time.Now(),
@@ -201,6 +206,11 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		p.send(t.extHandshake())
 	}
 	switch {
+	case t.superSeeding():
+		// Reveal pieces one at a time (superOffer), never the bitfield.
+		if p.fast() {
+			p.send(peerwire.Message{ID: peerwire.HaveNone})
+		}
 	case p.fast() && t.pk.have.Full():
 		p.send(peerwire.Message{ID: peerwire.HaveAll})
 	case p.fast() && t.pk.have.Count() == 0:
@@ -208,7 +218,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	case t.pk.have.Count() > 0:
 		p.send(peerwire.Message{ID: peerwire.Bitfield, Payload: t.pk.have.Clone().Bytes()})
 	}
-	dec := peerwire.NewDecoder(h.conn, peerwire.Limits{
+	dec := peerwire.NewDecoder(conn, peerwire.Limits{
 		NumPieces:   t.pk.numPieces,
 		PieceLength: t.info.PieceLength,
 		TotalLength: t.info.TotalLength(),
@@ -236,6 +246,7 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 		}
 	}
 	t.releaseAll(p)
+	t.releaseOffer(p)
 	if c := t.known[p.addr]; c != nil && p.outgoing {
 		c.failures++
 	}

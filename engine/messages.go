@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/peerwire"
@@ -57,8 +58,10 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			}
 			if t.pk.needs(i) && !p.amInterested {
 				p.amInterested = true
+				p.interestedAt = time.Now()
 				p.send(peerwire.Message{ID: peerwire.Interested})
 			}
+			t.superSawHave(p, i, time.Now())
 		}
 	case peerwire.Bitfield:
 		if p.has.Count() > 0 {
@@ -81,6 +84,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			return errors.New("have-none without fast extension")
 		}
 		t.updateInterest(p)
+		t.superOffer(p, time.Now())
 	case peerwire.Request:
 		return t.onRequest(p, m)
 	case peerwire.Cancel:
@@ -136,6 +140,7 @@ func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
 		return
 	}
 	t.updateInterest(p)
+	t.superOffer(p, time.Now())
 }
 
 // updateInterest tells the peer whether it has anything we want.
@@ -151,6 +156,9 @@ func (t *Torrent) updateInterest(p *peer) {
 	}
 	if want != p.amInterested {
 		p.amInterested = want
+		if want {
+			p.interestedAt = time.Now()
+		}
 		if want {
 			p.send(peerwire.Message{ID: peerwire.Interested})
 		} else {
@@ -181,29 +189,3 @@ func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
 // we advertise it as reqq in the extension handshake, with slack because
 // messages cross.
 const maxPeerRequests = 2048
-
-func (t *Torrent) unchokeIfSlot(p *peer) {
-	if !p.amChoking || !p.peerInterested {
-		return
-	}
-	n := 0
-	for q := range t.peers {
-		if !q.amChoking {
-			n++
-		}
-	}
-	if n < t.cfg.MaxUnchoked {
-		p.amChoking = false
-		p.send(peerwire.Message{ID: peerwire.Unchoke})
-	}
-}
-
-func (t *Torrent) choke(p *peer) {
-	p.amChoking = true
-	p.send(peerwire.Message{ID: peerwire.Choke})
-	for _, m := range p.dropAllUploads() {
-		if p.fast() {
-			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
-	}
-}

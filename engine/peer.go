@@ -74,6 +74,13 @@ type peer struct {
 	hashFails      int
 	extHandshake   bool
 	allowedFast    map[uint32]bool
+	snubbed        bool      // sent us nothing for snubAfter while we were interested
+	interestedAt   time.Time // when we last became interested, for snubbing
+	unchokedAt     time.Time // when we last unchoked the peer (zero: choked)
+	lastUnchoked   time.Time // when the peer last held an upload slot, for seed round robin
+	optimistic     bool      // holds the optimistic unchoke slot
+	offered        int       // super-seeding: the piece offered to this peer, or -1
+	offeredAt      time.Time
 }
 
 func (p *peer) String() string { return p.addr.String() }

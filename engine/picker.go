@@ -40,31 +40,33 @@ func (pc *piece) blockLen(i int) int {
 // picker holds which pieces we have, want and are fetching, and how many
 // peers have each. It is owned by the torrent's owner goroutine.
 type picker struct {
-	numPieces int
-	have      bitfield.Bitfield
-	wanted    []bool
-	avail     []int          // number of connected peers that have each piece
-	active    map[int]*piece // in-flight pieces
-	order     []int          // active piece indices, oldest first, so partial pieces finish first
-	left      int            // wanted pieces not yet verified
-	rng       *rand.Rand
+	numPieces  int
+	have       bitfield.Bitfield
+	prio       []Priority
+	sequential bool
+	avail      []int          // number of connected peers that have each piece
+	active     map[int]*piece // in-flight pieces
+	order      []int          // active piece indices, oldest first, so partial pieces finish first
+	left       int            // wanted pieces not yet verified
+	rng        *rand.Rand
 	// random first pieces until this many are complete, so a new peer soon
 	// has something to trade instead of all leechers chasing the rarest piece.
 	randomFirst int
 }
 
-func newPicker(n int, have bitfield.Bitfield, wanted []bool) *picker {
+func newPicker(n int, have bitfield.Bitfield, prio []Priority, sequential bool) *picker {
 	pk := &picker{
 		numPieces:   n,
 		have:        have,
-		wanted:      wanted,
+		prio:        prio,
+		sequential:  sequential,
 		avail:       make([]int, n),
 		active:      make(map[int]*piece),
 		rng:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		randomFirst: 4,
 	}
 	for i := 0; i < n; i++ {
-		if wanted[i] && !have.Has(i) {
+		if prio[i] > Skip && !have.Has(i) {
 			pk.left++
 		}
 	}
@@ -72,15 +74,43 @@ func newPicker(n int, have bitfield.Bitfield, wanted []bool) *picker {
 }
 
 // needs reports whether piece i is wanted and not yet verified.
-func (pk *picker) needs(i int) bool { return pk.wanted[i] && !pk.have.Has(i) }
+func (pk *picker) needs(i int) bool { return pk.prio[i] > Skip && !pk.have.Has(i) }
 
-// pickNew chooses a piece to start that the peer has: rarest first with a
-// random choice among the equally rare, or a random one while we have
-// almost nothing. It returns -1 when there is none.
+// Priority is a file's or piece's download priority.
+type Priority int8
+
+// Priorities, lowest first.
+const (
+	Skip   Priority = iota // do not download
+	Normal                 // rarest first
+	High                   // before any normal piece
+)
+
+// EndGamePolicy decides when a peer may be sent requests for blocks that
+// are already requested from another peer.
+type EndGamePolicy int
+
+const (
+	// EndGameAllRequested enters end game when no block of any missing
+	// piece is left unrequested: the classic rule, which wastes least.
+	EndGameAllRequested EndGamePolicy = iota
+	// EndGameAllStarted enters as soon as every missing piece is in
+	// flight and the asking peer has nothing new to fetch: more eager, so
+	// a slow peer holding the last blocks is bypassed sooner.
+	EndGameAllStarted
+)
+
+// pickNew chooses a piece to start that the peer has: highest priority
+// first; within it rarest first with a random choice among the equally
+// rare, or a random one while we have almost nothing, or the lowest index
+// in sequential mode. It returns -1 when there is none.
 func (pk *picker) pickNew(has bitfield.Bitfield, seed bool) int {
-	best, bestAvail, ties := -1, int(^uint(0)>>1), 0
-	random := pk.have.Count() < pk.randomFirst
-	start := pk.rng.IntN(pk.numPieces)
+	best, bestPrio, bestAvail, ties := -1, Skip, int(^uint(0)>>1), 0
+	random := !pk.sequential && pk.have.Count() < pk.randomFirst
+	start := 0
+	if !pk.sequential {
+		start = pk.rng.IntN(pk.numPieces)
+	}
 	for k := 0; k < pk.numPieces; k++ {
 		i := start + k
 		if i >= pk.numPieces {
@@ -89,8 +119,16 @@ func (pk *picker) pickNew(has bitfield.Bitfield, seed bool) int {
 		if !pk.needs(i) || pk.active[i] != nil || (!seed && !has.Has(i)) {
 			continue
 		}
-		if random {
-			return i // scan started at a random offset
+		p := pk.prio[i]
+		if p < bestPrio {
+			continue
+		}
+		if p > bestPrio {
+			best, bestPrio, bestAvail, ties = i, p, pk.avail[i], 1
+			continue
+		}
+		if random || pk.sequential {
+			continue // keep the first found: random offset, or lowest index
 		}
 		a := pk.avail[i]
 		switch {

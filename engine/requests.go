@@ -40,6 +40,7 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 	}
 	p.downloaded += n
 	p.lastPiece = time.Now()
+	p.snubbed = false
 	t.downloaded += n
 	pc := t.pk.active[int(m.Index)]
 	b := int(m.Begin / blockSize)
@@ -110,6 +111,7 @@ func (t *Torrent) onHashed(r hashResult) {
 		t.onHashFail(pc)
 		return
 	}
+	t.convict(pc)
 	t.pk.have.Set(i)
 	t.pk.left--
 	for p := range t.peers {
@@ -125,15 +127,38 @@ func (t *Torrent) onHashed(r hashResult) {
 	}
 }
 
-// onHashFail blames the peers that sent the bad piece. A peer that sent
-// the whole piece alone is certainly lying and is banned; contributors to
-// a mixed piece are banned after repeated failures.
+// failedPiece remembers who sent each block of a piece that failed its
+// hash check when several peers contributed, so the culprits can be named
+// once a good copy arrives.
+type failedPiece struct {
+	blocks []blockVerdict
+}
+
+type blockVerdict struct {
+	sum  [20]byte
+	from netip.AddrPort
+}
+
+// onHashFail blames the peers that sent the bad piece. A peer that sent the
+// whole piece alone certainly sent bad data and is banned. For a piece with
+// several senders each block's hash is kept: when the piece later passes,
+// the senders of the blocks that differ from the good copy are the
+// culprits (see convict). Until then each sender gets a strike, and three
+// strikes ban it.
 func (t *Torrent) onHashFail(pc *piece) {
 	senders := map[netip.AddrPort]bool{}
 	for _, b := range pc.blocks {
 		senders[b.from] = true
 	}
 	t.log.Warn("piece failed hash check; downloading it again", "piece", pc.index, "peers", len(senders))
+	if len(senders) > 1 {
+		fp := &failedPiece{blocks: make([]blockVerdict, len(pc.blocks))}
+		for b := range pc.blocks {
+			off := b * blockSize
+			fp.blocks[b] = blockVerdict{sum: sha1.Sum(pc.buf[off : off+pc.blockLen(b)]), from: pc.blocks[b].from}
+		}
+		t.failed[pc.index] = fp
+	}
 	for a := range senders {
 		p := t.byAddr[a]
 		if p == nil {
@@ -141,10 +166,37 @@ func (t *Torrent) onHashFail(pc *piece) {
 		}
 		p.hashFails++
 		if len(senders) == 1 || p.hashFails >= 3 {
-			t.banned[banKey(a)] = true
-			t.closePeer(p, fmt.Sprintf("sent data that failed the hash check (%d pieces)", p.hashFails))
+			t.ban(p, fmt.Sprintf("sent data that failed the hash check (%d pieces)", p.hashFails))
 		}
 	}
+}
+
+// convict compares a verified piece with the blocks of its failed copy and
+// bans whoever sent a block that differs.
+func (t *Torrent) convict(pc *piece) {
+	fp := t.failed[pc.index]
+	if fp == nil {
+		return
+	}
+	delete(t.failed, pc.index)
+	for b, v := range fp.blocks {
+		off := b * blockSize
+		if sha1.Sum(pc.buf[off:off+pc.blockLen(b)]) == v.sum {
+			continue
+		}
+		t.banned[banKey(v.from)] = true
+		if p := t.byAddr[v.from]; p != nil {
+			t.ban(p, fmt.Sprintf("sent a bad block of piece %d", pc.index))
+		} else {
+			t.log.Warn("banning peer that sent a bad block", "peer", v.from, "piece", pc.index)
+		}
+	}
+}
+
+// ban disconnects a peer and refuses its address from now on.
+func (t *Torrent) ban(p *peer, reason string) {
+	t.banned[banKey(p.addr)] = true
+	t.closePeer(p, reason)
 }
 
 func (t *Torrent) markComplete() {
@@ -227,10 +279,22 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	return nil, 0
 }
 
-// inEndGame reports whether every missing wanted piece is in flight, the
-// documented entry rule: no piece is left to start.
+// inEndGame applies the configured EndGamePolicy. Both rules need every
+// missing piece in flight (no piece left to start); AllRequested also
+// needs every block of them requested from someone.
 func (t *Torrent) inEndGame() bool {
-	return len(t.pk.active) >= t.pk.left
+	if len(t.pk.active) < t.pk.left {
+		return false
+	}
+	if t.cfg.EndGame == EndGameAllStarted {
+		return true
+	}
+	for _, pc := range t.pk.active {
+		if !pc.hashing && pc.unrequested() >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // pieceBuffer returns a buffer for a new piece, or nil when the memory

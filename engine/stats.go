@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -19,7 +22,28 @@ type Stats struct {
 	UploadRate         float64
 	Peers, Seeds       int // connected peers, of which seeds
 	Known              int // addresses known, connected or not
-	Complete           bool
+	Banned             int // addresses banned for bad data
+	// Availability is the number of distributed copies among the connected
+	// peers and us: the number of full copies (the rarest piece's count)
+	// plus the fraction of pieces held by more than that.
+	Availability float64
+	Complete     bool
+	Peerlist     []PeerInfo
+}
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	Addr         netip.AddrPort
+	Client       string
+	Progress     float64 // fraction of pieces the peer has
+	DownloadRate float64 // from the peer to us, bytes per second
+	UploadRate   float64 // from us to the peer
+	Downloaded   int64   // payload received from the peer
+	Uploaded     int64   // payload sent to the peer
+	// Flags in the style of common clients: D/d we download (interested,
+	// unchoked / choked), U/u we upload, O optimistic unchoke, S snubbed,
+	// I incoming connection, E: seed.
+	Flags string
 }
 
 // Progress is the verified fraction of the wanted data, 0..1.
@@ -28,6 +52,20 @@ func (s Stats) Progress() float64 {
 		return 1
 	}
 	return float64(s.Completed) / float64(s.Wanted)
+}
+
+// Ratio is the share ratio: uploaded over downloaded. A torrent that was
+// complete from the start (nothing downloaded) divides by the size of the
+// selected data instead, as seeders expect.
+func (s Stats) Ratio() float64 {
+	d := s.Downloaded
+	if d == 0 {
+		d = s.Wanted
+	}
+	if d == 0 {
+		return 0
+	}
+	return float64(s.Uploaded) / float64(d)
 }
 
 // Stats returns the latest snapshot. Safe for any goroutine.
@@ -43,7 +81,7 @@ func (t *Torrent) publishStats(now time.Time) {
 	t.up.update(up, now)
 	var s Stats
 	for i := 0; i < t.pk.numPieces; i++ {
-		if !t.pk.wanted[i] {
+		if t.pk.prio[i] == Skip {
 			continue
 		}
 		size := t.info.PieceSize(i)
@@ -62,14 +100,83 @@ func (t *Torrent) publishStats(now time.Time) {
 	s.DownloadRate = t.down.rate
 	s.UploadRate = t.up.rate
 	s.Peers = len(t.peers)
+	s.Known = len(t.known)
+	s.Banned = len(t.banned)
+	s.Availability = t.availability()
+	s.Complete = t.complete
 	for p := range t.peers {
 		if p.seed {
 			s.Seeds++
 		}
+		s.Peerlist = append(s.Peerlist, PeerInfo{
+			Addr:         p.addr,
+			Client:       p.client,
+			Progress:     float64(p.has.Count()) / float64(max(t.pk.numPieces, 1)),
+			DownloadRate: p.rate.rate,
+			UploadRate:   p.upRate.rate,
+			Downloaded:   p.downloaded,
+			Uploaded:     p.uploaded.Load(),
+			Flags:        p.flags(),
+		})
 	}
-	s.Known = len(t.known)
-	s.Complete = t.complete
+	slices.SortFunc(s.Peerlist, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
 	t.statsMu.Lock()
 	t.stats = s
 	t.statsMu.Unlock()
+}
+
+// availability counts distributed copies (see Stats.Availability).
+func (t *Torrent) availability() float64 {
+	n := t.pk.numPieces
+	if n == 0 {
+		return 0
+	}
+	lowest := int(^uint(0) >> 1)
+	for i := 0; i < n; i++ {
+		a := t.pk.avail[i]
+		if t.pk.have.Has(i) {
+			a++
+		}
+		lowest = min(lowest, a)
+	}
+	above := 0
+	for i := 0; i < n; i++ {
+		a := t.pk.avail[i]
+		if t.pk.have.Has(i) {
+			a++
+		}
+		if a > lowest {
+			above++
+		}
+	}
+	return float64(lowest) + float64(above)/float64(n)
+}
+
+func (p *peer) flags() string {
+	var b strings.Builder
+	switch {
+	case p.amInterested && !p.peerChoking:
+		b.WriteByte('D')
+	case p.amInterested:
+		b.WriteByte('d')
+	}
+	switch {
+	case p.peerInterested && !p.amChoking:
+		b.WriteByte('U')
+	case p.peerInterested:
+		b.WriteByte('u')
+	}
+	if p.optimistic {
+		b.WriteByte('O')
+	}
+	if p.snubbed {
+		b.WriteByte('S')
+	}
+	if !p.outgoing {
+		b.WriteByte('I')
+	}
+	if p.seed {
+		b.WriteByte('E')
+	}
+	return b.String()
 }

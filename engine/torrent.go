@@ -15,6 +15,7 @@ import (
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/storage"
 	"github.com/sowerbt/sower/tracker"
+	"golang.org/x/time/rate"
 )
 
 // Config tunes one torrent. Zero values take the documented defaults.
@@ -32,13 +33,28 @@ type Config struct {
 	Have bitfield.Bitfield
 	// WantedFiles selects files to download (selective download); nil means all.
 	WantedFiles []bool
+	// FilePriorities, when set, gives each file a priority (Skip, Normal,
+	// High) and overrides WantedFiles: high-priority pieces are fetched
+	// before normal ones.
+	FilePriorities []Priority
+	// Sequential fetches pieces in order instead of rarest first, for
+	// streaming; it costs the swarm diversity, so it is opt-in.
+	Sequential bool
+	// EndGame is the rule for entering end game; default EndGameAllRequested.
+	EndGame EndGamePolicy
+	// SuperSeed enables BEP 16 super-seeding while we are a seed.
+	SuperSeed bool
+	// UploadLimit and DownloadLimit cap the payload plus protocol bytes of
+	// this torrent's connections (see NewLimiter); nil means unlimited.
+	// Share one limiter among torrents for a global limit.
+	UploadLimit, DownloadLimit *rate.Limiter
 
 	MaxPeers    int           // connected peers at most; default 60
 	MaxDialing  int           // concurrent outgoing dials; default 10
 	DialTimeout time.Duration // default 5 s
 	PeerTimeout time.Duration // a peer silent this long is dropped; default 2 min
 	KeepAlive   time.Duration // idle time before we send a keep-alive; default 90 s
-	MaxUnchoked int           // upload slots; default 8
+	MaxUnchoked int           // upload slots, one of them optimistic; default 4
 	// MaxBuffer bounds memory for in-flight and hashing pieces; default 64 MiB.
 	MaxBuffer   int64
 	HashWorkers int // parallel piece verifications; default GOMAXPROCS
@@ -66,7 +82,7 @@ func (c *Config) setDefaults() {
 		c.KeepAlive = 90 * time.Second
 	}
 	if c.MaxUnchoked <= 0 {
-		c.MaxUnchoked = 8
+		c.MaxUnchoked = 4
 	}
 	if c.MaxBuffer <= 0 {
 		c.MaxBuffer = 64 << 20
@@ -111,20 +127,23 @@ type Torrent struct {
 	stats   Stats
 
 	// Owner state.
-	pk         *picker
-	peers      map[*peer]struct{}
-	byAddr     map[netip.AddrPort]*peer
-	known      map[netip.AddrPort]*candidate
-	banned     map[netip.AddrPort]bool // see banKey
-	dialing    int
-	freeBufs   [][]byte
-	buffers    int // piece buffers allocated (in use or free)
-	downloaded int64
-	wasted     int64
-	hashFails  int
-	down, up   rateMeter
-	announcer  *tracker.Announcer
-	complete   bool
+	pk                          *picker
+	peers                       map[*peer]struct{}
+	byAddr                      map[netip.AddrPort]*peer
+	known                       map[netip.AddrPort]*candidate
+	banned                      map[netip.AddrPort]bool // see banKey
+	dialing                     int
+	freeBufs                    [][]byte
+	buffers                     int // piece buffers allocated (in use or free)
+	downloaded                  int64
+	wasted                      int64
+	hashFails                   int
+	down, up                    rateMeter
+	announcer                   *tracker.Announcer
+	complete                    bool
+	lastRechoke, lastOptimistic time.Time
+	failed                      map[int]*failedPiece // mixed-source pieces that failed, by index
+	offerCount                  []int                // super-seeding: peers each piece is offered to
 }
 
 // New prepares a torrent for Run. store must hold the torrent's byte space
@@ -143,56 +162,70 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 	} else {
 		have = have.Clone()
 	}
-	wanted, err := wantedPieces(layout, cfg.WantedFiles)
+	prio, err := piecePriorities(layout, cfg.WantedFiles, cfg.FilePriorities)
 	if err != nil {
 		return nil, err
 	}
 	t := &Torrent{
-		cfg:      cfg,
-		info:     info,
-		infoHash: infoHash,
-		layout:   layout,
-		store:    store,
-		log:      cfg.Logger.With("torrent", info.Name),
-		events:   make(chan event, 256),
-		conns:    make(chan *handshaked, 16),
-		addPeers: make(chan []netip.AddrPort, 16),
-		hashed:   make(chan hashResult, 16),
-		stopped:  make(chan struct{}),
-		done:     make(chan struct{}),
-		hashSem:  make(chan struct{}, cfg.HashWorkers),
-		pk:       newPicker(n, have, wanted),
-		peers:    make(map[*peer]struct{}),
-		byAddr:   make(map[netip.AddrPort]*peer),
-		known:    make(map[netip.AddrPort]*candidate),
-		banned:   make(map[netip.AddrPort]bool),
+		cfg:        cfg,
+		info:       info,
+		infoHash:   infoHash,
+		layout:     layout,
+		store:      store,
+		log:        cfg.Logger.With("torrent", info.Name),
+		events:     make(chan event, 256),
+		conns:      make(chan *handshaked, 16),
+		addPeers:   make(chan []netip.AddrPort, 16),
+		hashed:     make(chan hashResult, 16),
+		stopped:    make(chan struct{}),
+		done:       make(chan struct{}),
+		hashSem:    make(chan struct{}, cfg.HashWorkers),
+		pk:         newPicker(n, have, prio, cfg.Sequential),
+		peers:      make(map[*peer]struct{}),
+		byAddr:     make(map[netip.AddrPort]*peer),
+		known:      make(map[netip.AddrPort]*candidate),
+		banned:     make(map[netip.AddrPort]bool),
+		failed:     make(map[int]*failedPiece),
+		offerCount: make([]int, n),
 	}
 	t.publishStats(time.Now())
 	return t, nil
 }
 
-// wantedPieces marks the pieces that touch a wanted, non-padding file.
-func wantedPieces(l *storage.Layout, wantedFiles []bool) ([]bool, error) {
+// piecePriorities gives each piece the highest priority of the
+// non-padding files it touches; pieces touching only skipped files get
+// Skip. FilePriorities wins over WantedFiles when both are set.
+func piecePriorities(l *storage.Layout, wantedFiles []bool, filePrio []Priority) ([]Priority, error) {
 	files := l.Files()
 	if wantedFiles != nil && len(wantedFiles) != len(files) {
 		return nil, fmt.Errorf("engine: %d wanted flags for %d files", len(wantedFiles), len(files))
 	}
-	w := make([]bool, l.NumPieces())
-	if len(w) == 0 {
-		return w, nil
+	if filePrio != nil && len(filePrio) != len(files) {
+		return nil, fmt.Errorf("engine: %d file priorities for %d files", len(filePrio), len(files))
+	}
+	prio := make([]Priority, l.NumPieces())
+	if len(prio) == 0 {
+		return prio, nil
 	}
 	for i, f := range files {
-		if f.Padding || f.Length == 0 || (wantedFiles != nil && !wantedFiles[i]) {
+		fp := Normal
+		switch {
+		case filePrio != nil:
+			fp = filePrio[i]
+		case wantedFiles != nil && !wantedFiles[i]:
+			fp = Skip
+		}
+		if f.Padding || f.Length == 0 || fp == Skip {
 			continue
 		}
 		off := l.FileOffset(i)
 		first := int(off / l.PieceLength())
 		last := int((off + f.Length - 1) / l.PieceLength())
 		for p := first; p <= last; p++ {
-			w[p] = true
+			prio[p] = max(prio[p], fp)
 		}
 	}
-	return w, nil
+	return prio, nil
 }
 
 // InfoHash identifies the torrent.
@@ -319,7 +352,16 @@ func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time)
 			p.depth = 1
 			p.lastPiece = now
 		}
-		t.unchokeIfSlot(p)
+		t.superOffer(p, now)
+		p.snubbed = p.amInterested && now.Sub(p.lastPiece) > snubAfter && now.Sub(p.interestedAt) > snubAfter
+	}
+	if now.Sub(t.lastRechoke) >= rechokeEvery {
+		rotate := now.Sub(t.lastOptimistic) >= optimisticEvery
+		if rotate {
+			t.lastOptimistic = now
+		}
+		t.lastRechoke = now
+		t.rechoke(now, rotate)
 	}
 	for p := range t.peers {
 		t.fillRequests(p)

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/sowerbt/sower/peerwire"
+)
+
+// Choking intervals from BEP 3 and common practice.
+const (
+	rechokeEvery    = 10 * time.Second
+	optimisticEvery = 30 * time.Second
+	// snubAfter: a peer that sent no block for this long while we were
+	// interested loses its regular slot (anti-snubbing).
+	snubAfter = 60 * time.Second
+	// seedSlotTime is how long a leecher keeps a seed's slot before the
+	// round robin gives it to another, so every leecher is served.
+	seedSlotTime = 30 * time.Second
+)
+
+// rechoke runs the choking algorithm. Regular slots (MaxUnchoked-1) go to
+// interested peers by tit-for-tat: while downloading, those that upload to
+// us fastest, never snubbed ones; while seeding, round robin, so each
+// leecher gets a turn and copies spread. One more slot is the optimistic
+// unchoke, rotated every 30 s to a random choked, interested peer, with
+// newly connected peers three times as likely (they have nothing to offer
+// yet). rotate says whether the optimistic slot moves this round.
+func (t *Torrent) rechoke(now time.Time, rotate bool) {
+	var cands []*peer
+	for p := range t.peers {
+		if p.peerInterested && !p.seed {
+			cands = append(cands, p)
+		}
+	}
+	if t.complete {
+		// Peers still inside their turn first, then those that waited
+		// longest since their last turn.
+		inTurn := func(p *peer) bool { return !p.amChoking && now.Sub(p.unchokedAt) < seedSlotTime }
+		slices.SortFunc(cands, func(a, b *peer) int {
+			if ia, ib := inTurn(a), inTurn(b); ia != ib {
+				if ia {
+					return -1
+				}
+				return 1
+			}
+			return a.lastUnchoked.Compare(b.lastUnchoked)
+		})
+	} else {
+		slices.SortFunc(cands, func(a, b *peer) int {
+			if a.snubbed != b.snubbed {
+				if b.snubbed {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(b.rate.rate, a.rate.rate)
+		})
+	}
+	regular := max(t.cfg.MaxUnchoked-1, 1)
+	unchoke := make(map[*peer]bool, t.cfg.MaxUnchoked)
+	for _, p := range cands {
+		if len(unchoke) == regular {
+			break
+		}
+		if p.snubbed && !t.complete {
+			break // snubbed peers sort last and get no regular slot
+		}
+		unchoke[p] = true
+	}
+	// The optimistic slot: keep the current holder unless it is time to
+	// rotate or it got a regular slot anyway.
+	var opt *peer
+	for p := range t.peers {
+		if p.optimistic && p.peerInterested && !rotate && !unchoke[p] {
+			opt = p
+		}
+		p.optimistic = false
+	}
+	if opt == nil {
+		var pool []*peer
+		for _, p := range cands {
+			if unchoke[p] {
+				continue
+			}
+			w := 1
+			if now.Sub(p.connected) < time.Minute {
+				w = 3
+			}
+			for range w {
+				pool = append(pool, p)
+			}
+		}
+		if len(pool) > 0 {
+			opt = pool[t.pk.rng.IntN(len(pool))]
+		}
+	}
+	if opt != nil {
+		opt.optimistic = true
+		unchoke[opt] = true
+	}
+	for p := range t.peers {
+		switch {
+		case unchoke[p] && p.amChoking:
+			t.unchoke(p, now)
+		case !unchoke[p] && !p.amChoking:
+			t.choke(p)
+		}
+		if !p.amChoking {
+			p.lastUnchoked = now
+		}
+	}
+}
+
+// unchokeIfSlot gives a newly interested peer a free slot at once rather
+// than at the next rechoke, so a fresh swarm starts moving immediately.
+func (t *Torrent) unchokeIfSlot(p *peer) {
+	if !p.amChoking || !p.peerInterested {
+		return
+	}
+	n := 0
+	for q := range t.peers {
+		if !q.amChoking {
+			n++
+		}
+	}
+	if n < t.cfg.MaxUnchoked {
+		t.unchoke(p, time.Now())
+	}
+}
+
+func (t *Torrent) unchoke(p *peer, now time.Time) {
+	p.amChoking = false
+	p.unchokedAt = now
+	p.send(peerwire.Message{ID: peerwire.Unchoke})
+}
+
+// choke takes the peer's slot; with the fast extension its queued
+// requests are rejected so it can ask elsewhere (BEP 6).
+func (t *Torrent) choke(p *peer) {
+	p.amChoking = true
+	p.send(peerwire.Message{ID: peerwire.Choke})
+	for _, m := range p.dropAllUploads() {
+		if p.fast() {
+			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	}
+}
