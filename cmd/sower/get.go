@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
@@ -31,6 +32,7 @@ type swarmFlags struct {
 	downloadLimit string
 	noDHT         bool
 	dhtBootstrap  []string
+	superSeed     bool
 }
 
 func (f *swarmFlags) register(cmd *cobra.Command) {
@@ -101,13 +103,11 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
   sower seed --port 0 movie.torrent /srv/data`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if superSeed {
-				return errors.New("--super-seed is not implemented yet")
-			}
 			mi, err := metainfo.Load(args[0])
 			if err != nil {
 				return err
 			}
+			sf.superSeed = superSeed
 			return runSwarm(cmd.Context(), mi, args[1], nil, sf, true)
 		},
 	}
@@ -205,8 +205,13 @@ func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []b
 	if sf.port < 0 || sf.port > 65535 {
 		return fmt.Errorf("--port %d: out of range", sf.port)
 	}
-	if sf.uploadLimit != "" || sf.downloadLimit != "" {
-		return errors.New("rate limits are not implemented yet")
+	upLimit, err := parseLimit("--upload-limit", sf.uploadLimit)
+	if err != nil {
+		return err
+	}
+	downLimit, err := parseLimit("--download-limit", sf.downloadLimit)
+	if err != nil {
+		return err
 	}
 
 	layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
@@ -240,11 +245,14 @@ func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []b
 		return fmt.Errorf("listen for peers: %w", err)
 	}
 	t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, engine.Config{
-		Port:        ln.Port(),
-		Trackers:    mi.Tiers(),
-		Have:        have,
-		WantedFiles: wanted,
-		Logger:      log,
+		Port:          ln.Port(),
+		Trackers:      mi.Tiers(),
+		Have:          have,
+		WantedFiles:   wanted,
+		SuperSeed:     sf.superSeed,
+		UploadLimit:   upLimit,
+		DownloadLimit: downLimit,
+		Logger:        log,
 	})
 	if err != nil {
 		return err
@@ -279,7 +287,9 @@ loop:
 			done = nil
 			ui.progress(t.Stats())
 			ui.done()
-			fmt.Fprintf(os.Stderr, "%s: complete (%s)\n", mi.Info.Name, time.Since(start).Round(time.Millisecond))
+			st := t.Stats()
+			fmt.Fprintf(os.Stderr, "%s: complete in %s: downloaded %d bytes (%d wasted, %d hash failures), uploaded %d bytes\n",
+				mi.Info.Name, time.Since(start).Round(time.Millisecond), st.Downloaded, st.Wasted, st.HashFailures, st.Uploaded)
 			if !seed {
 				break loop
 			}
@@ -302,6 +312,21 @@ loop:
 		result = fmt.Errorf("closing files: %w", err)
 	}
 	return result
+}
+
+// parseLimit reads a RATE flag; empty means no limit.
+func parseLimit(flag, s string) (*rate.Limiter, error) {
+	if s == "" {
+		return nil, nil
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("%s: %w", flag, err)}
+	}
+	if n <= 0 {
+		return nil, &usageError{fmt.Errorf("%s: must be positive", flag)}
+	}
+	return engine.NewLimiter(n), nil
 }
 
 // errInterrupted is the exit status for Ctrl-C: success for a seed or a
@@ -347,8 +372,9 @@ func (s *statusLine) progress(st engine.Stats) {
 	fmt.Fprintf(s.w, "\r\033[K%5.1f%% %s  down %s/s  up %s/s  peers %d (%d seeds)  eta %s",
 		st.Progress()*100, bar(st.Progress(), 20), formatSize(int64(st.DownloadRate)), formatSize(int64(st.UploadRate)),
 		st.Peers, st.Seeds, eta)
-	if st.HashFailures > 0 {
-		fmt.Fprintf(s.w, "  hash fails %d", st.HashFailures)
+	fmt.Fprintf(s.w, "  avail %.2f  ratio %.2f", st.Availability, st.Ratio())
+	if st.Wasted > 0 {
+		fmt.Fprintf(s.w, "  wasted %s (%d hash fails)", formatSize(st.Wasted), st.HashFailures)
 	}
 }
 
