@@ -126,7 +126,7 @@ func TestFetchMultiFile(t *testing.T) {
 	}
 	got := rec.take()
 	want := map[request]bool{
-		{path: "/pub/my torrent/a.bin", rangeHdr: "bytes=0-999"}:                true,
+		{path: "/pub/my torrent/a.bin", rangeHdr: "bytes=0-999"}:              true,
 		{path: "/pub/my torrent/sub dir/b+c é#?.bin", rangeHdr: "bytes=0-23"}: true,
 	}
 	if len(got) != len(want) {
