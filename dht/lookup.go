@@ -1,0 +1,408 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// Alpha is the number of queries a lookup keeps in flight.
+const Alpha = 3
+
+// Lookup bounds: candidates beyond maxCandidates (the farthest unqueried
+// ones) are forgotten, and at most maxPeersSeen distinct peers are
+// reported by one get_peers lookup.
+const (
+	maxCandidates = 8 * K
+	maxPeersSeen  = 4096
+)
+
+type candState uint8
+
+const (
+	candNew candState = iota
+	candInFlight
+	candResponded
+	candFailed
+)
+
+type candidate struct {
+	c     contact
+	hasID bool // bootstrap addresses have no known id until they answer
+	state candState
+	round int // 1 for seeds, parent's round + 1 for nodes learned from replies
+	token string
+}
+
+// LookupStats describes one finished lookup.
+type LookupStats struct {
+	Queries   int // queries sent
+	Responses int // replies received
+	Rounds    int // longest chain of referrals to a node that answered
+	Peers     int // distinct peers found (get_peers only)
+}
+
+// lookupResult is the outcome of an iterative lookup.
+type lookupResult struct {
+	LookupStats
+	closest []*candidate // up to K nodes closest to the target that answered
+}
+
+// lookup runs an iterative find_node or get_peers towards target: it keeps
+// Alpha queries in flight to the closest candidates not yet asked, and
+// ends when the K closest candidates that did not fail have all answered.
+// onPeer gets each distinct peer from get_peers replies.
+func (n *Node) lookup(ctx context.Context, target [20]byte, getPeers bool, seeds []netip.AddrPort, onPeer func(netip.AddrPort)) lookupResult {
+	var res lookupResult
+	now := n.now()
+	n.mu.Lock()
+	known := n.table.closest(target, 2*K, now)
+	if len(known) < K {
+		seeds = append(seeds, n.extraSeeds...)
+	}
+	n.mu.Unlock()
+
+	var cands []*candidate
+	seenAddr := make(map[netip.AddrPort]bool)
+	seenID := make(map[[20]byte]bool)
+	for _, c := range known {
+		cands = append(cands, &candidate{c: c, hasID: true, round: 1})
+		seenAddr[c.addr], seenID[c.id] = true, true
+	}
+	for _, a := range seeds {
+		if !seenAddr[a] && a.Addr().Is6() == n.v6 && a != n.addr {
+			cands = append(cands, &candidate{c: contact{addr: a}, round: 1})
+			seenAddr[a] = true
+		}
+	}
+	order := func() {
+		slices.SortStableFunc(cands, func(a, b *candidate) int {
+			if a.hasID != b.hasID { // unknown ids (bootstrap nodes) first
+				if a.hasID {
+					return 1
+				}
+				return -1
+			}
+			return distanceCmp(target, a.c.id, b.c.id)
+		})
+	}
+	order()
+	peersSeen := make(map[netip.AddrPort]bool)
+
+	method := "find_node"
+	if getPeers {
+		method = "get_peers"
+	}
+	type result struct {
+		cand *candidate
+		m    *msg
+		err  error
+	}
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, Alpha)
+	inflight := 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	// next returns the closest unasked candidate among the K closest that
+	// have not failed, or nil when all of those are answered or asked.
+	next := func() *candidate {
+		live := 0
+		for _, c := range cands {
+			if c.state == candFailed {
+				continue
+			}
+			if live++; live > K {
+				return nil
+			}
+			if c.state == candNew {
+				return c
+			}
+		}
+		return nil
+	}
+	converged := func() bool {
+		live := 0
+		for _, c := range cands {
+			if c.state == candFailed {
+				continue
+			}
+			if c.state != candResponded {
+				return false
+			}
+			if live++; live == K {
+				return true
+			}
+		}
+		return inflight == 0
+	}
+
+	for {
+		for inflight < Alpha {
+			c := next()
+			if c == nil {
+				break
+			}
+			c.state = candInFlight
+			inflight++
+			res.Queries++
+			a := &args{}
+			if getPeers {
+				a.InfoHash = string(target[:])
+			} else {
+				a.Target = string(target[:])
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := n.query(qctx, c.c, c.hasID, method, a)
+				results <- result{c, m, err}
+			}()
+		}
+		if inflight == 0 {
+			break
+		}
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			res.closest = finalClosest(cands)
+			cancel()
+			drain(results, inflight)
+			return res
+		}
+		inflight--
+		c := r.cand
+		if r.err != nil || r.m.R == nil {
+			c.state = candFailed
+			if converged() {
+				break
+			}
+			continue
+		}
+		rep := r.m.R
+		id := [20]byte([]byte(rep.ID))
+		if c.hasID && id != c.c.id {
+			// The node answered with another id: it is not the node we were
+			// told about, so it does not count towards convergence.
+			c.state = candFailed
+			continue
+		}
+		if !c.hasID && seenID[id] {
+			c.state = candFailed // a bootstrap address we already know by id
+			continue
+		}
+		c.c.id, c.hasID, c.state, c.token = id, true, candResponded, rep.Token
+		seenID[id] = true
+		res.Responses++
+		res.Rounds = max(res.Rounds, c.round)
+		if getPeers && onPeer != nil {
+			for _, v := range rep.Values {
+				p, err := parseCompactAddr([]byte(v))
+				if err != nil || p.Port() == 0 || peersSeen[p] || len(peersSeen) >= maxPeersSeen {
+					continue
+				}
+				peersSeen[p] = true
+				res.Peers++
+				onPeer(p)
+			}
+		}
+		nodes := rep.Nodes
+		if n.v6 {
+			nodes = rep.Nodes6
+		}
+		found, _ := parseCompactNodes(nodes, n.v6) // lengths were validated on receipt
+		for _, f := range found {
+			if f.id == n.id || seenID[f.id] || seenAddr[f.addr] || f.addr == n.addr {
+				continue
+			}
+			seenID[f.id], seenAddr[f.addr] = true, true
+			cands = append(cands, &candidate{c: f, hasID: true, round: c.round + 1})
+		}
+		order()
+		if len(cands) > maxCandidates {
+			// Forget the farthest candidates nobody has asked yet.
+			keep := cands[:0]
+			for i, cd := range cands {
+				if i < maxCandidates || cd.state != candNew {
+					keep = append(keep, cd)
+				}
+			}
+			clear(cands[len(keep):])
+			cands = keep
+		}
+		if converged() {
+			break
+		}
+	}
+	cancel()
+	drain(results, inflight)
+	res.closest = finalClosest(cands)
+	return res
+}
+
+func drain[T any](ch <-chan T, n int) {
+	for range n {
+		<-ch
+	}
+}
+
+func finalClosest(cands []*candidate) []*candidate {
+	var out []*candidate
+	for _, c := range cands {
+		if c.state == candResponded && c.hasID {
+			out = append(out, c)
+			if len(out) == K {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// resolveBootstrap turns the configured HOST:PORT strings into addresses of
+// our family; names that do not resolve are logged and skipped.
+func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range n.cfg.Bootstrap {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+			continue
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			n.log.Warn("dht: bad bootstrap address", "addr", s, "err", err)
+			continue
+		}
+		pn, err := net.LookupPort("udp", port)
+		if err != nil {
+			n.log.Warn("dht: bad bootstrap port", "addr", s, "err", err)
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			n.log.Warn("dht: resolving bootstrap node", "addr", s, "err", err)
+			continue
+		}
+		for _, ip := range ips {
+			out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(pn)))
+		}
+	}
+	return out
+}
+
+// Bootstrap joins the DHT: it looks up our own id starting from the
+// configured bootstrap nodes, the nodes of the state file and those given
+// to AddNode, which fills the routing table with our neighbourhood. Run
+// calls it at start and whenever the table runs low; it fails only if no
+// node answered.
+func (n *Node) Bootstrap(ctx context.Context) error {
+	ctx, done, err := n.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	n.mu.Lock()
+	n.lastBootstrap = n.now()
+	n.mu.Unlock()
+	res := n.lookup(ctx, n.id, false, n.resolveBootstrap(ctx), nil)
+	if res.Responses == 0 {
+		return errors.New("dht: bootstrap: no node answered")
+	}
+	return nil
+}
+
+// GetPeers looks up peers for infoHash. Peers are sent on the returned
+// channel as they are found, each once; the channel is closed when the
+// lookup ends (it converged, ctx was cancelled or the node stopped). The
+// caller must drain it or cancel ctx.
+func (n *Node) GetPeers(ctx context.Context, infoHash [20]byte) (<-chan netip.AddrPort, error) {
+	ctx, done, err := n.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan netip.AddrPort, 16)
+	go func() {
+		defer done()
+		defer close(ch)
+		n.lookup(ctx, infoHash, true, nil, func(p netip.AddrPort) {
+			select {
+			case ch <- p:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return ch, nil
+}
+
+// LookupPeers is GetPeers for callers that want the whole answer and the
+// cost of the lookup: it blocks until the lookup ends and returns the
+// peers found with the lookup's statistics.
+func (n *Node) LookupPeers(ctx context.Context, infoHash [20]byte) ([]netip.AddrPort, LookupStats, error) {
+	ctx, done, err := n.begin(ctx)
+	if err != nil {
+		return nil, LookupStats{}, err
+	}
+	defer done()
+	var peers []netip.AddrPort
+	res := n.lookup(ctx, infoHash, true, nil, func(p netip.AddrPort) { peers = append(peers, p) })
+	return peers, res.LookupStats, nil
+}
+
+// Announce tells the DHT that we have infoHash on port: it runs a get_peers
+// lookup, then sends announce_peer with their tokens to the K closest
+// nodes that answered. With impliedPort the receivers use the source port
+// of our UDP packets instead (for peers behind NAT sharing the DHT port).
+// It fails if no node accepted the announce.
+func (n *Node) Announce(ctx context.Context, infoHash [20]byte, port uint16, impliedPort bool) error {
+	ctx, done, err := n.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res := n.lookup(ctx, infoHash, true, nil, nil)
+	if len(res.closest) == 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("dht: announce: %w", err)
+		}
+		return errors.New("dht: announce: no node answered the lookup")
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	var lastErr error
+	for _, c := range res.closest {
+		if c.token == "" {
+			continue
+		}
+		a := &args{InfoHash: string(infoHash[:]), Port: int(port), Token: c.token}
+		if impliedPort {
+			a.ImpliedPort = 1
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := n.query(ctx, c.c, true, "announce_peer", a)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				lastErr = err
+				return
+			}
+			accepted++
+		}()
+	}
+	wg.Wait()
+	if accepted == 0 {
+		if lastErr == nil {
+			lastErr = errors.New("no node returned a token")
+		}
+		return fmt.Errorf("dht: announce: no node accepted it: %w", lastErr)
+	}
+	return nil
+}

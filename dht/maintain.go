@@ -1,0 +1,163 @@
+package dht
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sowerbt/sower/bencode"
+)
+
+// maintain runs the node's housekeeping until ctx ends: bootstrap when the
+// table is low, refresh of buckets unchanged for 15 minutes, liveness
+// pings of questionable nodes, expiry of stored peers, state saving.
+func (n *Node) maintain(ctx context.Context) {
+	n.maintainOnce(ctx)
+	tick := time.NewTicker(maintainEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n.maintainOnce(ctx)
+		}
+	}
+}
+
+func (n *Node) maintainOnce(ctx context.Context) {
+	now := n.now()
+	n.mu.Lock()
+	low := n.table.size < K && now.Sub(n.lastBootstrap) >= maintainEvery
+	hasSeeds := len(n.cfg.Bootstrap) > 0 || len(n.extraSeeds) > 0 || n.table.size > 0
+	stale := n.table.stale(now.Add(-goodFor))
+	quest := n.table.questionable(now, K)
+	n.peers.expire(now)
+	n.limit.sweep(now)
+	save := n.cfg.StateFile != "" && now.Sub(n.lastSave) >= saveEvery
+	n.mu.Unlock()
+
+	if low && hasSeeds {
+		if err := n.Bootstrap(ctx); err != nil && ctx.Err() == nil {
+			n.log.Debug("dht: bootstrap", "err", err)
+		}
+	}
+	for _, c := range quest {
+		_, _ = n.send(c, true, "ping", &args{}, func(*msg, error) {})
+	}
+	// Refresh a few stale buckets per tick, so a long-idle node does not
+	// burst hundreds of queries at once.
+	for i, b := range stale {
+		if i == 3 || ctx.Err() != nil {
+			break
+		}
+		var rnd [20]byte
+		crand.Read(rnd[:])
+		n.mu.Lock()
+		target := n.table.randomIDInBucket(b, rnd)
+		if b < len(n.table.buckets) {
+			n.table.buckets[b].changed = now
+		}
+		n.mu.Unlock()
+		if lctx, done, err := n.begin(ctx); err == nil {
+			n.lookup(lctx, target, false, nil, nil)
+			done()
+		}
+	}
+	if save {
+		if err := n.saveState(); err != nil {
+			n.log.Warn("dht: saving state", "err", err)
+		}
+	}
+}
+
+// state is what StateFile keeps: our id and the routing table's contacts,
+// which serve as bootstrap nodes on the next start.
+type state struct {
+	id    [20]byte
+	nodes []contact
+}
+
+type stateFile struct {
+	ID     string `bencode:"id"`
+	Nodes  string `bencode:"nodes,omitempty"`
+	Nodes6 string `bencode:"nodes6,omitempty"`
+}
+
+// maxStateFile bounds what loadState reads: a full table is ~160 buckets
+// of 8 nodes of at most 38 bytes.
+const maxStateFile = 1 << 20
+
+func loadState(path string) (*state, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxStateFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxStateFile)
+	}
+	var sf stateFile
+	if err := bencode.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(sf.ID) != 20 {
+		return nil, fmt.Errorf("%s: id is %d bytes, want 20", path, len(sf.ID))
+	}
+	st := &state{id: [20]byte([]byte(sf.ID))}
+	v4, err := parseCompactNodes(sf.Nodes, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: nodes: %w", path, err)
+	}
+	v6, err := parseCompactNodes(sf.Nodes6, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: nodes6: %w", path, err)
+	}
+	st.nodes = append(v4, v6...)
+	return st, nil
+}
+
+// saveState writes the state file atomically (temporary file, rename).
+func (n *Node) saveState() error {
+	n.mu.Lock()
+	all := n.table.all()
+	n.lastSave = n.now()
+	n.mu.Unlock()
+	sf := stateFile{ID: string(n.id[:])}
+	sf.Nodes = string(appendCompactNodes(nil, all, false))
+	sf.Nodes6 = string(appendCompactNodes(nil, all, true))
+	b, err := bencode.Marshal(&sf)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	dir := filepath.Dir(n.cfg.StateFile)
+	tmp, err := os.CreateTemp(dir, ".dht-state-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), n.cfg.StateFile)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state %s: %w", n.cfg.StateFile, err)
+	}
+	return nil
+}
