@@ -96,6 +96,10 @@ func (b *Backoff) Failure(now time.Time, err error) time.Duration {
 	} else {
 		wait = b.cfg.Base
 		for i := 0; i < b.failures && wait < b.cfg.Max; i++ {
+			if wait > b.cfg.Max/2 { // also keeps the doubling from overflowing
+				wait = b.cfg.Max
+				break
+			}
 			wait *= 2
 		}
 		wait = min(wait, b.cfg.Max)
