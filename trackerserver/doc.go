@@ -1,0 +1,31 @@
+// Package trackerserver is Sower's BitTorrent tracker: the HTTP announce and
+// scrape protocol (BEP 3, 23, 7, 48), the UDP tracker protocol (BEP 15, 41),
+// open, whitelist and private (passkey) access modes, an HTML index of the
+// torrents it tracks with operator uploads, and Prometheus metrics.
+//
+// # Memory
+//
+// Peers live only in memory, in per-torrent hash maps keyed by peer id, with
+// 16 bytes of value per IPv4 peer and 28 per IPv6 peer; with the map's own
+// overhead an IPv4 peer costs about 50 bytes. Memory is bounded by
+// Config.MaxTorrents (torrents with at least one peer), Config.MaxPeersPerTorrent
+// and Config.MaxPeers (all peers together): an announce that would exceed a
+// cap is refused with a failure reason instead. Peers that stop announcing
+// expire after Config.ExpireFactor intervals.
+//
+// # Persistence
+//
+// Everything that cannot be rebuilt from re-announces (passkeys and per-user
+// byte counts, completed-download counts, uploaded .torrent files and their
+// descriptions) is kept in a bbolt database in Config.DataDir. Counters are
+// written in batches every Config.FlushInterval and at shutdown, so a crash
+// (not a graceful stop) loses at most that much accounting.
+//
+// # Untrusted input
+//
+// Requests are parsed by hand with bounded sizes; a malformed request gets a
+// bencoded "failure reason" (HTTP) or a BEP 15 error packet (UDP) naming the
+// field at fault, and never a panic. UDP connection ids are a keyed hash of
+// the client's address and a secret that rotates every minute, so they
+// cannot be forged and the server keeps no per-client state for them.
+package trackerserver

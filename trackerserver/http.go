@@ -1,0 +1,277 @@
+package trackerserver
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Handler returns the tracker's HTTP handler: announce and scrape (also
+// under /<passkey>/), the index page, uploads, downloads and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /announce", func(w http.ResponseWriter, r *http.Request) { s.handleAnnounce(w, r, "") })
+	mux.HandleFunc("GET /{passkey}/announce", func(w http.ResponseWriter, r *http.Request) {
+		s.handleAnnounce(w, r, r.PathValue("passkey"))
+	})
+	mux.HandleFunc("GET /scrape", func(w http.ResponseWriter, r *http.Request) { s.handleScrape(w, r, "") })
+	mux.HandleFunc("GET /{passkey}/scrape", func(w http.ResponseWriter, r *http.Request) {
+		s.handleScrape(w, r, r.PathValue("passkey"))
+	})
+	mux.Handle("GET /metrics", s.m.handler())
+	s.webRoutes(mux)
+	return mux
+}
+
+// scratch is the reusable memory of one request.
+type scratch struct {
+	body  []byte
+	peers []peerOut
+}
+
+// clientIP returns the address the request came from, taking the
+// configured header into account for trusted proxies.
+func (s *Server) clientIP(r *http.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, errors.New("cannot tell the client's address")
+	}
+	ip := ap.Addr().Unmap()
+	if s.cfg.RealIPHeader == "" {
+		return ip, nil
+	}
+	trusted := false
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			trusted = true
+			break
+		}
+	}
+	if !trusted {
+		return ip, nil
+	}
+	h := r.Header.Values(s.cfg.RealIPHeader)
+	if len(h) == 0 {
+		return ip, nil
+	}
+	v := h[len(h)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	real, err := netip.ParseAddr(strings.TrimSpace(v))
+	if err != nil {
+		return netip.Addr{}, errors.New("bad client address in " + s.cfg.RealIPHeader + " header")
+	}
+	return real.Unmap(), nil
+}
+
+// authorize applies the access mode to a passkey from the path.
+func (s *Server) authorize(passkey string) (*userAcct, error) {
+	if s.cfg.Mode != ModePrivate {
+		if passkey != "" {
+			return nil, errors.New("not found: this tracker announces at /announce")
+		}
+		return nil, nil
+	}
+	if passkey == "" {
+		return nil, errNeedPasskey
+	}
+	u := s.user(passkey)
+	if u == nil {
+		return nil, errUnknownPasskey
+	}
+	return u, nil
+}
+
+func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey string) {
+	user, err := s.authorize(passkey)
+	if err != nil {
+		s.fail(w, "access", err)
+		return
+	}
+	p, err := parseAnnounceQuery(r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, "bad_request", err)
+		return
+	}
+	ip, err := s.clientIP(r)
+	if err != nil {
+		s.fail(w, "bad_request", err)
+		return
+	}
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	peers, complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, sc.peers[:0])
+	sc.peers = peers
+	if err != nil {
+		s.fail(w, errKind(err), err)
+		return
+	}
+	s.m.announceHTTP.Inc()
+	b := appendAnnounceResponse(sc.body[:0], complete, incomplete, s.cfg.Interval.seconds(), s.cfg.MinInterval.seconds(), peers, p.compact, p.noPeerID)
+	sc.body = b
+	writeBencode(w, b)
+}
+
+func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey string) {
+	if _, err := s.authorize(passkey); err != nil {
+		s.fail(w, "access", err)
+		return
+	}
+	hashes, err := parseScrapeQuery(r.URL.RawQuery, s.cfg.MaxScrapeHashes)
+	if err != nil {
+		s.fail(w, "bad_request", err)
+		return
+	}
+	if len(hashes) == 0 {
+		if !s.cfg.FullScrape {
+			s.fail(w, "bad_request", qerr("info_hash", "missing (this tracker does not answer full scrapes)"))
+			return
+		}
+		for _, t := range s.Torrents() {
+			hashes = append(hashes, t.InfoHash)
+		}
+	}
+	slices.SortFunc(hashes, func(a, b [20]byte) int { return strings.Compare(string(a[:]), string(b[:])) })
+	hashes = slices.Compact(hashes)
+	s.m.scrapeHTTP.Inc()
+	b := []byte("d5:filesd")
+	for _, ih := range hashes {
+		if !s.allowed(ih) {
+			continue
+		}
+		st, ok := s.scrape(ih)
+		if !ok {
+			continue
+		}
+		b = append(b, "20:"...)
+		b = append(b, ih[:]...)
+		b = append(b, "d8:completei"...)
+		b = strconv.AppendInt(b, int64(st.complete), 10)
+		b = append(b, "e10:downloadedi"...)
+		b = strconv.AppendUint(b, st.downloaded, 10)
+		b = append(b, "e10:incompletei"...)
+		b = strconv.AppendInt(b, int64(st.incomplete), 10)
+		b = append(b, "ee"...)
+	}
+	b = append(b, "ee"...)
+	writeBencode(w, b)
+}
+
+// errKind sorts announce errors for the errors metric.
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, errNotListed):
+		return "access"
+	case errors.Is(err, errSwarmFull), errors.Is(err, errTrackerFull), errors.Is(err, errTooMany):
+		return "capacity"
+	case errors.Is(err, errPeerMoved):
+		return "bad_request"
+	}
+	return "internal"
+}
+
+// fail answers with a bencoded failure reason. BEP 3 trackers answer
+// refusals with status 200 so that clients read the body.
+func (s *Server) fail(w http.ResponseWriter, kind string, err error) {
+	s.m.errors.WithLabelValues(kind).Inc()
+	msg := err.Error()
+	b := []byte("d14:failure reason")
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = append(b, ':')
+	b = append(b, msg...)
+	b = append(b, 'e')
+	writeBencode(w, b)
+}
+
+func writeBencode(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["Cache-Control"] = []string{"no-store"}
+	w.Write(b)
+}
+
+func (d Duration) seconds() int64 { return int64(d) / 1e9 }
+
+// appendAnnounceResponse encodes a successful announce answer. The keys
+// are written in the sorted order bencoding requires.
+func appendAnnounceResponse(b []byte, complete, incomplete int, interval, minInterval int64, peers []peerOut, compact, noPeerID bool) []byte {
+	b = append(b, "d8:completei"...)
+	b = strconv.AppendInt(b, int64(complete), 10)
+	b = append(b, "e10:incompletei"...)
+	b = strconv.AppendInt(b, int64(incomplete), 10)
+	b = append(b, "e8:intervali"...)
+	b = strconv.AppendInt(b, interval, 10)
+	b = append(b, "e12:min intervali"...)
+	b = strconv.AppendInt(b, minInterval, 10)
+	b = append(b, "e5:peers"...)
+	if !compact {
+		b = append(b, 'l')
+		for _, p := range peers {
+			var ip string
+			if p.v4 {
+				ip = netip.AddrFrom4([4]byte(p.ip[:4])).String()
+			} else {
+				ip = netip.AddrFrom16(p.ip).String()
+			}
+			b = append(b, "d2:ip"...)
+			b = strconv.AppendInt(b, int64(len(ip)), 10)
+			b = append(b, ':')
+			b = append(b, ip...)
+			if !noPeerID {
+				b = append(b, "7:peer id20:"...)
+				b = append(b, p.id[:]...)
+			}
+			b = append(b, "4:porti"...)
+			b = strconv.AppendInt(b, int64(p.port), 10)
+			b = append(b, "ee"...)
+		}
+		return append(b, "ee"...)
+	}
+	n4 := 0
+	for _, p := range peers {
+		if p.v4 {
+			n4++
+		}
+	}
+	b = strconv.AppendInt(b, int64(n4*6), 10)
+	b = append(b, ':')
+	for _, p := range peers {
+		if p.v4 {
+			b = append(b, p.ip[:4]...)
+			b = append(b, byte(p.port>>8), byte(p.port))
+		}
+	}
+	if n6 := len(peers) - n4; n6 > 0 {
+		b = append(b, "6:peers6"...)
+		b = strconv.AppendInt(b, int64(n6*18), 10)
+		b = append(b, ':')
+		for _, p := range peers {
+			if !p.v4 {
+				b = append(b, p.ip[:]...)
+				b = append(b, byte(p.port>>8), byte(p.port))
+			}
+		}
+	}
+	return append(b, 'e')
+}
+
+// getScratch and putScratch recycle per-request buffers through the
+// server's pool.
+func (s *Server) getScratch() *scratch {
+	if v := s.pool.Get(); v != nil {
+		return v.(*scratch)
+	}
+	return &scratch{body: make([]byte, 0, 512), peers: make([]peerOut, 0, 64)}
+}
+
+func (s *Server) putScratch(sc *scratch) {
+	if cap(sc.body) > 64<<10 || cap(sc.peers) > 4096 {
+		return
+	}
+	s.pool.Put(sc)
+}

@@ -1,0 +1,58 @@
+package trackerserver
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the tracker's Prometheus series, in a registry of its own so
+// that several servers (as in tests) do not collide.
+type metrics struct {
+	reg                       *prometheus.Registry
+	announceHTTP, announceUDP prometheus.Counter
+	scrapeHTTP, scrapeUDP     prometheus.Counter
+	connectUDP                prometheus.Counter
+	errors                    *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	announces := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sower_tracker_announces_total", Help: "Announces answered, by protocol.",
+	}, []string{"protocol"})
+	scrapes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sower_tracker_scrapes_total", Help: "Scrapes answered, by protocol.",
+	}, []string{"protocol"})
+	m.connectUDP = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sower_tracker_udp_connects_total", Help: "UDP connect requests answered.",
+	})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sower_tracker_errors_total",
+		Help: "Requests refused or dropped, by kind (bad_request, access, capacity, udp_connection_id, udp_dropped, database, internal).",
+	}, []string{"kind"})
+	m.announceHTTP = announces.WithLabelValues("http")
+	m.announceUDP = announces.WithLabelValues("udp")
+	m.scrapeHTTP = scrapes.WithLabelValues("http")
+	m.scrapeUDP = scrapes.WithLabelValues("udp")
+	for _, k := range []string{"bad_request", "access", "capacity", "udp_connection_id", "udp_dropped", "database", "internal"} {
+		m.errors.WithLabelValues(k)
+	}
+	m.reg.MustRegister(announces, scrapes, m.connectUDP, m.errors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sower_tracker_peers", Help: "Peers tracked (a dual-stack peer counts once per address family).",
+		}, func() float64 { return float64(s.table.peers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sower_tracker_torrents", Help: "Torrents held in memory.",
+		}, func() float64 { return float64(s.table.torrents()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

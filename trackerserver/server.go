@@ -1,0 +1,613 @@
+package trackerserver
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is a running tracker. Create it with New, serve with Serve, and
+// Close it after Serve returns to release the database.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	table *swarmTable
+	store *Store // nil without a data directory
+	start time.Time
+	ttl   uint32 // peer lifetime in clock seconds
+	m     *metrics
+	ids   *connIDs
+	admin string // operator token for uploads; empty disables them
+
+	// whitelist is the set read from the whitelist file; uploaded holds
+	// the info-hashes of uploaded torrents, always allowed.
+	whitelist     atomic.Pointer[map[[20]byte]struct{}]
+	whitelistMod  time.Time
+	uploadedMu    sync.RWMutex
+	uploaded      map[[20]byte]TorrentInfo
+	enforceListed bool
+
+	usersMu  sync.RWMutex
+	passkeys map[string]*userAcct // passkey -> account
+
+	sessMu   sync.Mutex
+	sessions map[sessionKey]session
+
+	pool sync.Pool // *scratch
+}
+
+// userAcct is a private tracker user's traffic not yet written to the
+// database.
+type userAcct struct {
+	name     string
+	up, down atomic.Int64
+}
+
+// sessionKey names one peer's announce session of one torrent, whose last
+// reported byte counts turn the next announce's totals into increments.
+type sessionKey struct{ infoHash, peerID [20]byte }
+
+type session struct {
+	user     *userAcct
+	up, down int64
+	seen     uint32
+}
+
+// New prepares a tracker from cfg, opening its database if cfg.DataDir is
+// set. logger may be nil.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("tracker config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      logger,
+		table:    newSwarmTable(cfg.MaxPeersPerTorrent, cfg.MaxTorrents, cfg.MaxPeers),
+		start:    cfg.Now(),
+		uploaded: make(map[[20]byte]TorrentInfo),
+		passkeys: make(map[string]*userAcct),
+		sessions: make(map[sessionKey]session),
+	}
+	ttl := float64(time.Duration(cfg.Interval)/time.Second) * cfg.ExpireFactor
+	s.ttl = uint32(min(ttl, 1<<30))
+	s.enforceListed = cfg.Mode == ModeWhitelist || cfg.WhitelistFile != ""
+	var err error
+	if s.ids, err = newConnIDs(); err != nil {
+		return nil, err
+	}
+	s.m = newMetrics(s)
+	if cfg.WhitelistFile != "" {
+		if _, err := s.reloadWhitelist(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DataDir != "" {
+		if s.store, err = OpenStore(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if err := s.loadFromStore(); err != nil {
+			s.store.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) loadFromStore() error {
+	ts, err := s.store.Torrents()
+	if err != nil {
+		return fmt.Errorf("load uploaded torrents: %w", err)
+	}
+	for _, t := range ts {
+		ih, err := hex.DecodeString(t.InfoHash)
+		if err != nil || len(ih) != 20 {
+			return fmt.Errorf("uploaded torrent %q: bad info-hash in database", t.InfoHash)
+		}
+		s.uploaded[[20]byte(ih)] = t
+	}
+	if s.admin, err = s.store.AdminToken(); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	return s.reloadPasskeys()
+}
+
+// reloadPasskeys replaces the in-memory passkey table with the database's,
+// keeping unflushed traffic of users that remain.
+func (s *Server) reloadPasskeys() error {
+	pks, err := s.store.passkeys()
+	if err != nil {
+		return fmt.Errorf("load passkeys: %w", err)
+	}
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	byName := make(map[string]*userAcct)
+	for _, a := range s.passkeys {
+		byName[a.name] = a
+	}
+	next := make(map[string]*userAcct, len(pks))
+	for pk, name := range pks {
+		a := byName[name]
+		if a == nil {
+			a = &userAcct{name: name}
+			byName[name] = a
+		}
+		next[pk] = a
+	}
+	s.passkeys = next
+	return nil
+}
+
+// Store returns the tracker's database, nil when it has none. Passkey
+// changes made through it take effect after ReloadPasskeys.
+func (s *Server) Store() *Store { return s.store }
+
+// ReloadPasskeys makes passkey changes made through Store effective.
+func (s *Server) ReloadPasskeys() error {
+	if s.store == nil {
+		return errors.New("tracker has no database")
+	}
+	return s.reloadPasskeys()
+}
+
+// AdminToken is the secret that authorises uploads on the index page (as
+// the password of HTTP basic authentication, any user name); empty when the
+// tracker has no database to store uploads in.
+func (s *Server) AdminToken() string { return s.admin }
+
+// clock is the server's time in whole seconds since it started, plus one
+// so that zero can mean "never".
+func (s *Server) clock() uint32 {
+	return uint32(s.cfg.Now().Sub(s.start)/time.Second) + 1
+}
+
+// cutoff is the clock value before which peers have expired.
+func (s *Server) cutoff(now uint32) uint32 {
+	if now <= s.ttl {
+		return 0
+	}
+	return now - s.ttl
+}
+
+// reloadWhitelist reads the whitelist file if it changed and reports
+// whether it did.
+func (s *Server) reloadWhitelist() (bool, error) {
+	fi, err := os.Stat(s.cfg.WhitelistFile)
+	if err != nil {
+		return false, fmt.Errorf("whitelist: %w", err)
+	}
+	if fi.ModTime().Equal(s.whitelistMod) && s.whitelist.Load() != nil {
+		return false, nil
+	}
+	f, err := os.Open(s.cfg.WhitelistFile)
+	if err != nil {
+		return false, fmt.Errorf("whitelist: %w", err)
+	}
+	defer f.Close()
+	set, err := parseWhitelist(bufio.NewScanner(f), s.cfg.WhitelistFile)
+	if err != nil {
+		return false, err
+	}
+	s.whitelist.Store(&set)
+	s.whitelistMod = fi.ModTime()
+	return true, nil
+}
+
+// parseWhitelist reads info-hashes, 40 hex digits per line; blank lines
+// and text after '#' are ignored.
+func parseWhitelist(sc *bufio.Scanner, name string) (map[[20]byte]struct{}, error) {
+	set := make(map[[20]byte]struct{})
+	for line := 1; sc.Scan(); line++ {
+		t := sc.Text()
+		if i := strings.IndexByte(t, '#'); i >= 0 {
+			t = t[:i]
+		}
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		b, err := hex.DecodeString(t)
+		if err != nil || len(b) != 20 {
+			return nil, fmt.Errorf("whitelist %s line %d: %q is not a 40-digit hex info-hash", name, line, truncate([]byte(t)))
+		}
+		set[[20]byte(b)] = struct{}{}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("whitelist %s: %w", name, err)
+	}
+	return set, nil
+}
+
+// allowed reports whether the torrent may be tracked.
+func (s *Server) allowed(ih [20]byte) bool {
+	if !s.enforceListed {
+		return true
+	}
+	if wl := s.whitelist.Load(); wl != nil {
+		if _, ok := (*wl)[ih]; ok {
+			return true
+		}
+	}
+	s.uploadedMu.RLock()
+	_, ok := s.uploaded[ih]
+	s.uploadedMu.RUnlock()
+	return ok
+}
+
+// user returns the account of a passkey, or nil.
+func (s *Server) user(passkey string) *userAcct {
+	s.usersMu.RLock()
+	defer s.usersMu.RUnlock()
+	return s.passkeys[passkey]
+}
+
+// Errors of access control, turned into failure reasons.
+var (
+	errNotListed      = errors.New("torrent is not tracked here (not on the whitelist)")
+	errUnknownPasskey = errors.New("unknown passkey")
+	errNeedPasskey    = errors.New("this is a private tracker: announce to /<passkey>/announce")
+)
+
+// Families of peers a response may carry.
+const (
+	wantV4 = 1 << iota
+	wantV6
+)
+
+// announce records an announce from ip and appends the peers to give to
+// out. It returns the swarm's seeder and leecher counts.
+func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want int, out []peerOut) ([]peerOut, int, int, error) {
+	if !s.allowed(p.infoHash) {
+		return out, 0, 0, errNotListed
+	}
+	now := s.clock()
+	cutoff := s.cutoff(now)
+	ip = ip.Unmap()
+	stopped := p.event == eventStopped
+	seeder := p.left == 0
+	sh := s.table.shard(p.infoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sw, err := s.table.getOrCreate(sh, p.infoHash, s.loadCompleted)
+	if err != nil {
+		return out, 0, 0, err
+	}
+	var wasSeeder bool
+	if ip.Is4() {
+		wasSeeder, err = sw.v4.update(p.peerID, peerEntry[[4]byte]{ip: ip.As4(), port: p.port, seeder: seeder, seen: now, key: p.key}, stopped, &s.table.lim)
+	} else {
+		wasSeeder, err = sw.v6.update(p.peerID, peerEntry[[16]byte]{ip: ip.As16(), port: p.port, seeder: seeder, seen: now, key: p.key}, stopped, &s.table.lim)
+	}
+	if err != nil {
+		return out, 0, 0, err
+	}
+	if p.event == eventCompleted && !wasSeeder {
+		sw.completed++
+	}
+	sw.lastActive = now
+	if user != nil {
+		s.account(p, user, now)
+	}
+	if !stopped {
+		n := p.numWant
+		if n < 0 {
+			n = s.cfg.NumWant
+		}
+		n = min(n, s.cfg.MaxNumWant)
+		start := len(out)
+		if ip.Is4() {
+			if want&wantV4 != 0 {
+				out = sw.v4.collect(out, n, p.peerID, seeder, cutoff)
+			}
+			if want&wantV6 != 0 {
+				out = sw.v6.collect(out, n-(len(out)-start), p.peerID, seeder, cutoff)
+			}
+		} else {
+			if want&wantV6 != 0 {
+				out = sw.v6.collect(out, n, p.peerID, seeder, cutoff)
+			}
+			if want&wantV4 != 0 {
+				out = sw.v4.collect(out, n-(len(out)-start), p.peerID, seeder, cutoff)
+			}
+		}
+	}
+	return out, sw.seeders(), sw.leechers(), nil
+}
+
+// loadCompleted is the download count a swarm starts with.
+func (s *Server) loadCompleted(ih [20]byte) uint64 {
+	if s.store == nil {
+		return 0
+	}
+	return s.store.completed(ih)
+}
+
+// account adds the bytes moved since the peer's previous announce to its
+// user. The first announce of a session counts in full only with
+// "started" (whose totals are zero in practice): after a tracker restart
+// the earlier part of a session cannot be told from what was already
+// counted, so it is not counted again.
+func (s *Server) account(p *announceParams, u *userAcct, now uint32) {
+	k := sessionKey{p.infoHash, p.peerID}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	prev, ok := s.sessions[k]
+	if !ok && p.event != eventStarted {
+		prev = session{up: p.uploaded, down: p.downloaded}
+	}
+	if prev.user != nil && prev.user != u {
+		prev = session{up: p.uploaded, down: p.downloaded} // passkey changed mid-session
+	}
+	du, dd := p.uploaded-prev.up, p.downloaded-prev.down
+	if du < 0 { // the client restarted its counters
+		du = p.uploaded
+	}
+	if dd < 0 {
+		dd = p.downloaded
+	}
+	u.up.Add(du)
+	u.down.Add(dd)
+	if p.event == eventStopped {
+		delete(s.sessions, k)
+		return
+	}
+	s.sessions[k] = session{user: u, up: p.uploaded, down: p.downloaded, seen: now}
+}
+
+// scrapeStats is a torrent's counters (BEP 48).
+type scrapeStats struct {
+	complete, incomplete int
+	downloaded           uint64
+}
+
+// scrape returns the counters of ih and whether the tracker knows it.
+func (s *Server) scrape(ih [20]byte) (scrapeStats, bool) {
+	sh := s.table.shard(ih)
+	sh.mu.Lock()
+	if sw := sh.swarms[ih]; sw != nil {
+		st := scrapeStats{sw.seeders(), sw.leechers(), sw.completed}
+		sh.mu.Unlock()
+		return st, true
+	}
+	sh.mu.Unlock()
+	n := s.loadCompleted(ih)
+	s.uploadedMu.RLock()
+	_, up := s.uploaded[ih]
+	s.uploadedMu.RUnlock()
+	return scrapeStats{downloaded: n}, n > 0 || up
+}
+
+// TorrentStats is the state of one torrent, as the index page shows it.
+type TorrentStats struct {
+	InfoHash          [20]byte
+	Seeders, Leechers int
+	Completed         uint64
+	LastActive        time.Time // zero if never announced since start
+	Uploaded          *TorrentInfo
+}
+
+// Torrents returns every torrent in memory or uploaded.
+func (s *Server) Torrents() []TorrentStats {
+	var out []TorrentStats
+	seen := make(map[[20]byte]int)
+	for i := range s.table.shards {
+		sh := &s.table.shards[i]
+		sh.mu.Lock()
+		for ih, sw := range sh.swarms {
+			st := TorrentStats{InfoHash: ih, Seeders: sw.seeders(), Leechers: sw.leechers(), Completed: sw.completed}
+			if sw.lastActive > 0 {
+				st.LastActive = s.start.Add(time.Duration(sw.lastActive-1) * time.Second)
+			}
+			seen[ih] = len(out)
+			out = append(out, st)
+		}
+		sh.mu.Unlock()
+	}
+	s.uploadedMu.RLock()
+	for ih, t := range s.uploaded {
+		t := t
+		if i, ok := seen[ih]; ok {
+			out[i].Uploaded = &t
+			continue
+		}
+		out = append(out, TorrentStats{InfoHash: ih, Completed: s.loadCompleted(ih), Uploaded: &t})
+	}
+	s.uploadedMu.RUnlock()
+	return out
+}
+
+// sweep expires silent peers and forgets empty swarms whose counts are
+// safe: stored in the database, or zero when there is none.
+func (s *Server) sweep() (peers int) {
+	cutoff := s.cutoff(s.clock())
+	for i := range s.table.shards {
+		sh := &s.table.shards[i]
+		sh.mu.Lock()
+		for ih, sw := range sh.swarms {
+			peers += sw.v4.expire(cutoff, &s.table.lim) + sw.v6.expire(cutoff, &s.table.lim)
+			if sw.empty() && sw.completed == sw.stored && sw.lastActive < cutoff {
+				delete(sh.swarms, ih)
+				s.table.lim.torrents.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	s.sessMu.Lock()
+	for k, v := range s.sessions {
+		if v.seen < cutoff {
+			delete(s.sessions, k)
+		}
+	}
+	s.sessMu.Unlock()
+	return peers
+}
+
+// flush writes changed download counts and user traffic to the database.
+func (s *Server) flush() error {
+	if s.store == nil {
+		return nil
+	}
+	counts := make(map[[20]byte]uint64)
+	for i := range s.table.shards {
+		sh := &s.table.shards[i]
+		sh.mu.Lock()
+		for ih, sw := range sh.swarms {
+			if sw.completed != sw.stored {
+				counts[ih] = sw.completed
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if len(counts) > 0 {
+		if err := s.store.saveCompleted(counts); err != nil {
+			return fmt.Errorf("save download counts: %w", err)
+		}
+		for ih, n := range counts {
+			sh := s.table.shard(ih)
+			sh.mu.Lock()
+			if sw := sh.swarms[ih]; sw != nil {
+				sw.stored = n
+			}
+			sh.mu.Unlock()
+		}
+	}
+	deltas := make(map[string][2]int64)
+	s.usersMu.RLock()
+	for _, a := range s.passkeys {
+		up, down := a.up.Swap(0), a.down.Swap(0)
+		if up != 0 || down != 0 {
+			d := deltas[a.name]
+			deltas[a.name] = [2]int64{d[0] + up, d[1] + down}
+		}
+	}
+	s.usersMu.RUnlock()
+	if len(deltas) > 0 {
+		if err := s.store.addUserBytes(deltas); err != nil {
+			return fmt.Errorf("save user traffic: %w", err)
+		}
+	}
+	return nil
+}
+
+// Serve answers HTTP requests on each of httpLns and UDP packets on each of
+// udpConns until ctx ends, then shuts down gracefully: in-flight HTTP
+// requests are given a few seconds to finish and counters are flushed.
+// It returns the first serving error, or nil after a clean shutdown. It
+// closes the listeners; the caller still calls Close.
+func (s *Server) Serve(ctx context.Context, httpLns []net.Listener, udpConns []net.PacketConn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second, // slowloris
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, len(httpLns)+len(udpConns)+1)
+	var wg sync.WaitGroup
+	for _, ln := range httpLns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http tracker on %s: %w", ln.Addr(), err)
+				cancel()
+			}
+		}()
+	}
+	for _, pc := range udpConns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.serveUDP(ctx, pc); err != nil {
+				errc <- fmt.Errorf("udp tracker on %s: %w", pc.LocalAddr(), err)
+				cancel()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.maintain(ctx)
+	}()
+	<-ctx.Done()
+	shCtx, shCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer shCancel()
+	if err := hs.Shutdown(shCtx); err != nil {
+		s.log.Warn("tracker: HTTP shutdown", "err", err)
+		hs.Close()
+	}
+	for _, pc := range udpConns {
+		pc.Close()
+	}
+	wg.Wait()
+	close(errc)
+	ferr := s.flush()
+	if err := <-errc; err != nil {
+		return err
+	}
+	return ferr
+}
+
+// maintain runs the periodic work until ctx ends.
+func (s *Server) maintain(ctx context.Context) {
+	sweepEvery := min(max(time.Duration(s.ttl)*time.Second/8, time.Second), time.Minute)
+	sweepT := time.NewTicker(sweepEvery)
+	defer sweepT.Stop()
+	flushT := time.NewTicker(time.Duration(s.cfg.FlushInterval))
+	defer flushT.Stop()
+	listT := time.NewTicker(5 * time.Second)
+	defer listT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweepT.C:
+			if n := s.sweep(); n > 0 {
+				s.log.Debug("tracker: expired peers", "count", n)
+			}
+		case <-flushT.C:
+			if err := s.flush(); err != nil {
+				s.log.Error("tracker: flush", "err", err)
+				s.m.errors.WithLabelValues("database").Inc()
+			}
+		case <-listT.C:
+			if s.cfg.WhitelistFile != "" {
+				if changed, err := s.reloadWhitelist(); err != nil {
+					s.log.Error("tracker: whitelist reload", "err", err)
+				} else if changed {
+					s.log.Info("tracker: whitelist reloaded")
+				}
+			}
+		}
+	}
+}
+
+// Close flushes counters and closes the database.
+func (s *Server) Close() error {
+	if s.store == nil {
+		return nil
+	}
+	err := s.flush()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
