@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -205,6 +206,31 @@ func BenchmarkFetch(b *testing.B) {
 	n := testpeers.StartNginx(b, root)
 	tt := &testTorrent{name: "bench.bin", pieceLen: pieceLen,
 		files: []storage.File{{Path: "bench.bin", Length: size}}, data: make([]byte, size)}
+	// The ceiling: one plain GET of the whole file, read into a buffer.
+	b.Run("plain-GET", func(b *testing.B) {
+		client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+		defer client.CloseIdleConnections()
+		buf := make([]byte, span)
+		b.SetBytes(size)
+		for b.Loop() {
+			resp, err := client.Get(n.URL + "bench.bin")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got int64
+			for {
+				k, err := io.ReadFull(resp.Body, buf)
+				got += int64(k)
+				if err != nil {
+					break
+				}
+			}
+			resp.Body.Close()
+			if got != size {
+				b.Fatalf("plain GET: %d bytes, want %d", got, size)
+			}
+		}
+	})
 	for _, conns := range []int{1, DefaultMaxConns} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
 			s, err := New(URLList, n.URL, tt.name, tt.files, false, pieceLen, size, tt.infoHash, Config{MaxConns: conns})
