@@ -90,6 +90,8 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	root.AddCommand(newCreateCmd(), newInfoCmd(), newGetCmd(), newSeedCmd(), newDemoCmd())
+	root.AddCommand(newTrackerCmd())
+	root.AddCommand(newScrapeCmd())
 
 	wrapArgs(root)
 	return root

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sowerbt/sower/trackerserver"
+)
+
+// defaultTrackerAddr is the well-known tracker port on every interface.
+const defaultTrackerAddr = ":6969"
+
+// defaultTrackerData is where the tracker keeps passkeys, counts and
+// uploads unless --data says otherwise: the XDG data directory.
+func defaultTrackerData() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "sower", "tracker")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "sower", "tracker")
+	}
+	return "sower-tracker"
+}
+
+func newTrackerCmd() *cobra.Command {
+	var (
+		httpAddr, udpAddr, dataDir, whitelist, configFile string
+		private, fullScrape                               bool
+		interval                                          time.Duration
+		realIPHeader, title                               string
+	)
+	cmd := &cobra.Command{
+		Use:   "tracker [--http ADDR] [--udp ADDR] [--data DIR] [--private] [--whitelist FILE]",
+		Short: "Run a BitTorrent tracker (HTTP and UDP) with a web index",
+		Long: `Run a BitTorrent tracker: HTTP announce/scrape at /announce and /scrape,
+the UDP tracker protocol, an index page of the tracked torrents at /, operator
+uploads at /upload and Prometheus metrics at /metrics, until Ctrl-C.
+
+Access modes: open (default), whitelist (--whitelist FILE with one hex
+info-hash per line, re-read when it changes; uploaded torrents are allowed
+too) and private (--private: announces go to /<passkey>/announce, see
+'sower tracker passkey').
+
+Passkeys, download counts and uploaded torrents are kept in --data DIR
+(default ` + defaultTrackerData() + `; --data "" keeps nothing). Settings may
+also come from a JSON --config file (keys: data, mode, whitelist, interval,
+min_interval, expire_factor, numwant, max_numwant, max_torrents,
+max_peers_per_torrent, max_peers, max_scrape_hashes, full_scrape,
+real_ip_header, trusted_proxies, flush_interval, title); flags win.
+--http "" or --udp "" turns a protocol off.`,
+		Example: `  sower tracker --http 127.0.0.1:6969 --udp 127.0.0.1:6969
+  sower tracker --private --data /var/lib/sower-tracker
+  sower tracker passkey add alice`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg trackerserver.Config
+			if configFile != "" {
+				b, err := os.ReadFile(configFile)
+				if err != nil {
+					return fmt.Errorf("config: %w", err)
+				}
+				if cfg, err = trackerserver.ParseConfig(b); err != nil {
+					return fmt.Errorf("%s: %w", configFile, err)
+				}
+			}
+			f := cmd.Flags()
+			if f.Changed("data") || cfg.DataDir == "" {
+				cfg.DataDir = dataDir
+			}
+			if f.Changed("whitelist") {
+				cfg.WhitelistFile = whitelist
+			}
+			if cfg.WhitelistFile != "" && cfg.Mode == "" {
+				cfg.Mode = trackerserver.ModeWhitelist
+			}
+			if private {
+				cfg.Mode = trackerserver.ModePrivate
+			}
+			if f.Changed("full-scrape") {
+				cfg.FullScrape = fullScrape
+			}
+			if f.Changed("interval") {
+				cfg.Interval = trackerserver.Duration(interval)
+			}
+			if f.Changed("real-ip-header") {
+				cfg.RealIPHeader = realIPHeader
+			}
+			if f.Changed("title") {
+				cfg.Title = title
+			}
+			return runTracker(cmd.Context(), cmd.OutOrStdout(), cfg, httpAddr, udpAddr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&httpAddr, "http", defaultTrackerAddr, "TCP address for HTTP announces, scrapes and the web index (\"\" = off)")
+	f.StringVar(&udpAddr, "udp", defaultTrackerAddr, "UDP address for the BEP 15 tracker protocol (\"\" = off)")
+	f.StringVar(&dataDir, "data", defaultTrackerData(), "directory of the tracker database (\"\" = memory only)")
+	f.BoolVar(&private, "private", false, "private tracker: require a passkey (/<passkey>/announce)")
+	f.StringVar(&whitelist, "whitelist", "", "file of allowed info-hashes (40 hex digits per line)")
+	f.StringVar(&configFile, "config", "", "JSON configuration file; flags override it")
+	f.BoolVar(&fullScrape, "full-scrape", false, "answer scrapes without info_hash with every torrent")
+	f.DurationVar(&interval, "interval", trackerserver.DefaultInterval, "re-announce interval told to clients")
+	f.StringVar(&realIPHeader, "real-ip-header", "", "header with the client address set by a reverse proxy on loopback (e.g. X-Forwarded-For)")
+	f.StringVar(&title, "title", "", "title of the index page")
+	cmd.AddCommand(newPasskeyCmd(&dataDir))
+	return cmd
+}
+
+// runTracker listens, serves until ctx ends and shuts down cleanly.
+func runTracker(ctx context.Context, out io.Writer, cfg trackerserver.Config, httpAddr, udpAddr string) error {
+	if httpAddr == "" && udpAddr == "" {
+		return &usageError{errors.New("--http and --udp are both off: nothing to serve")}
+	}
+	srv, err := trackerserver.New(cfg, slog.Default())
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	var pcs []net.PacketConn
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+		for _, p := range pcs {
+			p.Close()
+		}
+		srv.Close()
+	}
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("--http: %w", err)
+		}
+		lns = append(lns, ln)
+		base := "http://" + displayAddr(ln.Addr())
+		if cfg.Mode == trackerserver.ModePrivate {
+			fmt.Fprintf(out, "HTTP tracker: %s/<passkey>/announce\n", base)
+		} else {
+			fmt.Fprintf(out, "HTTP tracker: %s/announce\n", base)
+		}
+		fmt.Fprintf(out, "Web index:    %s/  (metrics at /metrics)\n", base)
+	}
+	if udpAddr != "" {
+		pc, err := net.ListenPacket("udp", udpAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("--udp: %w", err)
+		}
+		pcs = append(pcs, pc)
+		fmt.Fprintf(out, "UDP tracker:  udp://%s/announce\n", displayAddr(pc.LocalAddr()))
+	}
+	if tok := srv.AdminToken(); tok != "" && httpAddr != "" {
+		fmt.Fprintf(out, "Upload password (any user name): %s\n", tok)
+	}
+	serveErr := srv.Serve(ctx, lns, pcs)
+	if err := srv.Close(); serveErr == nil && err != nil {
+		serveErr = fmt.Errorf("close tracker database: %w", err)
+	}
+	return serveErr
+}
+
+// displayAddr shows a listening address as clients would dial it
+// locally: an unspecified host becomes 127.0.0.1 for readability.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newPasskeyCmd(dataDir *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "passkey",
+		Short: "Manage the passkeys of a private tracker (while the tracker is stopped)",
+		Long: `Add, rotate, revoke and list the users of a private tracker. These work on
+the database in --data DIR and need the tracker to be stopped, since only one
+process may hold the database.`,
+		Example: "  sower tracker passkey add alice\n  sower tracker passkey list",
+	}
+	withStore := func(fn func(*trackerserver.Store) error) error {
+		if *dataDir == "" {
+			return &usageError{errors.New("--data: a private tracker needs a data directory")}
+		}
+		st, err := trackerserver.OpenStore(*dataDir)
+		if err != nil {
+			return err
+		}
+		err = fn(st)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	show := func(cmd *cobra.Command, u trackerserver.User, verb string) {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s: passkey %s (announce URL path /%s/announce)\n", verb, u.Name, u.Passkey, u.Passkey)
+	}
+	one := func(use, short, verb string, op func(*trackerserver.Store, string) (trackerserver.User, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			Example: "  sower tracker passkey " + use + " alice",
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withStore(func(st *trackerserver.Store) error {
+					u, err := op(st, args[0])
+					if err != nil {
+						return err
+					}
+					if u.Passkey == "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s %s: passkey revoked\n", verb, u.Name)
+						return nil
+					}
+					show(cmd, u, verb)
+					return nil
+				})
+			},
+		}
+	}
+	cmd.AddCommand(
+		one("add", "Create a user with a new passkey", "added", (*trackerserver.Store).AddUser),
+		one("rotate", "Give a user a new passkey (the old one stops working)", "rotated", (*trackerserver.Store).RotateUser),
+		one("revoke", "Remove a user's passkey (counts are kept)", "revoked", (*trackerserver.Store).RevokeUser),
+		&cobra.Command{
+			Use: "list", Short: "List users with their traffic", Args: cobra.NoArgs,
+			Example: "  sower tracker passkey list",
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withStore(func(st *trackerserver.Store) error {
+					us, err := st.Users()
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "NAME\tPASSKEY\tUPLOADED\tDOWNLOADED\tRATIO")
+					for _, u := range us {
+						pk := u.Passkey
+						if pk == "" {
+							pk = "(revoked)"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\n", u.Name, pk, u.Uploaded, u.Downloaded, u.Ratio())
+					}
+					return tw.Flush()
+				})
+			},
+		},
+	)
+	cmd.PersistentFlags().StringVar(dataDir, "data", defaultTrackerData(), "directory of the tracker database")
+	return cmd
+}
