@@ -107,3 +107,19 @@ func TestBackoffConcurrent(t *testing.T) {
 		t.Error("800 of 1000 bad pieces dropped the source")
 	}
 }
+
+func TestErrorAndKindText(t *testing.T) {
+	ra := &RetryAfterError{URL: "http://h/s", Status: 503, After: 30 * time.Second}
+	if got, want := ra.Error(), "webseed: http://h/s: busy (HTTP 503), retry after 30s"; got != want {
+		t.Errorf("RetryAfterError.Error() = %q, want %q", got, want)
+	}
+	he := &HTTPError{URL: "http://h/f", Status: 404}
+	if got, want := he.Error(), "webseed: http://h/f: HTTP 404 Not Found"; got != want {
+		t.Errorf("HTTPError.Error() = %q, want %q", got, want)
+	}
+	for k, want := range map[Kind]string{URLList: "url-list", HTTPSeed: "httpseed", 7: "Kind(7)"} {
+		if got := k.String(); got != want {
+			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, want)
+		}
+	}
+}

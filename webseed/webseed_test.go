@@ -436,7 +436,7 @@ func TestBusy(t *testing.T) {
 
 // bep17Handler is a BEP 17 seed script for tt: it checks the info-hash and
 // answers 503 with retryAfter as the body while busy is set.
-func bep17Handler(t *testing.T, tt *testTorrent, busy *atomic.Bool, retryAfter string) http.Handler {
+func bep17Handler(tt *testTorrent, busy *atomic.Bool, retryAfter string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if busy.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -477,7 +477,7 @@ func bep17Handler(t *testing.T, tt *testTorrent, busy *atomic.Bool, retryAfter s
 func TestHTTPSeed(t *testing.T) {
 	tt := multiTorrent(t)
 	var busy atomic.Bool
-	srv, rec := serve(t, bep17Handler(t, tt, &busy, "30\n"))
+	srv, rec := serve(t, bep17Handler(tt, &busy, "30\n"))
 	s := tt.source(t, HTTPSeed, srv.URL+"/seed.php?key=v", Config{})
 	fetchAll(t, s, tt)
 	rec.take()
@@ -531,7 +531,7 @@ func TestHTTPSeedBusyWithoutNumber(t *testing.T) {
 	tt := newTorrent(t, "f", false, 100, spec{path: "f", length: 300})
 	var busy atomic.Bool
 	busy.Store(true)
-	srv, _ := serve(t, bep17Handler(t, tt, &busy, "try later"))
+	srv, _ := serve(t, bep17Handler(tt, &busy, "try later"))
 	s := tt.source(t, HTTPSeed, srv.URL, Config{})
 	var he *HTTPError
 	if err := s.Fetch(testContext(t), 0, make([]byte, 100)); !errors.As(err, &he) || he.Status != 503 {
