@@ -245,7 +245,6 @@ func (s *Source) Close() {
 type part struct {
 	url      string
 	rangeHdr string // Range header value; "" for none
-	file     int    // URLList: file index; -1 for HTTPSeed
 	first    int64  // URLList: offset in the file of dst[0]
 	fileLen  int64  // URLList: length of the file
 	dst      []byte
@@ -334,7 +333,6 @@ func (s *Source) planFiles(off int64, buf []byte) []part {
 		parts = append(parts, part{
 			url:      s.fileURLs[sp.File],
 			rangeHdr: "bytes=" + strconv.FormatInt(sp.Offset, 10) + "-" + strconv.FormatInt(sp.Offset+sp.Length-1, 10),
-			file:     sp.File,
 			first:    sp.Offset,
 			fileLen:  f.Length,
 			dst:      dst,
@@ -357,7 +355,7 @@ func (s *Source) planPieces(off int64, buf []byte) []part {
 		if in != 0 || n != size {
 			ranges = [][2]int64{{in, in + n - 1}}
 		}
-		parts = append(parts, part{url: httpSeedURL(s.base, s.infoHash, piece, ranges), file: -1, dst: buf[pos : pos+n]})
+		parts = append(parts, part{url: httpSeedURL(s.base, s.infoHash, piece, ranges), dst: buf[pos : pos+n]})
 		pos += n
 	}
 	return parts
