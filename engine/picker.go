@@ -28,6 +28,10 @@ type piece struct {
 	received int
 	next     int  // hint: no unrequested block before this index
 	hashing  bool // all blocks in, hash check running
+	// exclusive pieces (re-fetched after a mixed hash failure) come from
+	// one peer, owner, so the outcome identifies the liar.
+	exclusive bool
+	owner     *peer
 }
 
 func (pc *piece) blockLen(i int) int {

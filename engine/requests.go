@@ -23,6 +23,21 @@ func (t *Torrent) releaseAll(p *peer) {
 		}
 	}
 	clear(p.pending)
+	for _, pc := range t.pk.active {
+		if pc.owner == p {
+			pc.owner = nil // another peer may take the exclusive piece
+		}
+	}
+}
+
+// mayFetch reports whether p may be asked for blocks of pc: it must have
+// the piece, and a piece being re-fetched after a mixed hash failure is
+// fetched from one peer only, so the result convicts or clears it.
+func (pc *piece) mayFetch(p *peer) bool {
+	if pc.hashing || !(p.seed || p.has.Has(pc.index)) {
+		return false
+	}
+	return !pc.exclusive || pc.owner == nil || pc.owner == p
 }
 
 // onBlock stores a received block in its piece and starts the hash check
@@ -165,7 +180,7 @@ func (t *Torrent) onHashFail(pc *piece) {
 			continue
 		}
 		p.hashFails++
-		if len(senders) == 1 || p.hashFails >= 3 {
+		if len(senders) == 1 || p.hashFails >= maxStrikes {
 			t.ban(p, fmt.Sprintf("sent data that failed the hash check (%d pieces)", p.hashFails))
 		}
 	}
@@ -192,6 +207,12 @@ func (t *Torrent) convict(pc *piece) {
 		}
 	}
 }
+
+// maxStrikes is how many failed mixed pieces a peer may have contributed
+// to before it is banned without proof. Exclusive re-fetching convicts
+// liars long before, so honest peers stuck in a mixed piece with a liar
+// do not reach it.
+const maxStrikes = 8
 
 // ban disconnects a peer and refuses its address from now on.
 func (t *Torrent) ban(p *peer, reason string) {
@@ -241,16 +262,23 @@ func (t *Torrent) fillRequests(p *peer) {
 func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	for _, i := range t.pk.order {
 		pc := t.pk.active[i]
-		if pc.hashing || !(p.seed || p.has.Has(i)) {
+		if !pc.mayFetch(p) {
 			continue
 		}
 		if b := pc.unrequested(); b >= 0 {
+			if pc.exclusive {
+				pc.owner = p
+			}
 			return pc, b
 		}
 	}
 	if buf := t.pieceBuffer(); buf != nil {
 		if i := t.pk.pickNew(p.has, p.seed); i >= 0 {
-			return t.pk.start(i, int(t.info.PieceSize(i)), buf), 0
+			pc := t.pk.start(i, int(t.info.PieceSize(i)), buf)
+			if t.failed[i] != nil {
+				pc.exclusive, pc.owner = true, p
+			}
+			return pc, 0
 		}
 		t.freeBufs = append(t.freeBufs, buf)
 	}
@@ -259,7 +287,7 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	// and the others are cancelled.
 	for _, i := range t.pk.order {
 		pc := t.pk.active[i]
-		if pc.hashing || !(p.seed || p.has.Has(i)) {
+		if !pc.mayFetch(p) {
 			continue
 		}
 		for b := range pc.blocks {

@@ -68,11 +68,31 @@ func (s Stats) Ratio() float64 {
 	return float64(s.Uploaded) / float64(d)
 }
 
-// Stats returns the latest snapshot. Safe for any goroutine.
+// Stats returns a current snapshot, asking the owner goroutine for a fresh
+// one while Run is running (so counters are exact at the moment of the
+// call, e.g. right after Done). Safe for any goroutine.
 func (t *Torrent) Stats() Stats {
+	select {
+	case t.statsReq <- struct{}{}:
+		// The owner publishes before it answers.
+		<-t.statsDone
+	case <-t.loopDone:
+	case <-t.notRunning():
+	}
 	t.statsMu.Lock()
 	defer t.statsMu.Unlock()
 	return t.stats
+}
+
+// notRunning is ready when Run has not started, so Stats does not wait
+// for an owner that does not exist yet.
+func (t *Torrent) notRunning() <-chan struct{} {
+	if t.running.Load() {
+		return nil
+	}
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func (t *Torrent) publishStats(now time.Time) {

@@ -123,8 +123,12 @@ type Torrent struct {
 	// protocolCloses counts connections we closed on purpose; tests read it.
 	protocolCloses atomic.Int64
 
-	statsMu sync.Mutex
-	stats   Stats
+	statsMu   sync.Mutex
+	stats     Stats
+	statsReq  chan struct{} // Stats asks the owner for a fresh snapshot
+	statsDone chan struct{} // the owner published it
+	running   atomic.Bool
+	loopDone  chan struct{} // closed when the owner stops serving requests
 
 	// Owner state.
 	pk                          *picker
@@ -178,6 +182,9 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 		addPeers:   make(chan []netip.AddrPort, 16),
 		hashed:     make(chan hashResult, 16),
 		stopped:    make(chan struct{}),
+		statsReq:   make(chan struct{}),
+		statsDone:  make(chan struct{}),
+		loopDone:   make(chan struct{}),
 		done:       make(chan struct{}),
 		hashSem:    make(chan struct{}, cfg.HashWorkers),
 		pk:         newPicker(n, have, prio, cfg.Sequential),
@@ -247,10 +254,13 @@ func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 // connections are closed, a "stopped" announce was attempted and the
 // storage was synced (the caller closes it).
 func (t *Torrent) Run(ctx context.Context) error {
+	t.running.Store(true)
 	defer close(t.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
+		t.publishStats(time.Now())
+		close(t.loopDone)
 		cancel()
 		for p := range t.peers {
 			p.conn.Close()
@@ -315,6 +325,9 @@ func (t *Torrent) Run(ctx context.Context) error {
 			for p := range t.peers {
 				t.fillRequests(p)
 			}
+		case <-t.statsReq:
+			t.publishStats(time.Now())
+			t.statsDone <- struct{}{}
 		case now := <-tick.C:
 			t.onTick(ctx, &wg, now)
 		}

@@ -1,0 +1,337 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/peerwire"
+	"github.com/sowerbt/sower/storage"
+)
+
+// swarm is an in-process swarm on 127.0.0.1 for behaviour tests.
+type swarm struct {
+	t   *testing.T
+	tt  *testTorrent
+	ctx context.Context
+	wg  *sync.WaitGroup
+}
+
+func newSwarm(t *testing.T, tt *testTorrent, timeout time.Duration) *swarm {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	wg := &sync.WaitGroup{}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return &swarm{t: t, tt: tt, ctx: ctx, wg: wg}
+}
+
+func (s *swarm) node(seed bool, cfg Config) *node {
+	s.t.Helper()
+	ln, err := Listen("127.0.0.1:0", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	store := storage.NewMemory(s.tt.layout)
+	if seed {
+		store = s.tt.seedStore(s.t).(*storage.Memory)
+		cfg.Have = s.tt.full()
+	}
+	cfg.Port = ln.Port()
+	cfg.Logger = testLogger(s.t)
+	tor, err := New(s.tt.info, s.tt.hash, s.tt.layout, store, cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ln.Add(s.ctx, tor)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); ln.Serve(s.ctx) }()
+	go func() { defer s.wg.Done(); tor.Run(s.ctx) }()
+	return &node{t: tor, ln: ln, store: store, addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ln.Port())}
+}
+
+// connectAll tells every node about every other.
+func connectAll(nodes ...*node) {
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if o != n {
+				n.t.AddPeers(o.addr)
+			}
+		}
+	}
+}
+
+func (s *swarm) checkData(n *node) {
+	s.t.Helper()
+	if got := readAll(s.t, n.store, int64(len(s.tt.data))); !bytes.Equal(got, s.tt.data) {
+		s.t.Fatal("data differs from the seed's")
+	}
+}
+
+// TestSeedUploadsAboutOneCopy: with the seed's upload limited, leechers
+// get most data from each other, so the seed sends far less than one
+// copy per leecher.
+func TestSeedUploadsAboutOneCopy(t *testing.T) {
+	tt := newTestTorrent(t, []int64{3 << 20}, 64<<10)
+	s := newSwarm(t, tt, 90*time.Second)
+	seed := s.node(true, Config{UploadLimit: NewLimiter(1_000_000)})
+	nodes := []*node{seed}
+	for range 5 {
+		nodes = append(nodes, s.node(false, Config{}))
+	}
+	connectAll(nodes...)
+	for _, n := range nodes[1:] {
+		waitDone(t, s.ctx, n.t)
+		s.checkData(n)
+	}
+	copies := float64(seed.t.Stats().Uploaded) / float64(len(tt.data))
+	t.Logf("seed uploaded %.2f copies for 5 leechers", copies)
+	if copies > 2.5 {
+		t.Fatalf("seed uploaded %.2f copies; leechers are not trading", copies)
+	}
+}
+
+// TestSuperSeed: a super-seed offers pieces one at a time, so it uploads
+// about one copy in all, even with ample upload capacity.
+func TestSuperSeed(t *testing.T) {
+	tt := newTestTorrent(t, []int64{2 << 20}, 64<<10)
+	s := newSwarm(t, tt, 90*time.Second)
+	seed := s.node(true, Config{SuperSeed: true, UploadLimit: NewLimiter(2_000_000)})
+	nodes := []*node{seed}
+	for range 4 {
+		nodes = append(nodes, s.node(false, Config{}))
+	}
+	connectAll(nodes...)
+	for _, n := range nodes[1:] {
+		waitDone(t, s.ctx, n.t)
+		s.checkData(n)
+	}
+	copies := float64(seed.t.Stats().Uploaded) / float64(len(tt.data))
+	t.Logf("super-seed uploaded %.2f copies for 4 leechers", copies)
+	if copies > 1.5 {
+		t.Fatalf("super-seed uploaded %.2f copies", copies)
+	}
+}
+
+// fakePeer is a scripted remote peer for fault injection.
+type fakePeer struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	got  map[blockKey]int // distinct blocks received (free-rider), with sizes
+}
+
+func (fp *fakePeer) received() int64 {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	var n int64
+	for _, l := range fp.got {
+		n += int64(l)
+	}
+	return n
+}
+
+type fakeMode int
+
+const (
+	blackHole fakeMode = iota // has everything, unchokes, never answers requests
+	freeRider                 // downloads from whoever unchokes it, never uploads
+)
+
+// startFake runs a fake peer. A black hole listens; a free-rider dials
+// the given targets.
+func startFake(t *testing.T, s *swarm, mode fakeMode, targets ...netip.AddrPort) *fakePeer {
+	fp := &fakePeer{got: make(map[blockKey]int)}
+	serve := func(c net.Conn, dialed bool) {
+		defer c.Close()
+		context.AfterFunc(s.ctx, func() { c.Close() })
+		h := peerwire.Handshake{InfoHash: s.tt.hash, PeerID: peerwire.NewPeerID()}
+		if dialed {
+			if peerwire.WriteHandshake(c, h) != nil {
+				return
+			}
+			if _, err := peerwire.ReadHandshake(c); err != nil {
+				return
+			}
+		} else {
+			if _, err := peerwire.ReadHandshake(c); err != nil {
+				return
+			}
+			if peerwire.WriteHandshake(c, h) != nil {
+				return
+			}
+		}
+		n := s.tt.info.NumPieces()
+		if mode == blackHole {
+			full := s.tt.full()
+			c.Write(peerwire.Message{ID: peerwire.Bitfield, Payload: full.Bytes()}.AppendTo(nil))
+			c.Write(peerwire.Message{ID: peerwire.Unchoke}.AppendTo(nil))
+		} else {
+			c.Write(peerwire.Message{ID: peerwire.Interested}.AppendTo(nil))
+		}
+		dec := peerwire.NewDecoder(c, peerwire.Limits{NumPieces: n, PieceLength: s.tt.info.PieceLength, TotalLength: s.tt.info.TotalLength()})
+		theirs := bitfield.New(n)
+		next := 0
+		requestMore := func() {
+			// Keep a few requests out, in piece order, for pieces the
+			// other side has.
+			for k := 0; k < 8 && next < n*int(s.tt.info.PieceLength/blockSize); k++ {
+				idx := next / int(s.tt.info.PieceLength/blockSize)
+				begin := (next % int(s.tt.info.PieceLength/blockSize)) * blockSize
+				if !theirs.Has(idx) {
+					return
+				}
+				length := min(blockSize, int(s.tt.info.PieceSize(idx))-begin)
+				c.Write(peerwire.Message{ID: peerwire.Request, Index: uint32(idx), Begin: uint32(begin), Length: uint32(length)}.AppendTo(nil))
+				next++
+			}
+		}
+		unchoked := false
+		for {
+			m, err := dec.Next()
+			if err != nil {
+				return
+			}
+			if mode != freeRider {
+				continue
+			}
+			switch m.ID {
+			case peerwire.Bitfield:
+				if b, err := bitfield.FromBytes(m.Payload, n); err == nil {
+					theirs = b
+				}
+			case peerwire.HaveAll:
+				theirs.SetAll()
+			case peerwire.Have:
+				theirs.Set(int(m.Index))
+			case peerwire.Unchoke:
+				unchoked = true
+				requestMore()
+			case peerwire.Choke:
+				unchoked = false
+			case peerwire.Piece:
+				fp.mu.Lock()
+				fp.got[makeKey(m.Index, m.Begin)] = len(m.Payload)
+				fp.mu.Unlock()
+				if unchoked {
+					requestMore()
+				}
+			}
+		}
+	}
+	if mode == freeRider {
+		for _, a := range targets {
+			c, err := net.Dial("tcp", a.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); serve(c, true) }()
+		}
+		return fp
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp.addr = netip.MustParseAddrPort(ln.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		context.AfterFunc(s.ctx, func() { ln.Close() })
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); serve(c, false) }()
+		}
+	}()
+	return fp
+}
+
+// TestEndGameBypassesSlowPeer: a peer that takes requests and never
+// answers holds some blocks; end game fetches them from the honest seed,
+// long before the 30 s request timeout would hand them back.
+func TestEndGameBypassesSlowPeer(t *testing.T) {
+	for _, policy := range []EndGamePolicy{EndGameAllRequested, EndGameAllStarted} {
+		tt := newTestTorrent(t, []int64{1 << 20}, 64<<10)
+		s := newSwarm(t, tt, requestTimeout-5*time.Second)
+		hole := startFake(t, s, blackHole)
+		leech := s.node(false, Config{EndGame: policy})
+		leech.t.AddPeers(hole.addr)
+		// Let the black hole swallow requests before the seed appears.
+		time.Sleep(300 * time.Millisecond)
+		seed := s.node(true, Config{})
+		leech.t.AddPeers(seed.addr)
+		waitDone(t, s.ctx, leech.t)
+		s.checkData(leech)
+	}
+}
+
+// TestFreeRiderGetsLess: with few upload slots, a peer that never uploads
+// receives less than the fair leechers, which reciprocate.
+func TestFreeRiderGetsLess(t *testing.T) {
+	tt := newTestTorrent(t, []int64{4 << 20}, 64<<10)
+	s := newSwarm(t, tt, 90*time.Second)
+	seed := s.node(true, Config{UploadLimit: NewLimiter(1_000_000), MaxUnchoked: 2})
+	var nodes []*node
+	for range 4 {
+		nodes = append(nodes, s.node(false, Config{MaxUnchoked: 2}))
+	}
+	connectAll(append([]*node{seed}, nodes...)...)
+	var targets []netip.AddrPort
+	for _, n := range append([]*node{seed}, nodes...) {
+		targets = append(targets, n.addr)
+	}
+	rider := startFake(t, s, freeRider, targets...)
+	waitDone(t, s.ctx, nodes[0].t)
+	fair := nodes[0].t.Stats().Downloaded
+	got := rider.received()
+	t.Logf("when the first fair leecher finished (%d bytes), the free-rider had %d bytes", fair, got)
+	if got >= fair {
+		t.Fatalf("free-rider got %d bytes, a fair leecher %d", got, fair)
+	}
+	for _, n := range nodes {
+		waitDone(t, s.ctx, n.t)
+	}
+	// Once everyone else is done, the seeds' round robin serves the
+	// free-rider too: proof that the fake works and was only out-traded.
+	for rider.received() == 0 {
+		select {
+		case <-s.ctx.Done():
+			t.Fatal("free-rider never got any data, even from idle seeds")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestPoisonInMixedPiece: a liar that corrupts only some blocks while an
+// honest seed sends others is identified by comparing the failed copy with
+// the good one, and banned.
+func TestPoisonInMixedPiece(t *testing.T) {
+	tt := newTestTorrent(t, []int64{2 << 20}, 256<<10)
+	s := newSwarm(t, tt, 60*time.Second)
+	bad := liar(t, s.ctx, s.wg, tt, true)
+	seed := s.node(true, Config{})
+	leech := s.node(false, Config{})
+	leech.t.AddPeers(bad, seed.addr)
+	waitDone(t, s.ctx, leech.t)
+	s.checkData(leech)
+	st := leech.t.Stats()
+	if st.HashFailures == 0 || st.Banned == 0 {
+		t.Fatalf("liar not caught: %+v", st)
+	}
+	for _, p := range st.Peerlist {
+		if p.Addr == bad {
+			t.Fatalf("liar still connected: %+v", p)
+		}
+	}
+}
+
+func testAddr(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 6881)
+}
