@@ -321,7 +321,13 @@ func (n *Node) Run(ctx context.Context) error {
 
 // begin registers an owner operation (lookup, announce) with the running
 // node, returning a context cancelled when either ctx or the node ends.
+// Called before Run has started, it waits for Run (or ctx).
 func (n *Node) begin(ctx context.Context) (context.Context, func(), error) {
+	select {
+	case <-n.running:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("dht: waiting for Run: %w", ctx.Err())
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.runCtx == nil || n.stopped {

@@ -92,6 +92,7 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 	root.AddCommand(newCreateCmd(), newInfoCmd(), newGetCmd(), newSeedCmd(), newDemoCmd())
 	root.AddCommand(newTrackerCmd())
 	root.AddCommand(newScrapeCmd())
+	root.AddCommand(newDHTCmd())
 
 	wrapArgs(root)
 	return root
