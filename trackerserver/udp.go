@@ -254,6 +254,14 @@ func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPCo
 
 // handleUDP answers one packet; nil means no answer.
 func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte {
+	now := s.cfg.Now().Unix()
+	// The connection id is checked before the rest, so that only clients
+	// that proved their address get more than this one short answer.
+	if len(pkt) >= udpHeaderLen && binary.BigEndian.Uint32(pkt[8:]) != udpConnect &&
+		!s.ids.valid(now, from, binary.BigEndian.Uint64(pkt)) {
+		s.m.errors.WithLabelValues("udp_connection_id").Inc()
+		return appendUDPError(sc.body[:0], binary.BigEndian.Uint32(pkt[12:]), "connection id is invalid or expired")
+	}
 	r, err := parseUDPRequest(pkt)
 	if err != nil {
 		var pe *udpPacketError
@@ -264,17 +272,12 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 		s.m.errors.WithLabelValues("bad_request").Inc()
 		return appendUDPError(sc.body[:0], r.tid, err.Error())
 	}
-	now := s.cfg.Now().Unix()
 	if r.action == udpConnect {
 		s.m.connectUDP.Inc()
 		b := sc.body[:0]
 		b = binary.BigEndian.AppendUint32(b, udpConnect)
 		b = binary.BigEndian.AppendUint32(b, r.tid)
 		return binary.BigEndian.AppendUint64(b, s.ids.issue(now, from))
-	}
-	if !s.ids.valid(now, from, r.connID) {
-		s.m.errors.WithLabelValues("udp_connection_id").Inc()
-		return appendUDPError(sc.body[:0], r.tid, "connection id is invalid or expired")
 	}
 	switch r.action {
 	case udpAnnounce:
