@@ -142,6 +142,7 @@ func (t *Torrent) publishStats(now time.Time) {
 	slices.SortFunc(s.Peerlist, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
 	t.statsMu.Lock()
 	t.stats = s
+	t.lastHave = t.pk.have.Clone()
 	t.statsMu.Unlock()
 }
 

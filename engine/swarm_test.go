@@ -335,3 +335,28 @@ func TestPoisonInMixedPiece(t *testing.T) {
 func testAddr(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 6881)
 }
+
+// TestChangePriorities: a torrent started with one file skipped gets it
+// after SetFilePriorities, and Have reports every piece at the end.
+func TestChangePriorities(t *testing.T) {
+	tt := newTestTorrent(t, []int64{300_000, 500_000}, 64<<10)
+	s := newSwarm(t, tt, 30*time.Second)
+	seed := s.node(true, Config{})
+	leech := s.node(false, Config{FilePriorities: []Priority{High, Skip}})
+	leech.t.AddPeers(seed.addr)
+	waitDone(t, s.ctx, leech.t)
+	if got := leech.t.Have().Count(); got == tt.info.NumPieces() {
+		t.Fatal("skipped file downloaded")
+	}
+	if err := leech.t.SetFilePriorities([]Priority{Normal, Normal}); err != nil {
+		t.Fatal(err)
+	}
+	for leech.t.Have().Count() != tt.info.NumPieces() {
+		select {
+		case <-s.ctx.Done():
+			t.Fatalf("second file not downloaded: %+v", leech.t.Stats())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.checkData(leech)
+}

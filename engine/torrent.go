@@ -128,7 +128,9 @@ type Torrent struct {
 	statsReq  chan struct{} // Stats asks the owner for a fresh snapshot
 	statsDone chan struct{} // the owner published it
 	running   atomic.Bool
-	loopDone  chan struct{} // closed when the owner stops serving requests
+	loopDone  chan struct{}     // closed when the owner stops serving requests
+	calls     chan func()       // work to run on the owner goroutine (control.go)
+	lastHave  bitfield.Bitfield // the have set when the owner last published, under statsMu
 
 	// Owner state.
 	pk                          *picker
@@ -185,6 +187,7 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 		statsReq:   make(chan struct{}),
 		statsDone:  make(chan struct{}),
 		loopDone:   make(chan struct{}),
+		calls:      make(chan func()),
 		done:       make(chan struct{}),
 		hashSem:    make(chan struct{}, cfg.HashWorkers),
 		pk:         newPicker(n, have, prio, cfg.Sequential),
@@ -325,6 +328,8 @@ func (t *Torrent) Run(ctx context.Context) error {
 			for p := range t.peers {
 				t.fillRequests(p)
 			}
+		case f := <-t.calls:
+			f()
 		case <-t.statsReq:
 			t.publishStats(time.Now())
 			t.statsDone <- struct{}{}
