@@ -134,7 +134,7 @@ func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
 	}
 	p.has = bf
 	p.seed = bf.Full()
-	if p.seed && t.complete {
+	if p.seed && t.pk.have.Full() {
 		// Two seeds have nothing to say to each other.
 		t.closePeer(p, "both seeds")
 		return

@@ -228,7 +228,7 @@ func (t *Torrent) markComplete() {
 	}
 	for p := range t.peers {
 		t.updateInterest(p)
-		if p.seed {
+		if p.seed && t.pk.have.Full() {
 			t.closePeer(p, "both seeds")
 		}
 	}
