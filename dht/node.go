@@ -209,6 +209,7 @@ func New(cfg Config) (*Node, error) {
 	n.table = newTable(n.id, n.v6, now)
 	n.peers = newPeerStore(cfg.MaxPeers, cfg.MaxPeersPerTorrent, cfg.PeerTTL)
 	n.tokens = newTokens(now)
+	n.lastSave = now
 	n.limit = newLimiter(cfg.RateLimit, float64(cfg.RateBurst), maxTrackedIPs)
 	if st != nil {
 		for _, c := range st.nodes {

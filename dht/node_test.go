@@ -336,6 +336,8 @@ func TestStatePersists(t *testing.T) {
 		t.Fatalf("bootstrap from saved nodes: %v", err)
 	}
 
+	cancel2()
+	<-done2
 	// A damaged file is ignored with a warning, not fatal.
 	if err := os.WriteFile(file, []byte("d2:id3:abce"), 0o600); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ type sim struct {
 	net     *memnet.Network
 	nodes   []*Node
 	cancels []context.CancelFunc
+	dones   []chan struct{}
 	wg      sync.WaitGroup
 	rnd     *rand.Rand
 }
@@ -26,6 +27,10 @@ type sim struct {
 type simOptions struct {
 	queryTimeout time.Duration
 	joinParallel int
+	// settle makes every node refresh its neighbourhood once after all
+	// have joined, as the periodic bucket refresh of a network that has
+	// run for a while would.
+	settle bool
 }
 
 // newSim starts n nodes and joins them one after another (a few at a
@@ -73,6 +78,20 @@ func newSim(tb testing.TB, n int, opt simOptions) *sim {
 		}()
 	}
 	jwg.Wait()
+	if opt.settle {
+		for i, node := range s.nodes {
+			sem <- struct{}{}
+			jwg.Add(1)
+			go func() {
+				defer jwg.Done()
+				defer func() { <-sem }()
+				if err := node.Bootstrap(ctx); err != nil {
+					tb.Errorf("node %d: refresh: %v", i, err)
+				}
+			}()
+		}
+		jwg.Wait()
+	}
 	return s
 }
 
@@ -80,16 +99,22 @@ func (s *sim) start(node *Node) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.nodes = append(s.nodes, node)
 	s.cancels = append(s.cancels, cancel)
+	done := make(chan struct{})
+	s.dones = append(s.dones, done)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer close(done)
 		node.Run(ctx)
 	}()
 	<-node.running
 }
 
-// kill stops node i and removes its address from the network.
-func (s *sim) kill(i int) { s.cancels[i]() }
+// kill stops node i and waits until its address is gone from the network.
+func (s *sim) kill(i int) {
+	s.cancels[i]()
+	<-s.dones[i]
+}
 
 func (s *sim) stop() {
 	for _, c := range s.cancels {
