@@ -84,6 +84,11 @@ var _ net.PacketConn = (*Conn)(nil)
 // ReadFrom waits for the next datagram. A datagram longer than p is
 // truncated, as with UDP.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	default:
+	}
 	c.mu.Lock()
 	dl := c.deadline
 	c.mu.Unlock()
