@@ -32,6 +32,7 @@ type piece struct {
 	// one peer, owner, so the outcome identifies the liar.
 	exclusive bool
 	owner     *peer
+	web       *wsSource // fetched whole by a web seed; peers keep off it
 }
 
 func (pc *piece) blockLen(i int) int {

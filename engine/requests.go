@@ -123,6 +123,10 @@ func (t *Torrent) onHashed(r hashResult) {
 	case !r.ok:
 		t.hashFails++
 		t.wasted += int64(pc.size)
+		if pc.web != nil {
+			t.onWebSeedHashFail(pc, time.Now())
+			return
+		}
 		t.onHashFail(pc)
 		return
 	}
@@ -262,7 +266,7 @@ func (t *Torrent) fillRequests(p *peer) {
 func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	for _, i := range t.pk.order {
 		pc := t.pk.active[i]
-		if !pc.mayFetch(p) {
+		if !pc.mayFetch(p) || pc.web != nil {
 			continue
 		}
 		if b := pc.unrequested(); b >= 0 {
@@ -305,6 +309,21 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 		}
 	}
 	return nil, 0
+}
+
+// cancelPieceRequests withdraws every peer request for blocks of pc, once
+// another source delivered the whole piece.
+func (t *Torrent) cancelPieceRequests(pc *piece) {
+	for q := range t.peers {
+		for b := range pc.blocks {
+			k := makeKey(uint32(pc.index), uint32(b*blockSize))
+			if _, ok := q.pending[k]; ok {
+				delete(q.pending, k)
+				q.cancelled[k] = struct{}{}
+				q.send(peerwire.Message{ID: peerwire.Cancel, Index: uint32(pc.index), Begin: uint32(b * blockSize), Length: uint32(pc.blockLen(b))})
+			}
+		}
+	}
 }
 
 // inEndGame applies the configured EndGamePolicy. Both rules need every

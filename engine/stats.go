@@ -15,6 +15,7 @@ type Stats struct {
 	Completed          int64 // verified bytes of wanted pieces
 	Left               int64 // wanted bytes not yet verified
 	Downloaded         int64 // payload bytes received, including waste
+	WebSeedDownloaded  int64 // of Downloaded, bytes from web seeds
 	Uploaded           int64 // payload bytes sent
 	Wasted             int64 // duplicate blocks and pieces that failed the hash check
 	HashFailures       int
@@ -114,6 +115,7 @@ func (t *Torrent) publishStats(now time.Time) {
 	}
 	s.Left = s.Wanted - s.Completed
 	s.Downloaded = t.downloaded
+	s.WebSeedDownloaded = t.webDownloaded
 	s.Uploaded = up
 	s.Wasted = t.wasted
 	s.HashFailures = t.hashFails

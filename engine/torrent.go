@@ -42,6 +42,9 @@ type Config struct {
 	Sequential bool
 	// EndGame is the rule for entering end game; default EndGameAllRequested.
 	EndGame EndGamePolicy
+	// WebSeeds (BEP 19 url-list) and HTTPSeeds (BEP 17) are HTTP sources
+	// used alongside peers.
+	WebSeeds, HTTPSeeds []string
 	// SuperSeed enables BEP 16 super-seeding while we are a seed.
 	SuperSeed bool
 	// UploadLimit and DownloadLimit cap the payload plus protocol bytes of
@@ -128,8 +131,10 @@ type Torrent struct {
 	statsReq  chan struct{} // Stats asks the owner for a fresh snapshot
 	statsDone chan struct{} // the owner published it
 	running   atomic.Bool
-	loopDone  chan struct{}     // closed when the owner stops serving requests
-	calls     chan func()       // work to run on the owner goroutine (control.go)
+	loopDone  chan struct{}  // closed when the owner stops serving requests
+	calls     chan func()    // work to run on the owner goroutine (control.go)
+	wsReqs    chan wsRequest // web seed workers ask for work (webseed.go)
+	wsResults chan wsResult
 	lastHave  bitfield.Bitfield // the have set when the owner last published, under statsMu
 
 	// Owner state.
@@ -150,6 +155,8 @@ type Torrent struct {
 	lastRechoke, lastOptimistic time.Time
 	failed                      map[int]*failedPiece // mixed-source pieces that failed, by index
 	offerCount                  []int                // super-seeding: peers each piece is offered to
+	webSeeds                    []*wsSource
+	webDownloaded               int64 // payload bytes from web seeds
 }
 
 // New prepares a torrent for Run. store must hold the torrent's byte space
@@ -188,6 +195,8 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 		statsDone:  make(chan struct{}),
 		loopDone:   make(chan struct{}),
 		calls:      make(chan func()),
+		wsReqs:     make(chan wsRequest),
+		wsResults:  make(chan wsResult),
 		done:       make(chan struct{}),
 		hashSem:    make(chan struct{}, cfg.HashWorkers),
 		pk:         newPicker(n, have, prio, cfg.Sequential),
@@ -297,6 +306,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 			t.announcer.Run(ctx, t.trackerStats, peersFromTracker)
 		}()
 	}
+	t.startWebSeeds(ctx, &wg)
 	if t.pk.left == 0 {
 		t.markComplete()
 	}
@@ -325,6 +335,13 @@ func (t *Torrent) Run(ctx context.Context) error {
 		case r := <-t.hashed:
 			t.onHashed(r)
 			// A freed piece buffer may unblock peers waiting for one.
+			for p := range t.peers {
+				t.fillRequests(p)
+			}
+		case r := <-t.wsReqs:
+			t.onWebSeedRequest(r, time.Now())
+		case r := <-t.wsResults:
+			t.onWebSeedResult(r, time.Now())
 			for p := range t.peers {
 				t.fillRequests(p)
 			}

@@ -249,6 +249,8 @@ func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []b
 		Trackers:      mi.Tiers(),
 		Have:          have,
 		WantedFiles:   wanted,
+		WebSeeds:      mi.URLList,
+		HTTPSeeds:     mi.HTTPSeeds,
 		SuperSeed:     sf.superSeed,
 		UploadLimit:   upLimit,
 		DownloadLimit: downLimit,
@@ -288,8 +290,8 @@ loop:
 			ui.progress(t.Stats())
 			ui.done()
 			st := t.Stats()
-			fmt.Fprintf(os.Stderr, "%s: complete in %s: downloaded %d bytes (%d wasted, %d hash failures), uploaded %d bytes\n",
-				mi.Info.Name, time.Since(start).Round(time.Millisecond), st.Downloaded, st.Wasted, st.HashFailures, st.Uploaded)
+			fmt.Fprintf(os.Stderr, "%s: complete in %s: downloaded %d bytes (%d from web seeds, %d wasted, %d hash failures), uploaded %d bytes\n",
+				mi.Info.Name, time.Since(start).Round(time.Millisecond), st.Downloaded, st.WebSeedDownloaded, st.Wasted, st.HashFailures, st.Uploaded)
 			if !seed {
 				break loop
 			}
@@ -372,6 +374,9 @@ func (s *statusLine) progress(st engine.Stats) {
 	fmt.Fprintf(s.w, "\r\033[K%5.1f%% %s  down %s/s  up %s/s  peers %d (%d seeds)  eta %s",
 		st.Progress()*100, bar(st.Progress(), 20), formatSize(int64(st.DownloadRate)), formatSize(int64(st.UploadRate)),
 		st.Peers, st.Seeds, eta)
+	if st.WebSeedDownloaded > 0 {
+		fmt.Fprintf(s.w, "  web %s", formatSize(st.WebSeedDownloaded))
+	}
 	fmt.Fprintf(s.w, "  avail %.2f  ratio %.2f", st.Availability, st.Ratio())
 	if st.Wasted > 0 {
 		fmt.Fprintf(s.w, "  wasted %s (%d hash fails)", formatSize(st.Wasted), st.HashFailures)

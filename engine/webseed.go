@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sowerbt/sower/webseed"
+)
+
+// Web seeds (BEP 19 url-list, BEP 17 httpseeds) are HTTP servers that
+// hold the whole torrent. Each source gets a few worker goroutines; a
+// worker asks the owner for a run of pieces, fetches it in one ranged
+// request per file, and hands the pieces back to be verified like any
+// peer's. The owner prefers pieces that no connected peer has, so web
+// seeds fill the gaps the swarm cannot, and gives a source whole
+// contiguous runs so each HTTP request is large.
+
+// maxWebRun bounds one fetch: large enough that request overhead does not
+// matter, small enough that a slow server does not hold much.
+const maxWebRun = 4 << 20
+
+// wsSource is one web seed and its health.
+type wsSource struct {
+	src     *webseed.Source
+	backoff *webseed.Backoff
+	fetched int64   // payload bytes delivered (owner)
+	rate    float64 // bytes per second of one connection, smoothed (owner)
+}
+
+// runBytes sizes the next run for one worker: about a second of this
+// source's transfer, so a fast server gets big requests while a slow one
+// does not sit on pieces the peers could deliver sooner.
+func (s *wsSource) runBytes(pieceLen int64) int64 {
+	if s.rate == 0 {
+		return pieceLen
+	}
+	return min(max(int64(s.rate), pieceLen), maxWebRun)
+}
+
+// wsJob is a run of pieces given to a worker.
+type wsJob struct {
+	pieces []*piece
+}
+
+type wsRequest struct {
+	s     *wsSource
+	reply chan *wsJob // nil job: nothing to do now
+}
+
+type wsResult struct {
+	s    *wsSource
+	job  *wsJob
+	data []byte // the run's bytes; the worker reuses it only after the owner is done
+	took time.Duration
+	err  error
+}
+
+// startWebSeeds builds the sources and starts their workers.
+func (t *Torrent) startWebSeeds(ctx context.Context, wg *sync.WaitGroup) {
+	add := func(kind webseed.Kind, u string) {
+		src, err := webseed.New(kind, u, t.info.Name, t.layout.Files(), t.info.IsMultiFile(),
+			t.info.PieceLength, t.info.TotalLength(), t.infoHash, webseed.Config{Logger: t.log})
+		if err != nil {
+			t.log.Warn("ignoring web seed", "url", u, "err", err)
+			return
+		}
+		s := &wsSource{src: src, backoff: webseed.NewBackoff(webseed.BackoffConfig{})}
+		t.webSeeds = append(t.webSeeds, s)
+		for range webseed.DefaultMaxConns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.webSeedWorker(ctx, s)
+			}()
+		}
+	}
+	for _, u := range t.cfg.WebSeeds {
+		add(webseed.URLList, u)
+	}
+	for _, u := range t.cfg.HTTPSeeds {
+		add(webseed.HTTPSeed, u)
+	}
+}
+
+// webSeedWorker fetches runs of pieces until ctx ends or the source is
+// dropped.
+func (t *Torrent) webSeedWorker(ctx context.Context, s *wsSource) {
+	reply := make(chan *wsJob, 1)
+	var buf []byte
+	idle := time.NewTimer(0)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle.C:
+		}
+		select {
+		case t.wsReqs <- wsRequest{s: s, reply: reply}:
+		case <-ctx.Done():
+			return
+		}
+		var job *wsJob
+		select {
+		case job = <-reply:
+		case <-ctx.Done():
+			return
+		}
+		if job == nil {
+			if s.backoff.Dropped() {
+				return
+			}
+			// Nothing to fetch now (all done, budget used, or resting);
+			// look again shortly.
+			idle.Reset(500 * time.Millisecond)
+			continue
+		}
+		first := job.pieces[0]
+		off := int64(first.index) * t.info.PieceLength
+		n := 0
+		for _, pc := range job.pieces {
+			n += pc.size
+		}
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		began := time.Now()
+		err := s.src.Fetch(ctx, off, buf[:n])
+		// The owner copies the run into the piece buffers: peers may be
+		// filling the same pieces in end game, and only the owner may
+		// touch piece buffers.
+		select {
+		case t.wsResults <- wsResult{s: s, job: job, data: buf[:n], took: time.Since(began), err: err}:
+		case <-ctx.Done():
+			return
+		}
+		idle.Reset(0)
+	}
+}
+
+// onWebSeedRequest hands a worker a run of pieces, or nil.
+func (t *Torrent) onWebSeedRequest(r wsRequest, now time.Time) {
+	if t.complete || r.s.backoff.Dropped() || !r.s.backoff.Ready(now) {
+		r.reply <- nil
+		return
+	}
+	start := t.pickWebRun()
+	if start < 0 {
+		r.reply <- nil
+		return
+	}
+	job := &wsJob{}
+	size, limit := 0, r.s.runBytes(t.info.PieceLength)
+	for i := start; i < t.pk.numPieces && t.pk.needs(i) && t.pk.active[i] == nil && t.pk.avail[i] == t.pk.avail[start]; i++ {
+		if size > 0 && int64(size)+t.info.PieceSize(i) > limit {
+			break
+		}
+		buf := t.pieceBuffer()
+		if buf == nil {
+			break
+		}
+		pc := t.pk.start(i, int(t.info.PieceSize(i)), buf)
+		pc.web = r.s
+		for b := range pc.blocks {
+			pc.blocks[b].reqs = 1
+		}
+		pc.next = len(pc.blocks)
+		job.pieces = append(job.pieces, pc)
+		size += pc.size
+	}
+	if len(job.pieces) == 0 {
+		r.reply <- nil
+		return
+	}
+	r.reply <- job
+}
+
+// pickWebRun chooses where a web seed run starts: a needed piece not in
+// flight, least available among peers (a web seed has everything, so it
+// should fetch what peers cannot give), the lowest index among those so
+// that runs are long. -1 if none.
+func (t *Torrent) pickWebRun() int {
+	best := -1
+	for i := 0; i < t.pk.numPieces; i++ {
+		if !t.pk.needs(i) || t.pk.active[i] != nil {
+			continue
+		}
+		if best < 0 || t.pk.avail[i] < t.pk.avail[best] || (t.pk.prio[i] > t.pk.prio[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// onWebSeedResult verifies fetched pieces, or returns them to the picker.
+func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
+	if r.err != nil {
+		for _, pc := range r.job.pieces {
+			if t.pk.active[pc.index] != pc || pc.hashing {
+				continue // peers completed it meanwhile
+			}
+			// Hand the piece to peers, keeping any blocks they delivered.
+			pc.web = nil
+			for b := range pc.blocks {
+				if pc.blocks[b].reqs > 0 {
+					pc.blocks[b].reqs--
+				}
+			}
+			pc.next = 0
+		}
+		if errors.Is(r.err, context.Canceled) {
+			return
+		}
+		wait := r.s.backoff.Failure(now, r.err)
+		t.log.Warn("web seed failed; using other sources meanwhile", "url", r.s.src.URL(), "err", r.err, "retry_in", wait.Round(time.Second))
+		return
+	}
+	r.s.backoff.Success()
+	if secs := r.took.Seconds(); secs > 0 {
+		inst := float64(len(r.data)) / secs
+		if r.s.rate == 0 {
+			r.s.rate = inst
+		} else {
+			r.s.rate += 0.3 * (inst - r.s.rate)
+		}
+	}
+	at := 0
+	for _, pc := range r.job.pieces {
+		data := r.data[at : at+pc.size]
+		at += pc.size
+		n := int64(pc.size)
+		t.downloaded += n
+		t.webDownloaded += n
+		r.s.fetched += n
+		if t.pk.active[pc.index] != pc || pc.hashing {
+			t.wasted += n // peers finished it first, in end game
+			continue
+		}
+		for b := range pc.blocks {
+			blk := &pc.blocks[b]
+			if !blk.have {
+				off := b * blockSize
+				copy(pc.buf[off:off+pc.blockLen(b)], data[off:off+pc.blockLen(b)])
+				blk.have = true
+			}
+			blk.reqs = 0
+		}
+		pc.received = len(pc.blocks)
+		pc.hashing = true
+		t.verify(pc)
+	}
+	// Cancel end-game copies that peers were asked for.
+	for _, pc := range r.job.pieces {
+		if t.pk.active[pc.index] == pc {
+			t.cancelPieceRequests(pc)
+		}
+	}
+}
+
+// onWebSeedHashFail treats a web seed that served a bad piece like a
+// poisoning peer: by default one bad piece drops it (BEP 19).
+func (t *Torrent) onWebSeedHashFail(pc *piece, now time.Time) {
+	s := pc.web
+	t.log.Warn("web seed served a piece that failed the hash check", "url", s.src.URL(), "piece", pc.index)
+	if s.backoff.Poisoned(now) {
+		t.log.Warn("dropping web seed for bad data", "url", s.src.URL())
+		s.src.Close()
+	}
+}
