@@ -46,8 +46,8 @@ func (l *ltPeer) line(s string) {
 	case "ready":
 		l.ready = true
 	case "complete":
-		if sec, err := strconv.ParseFloat(rest, 64); err == nil {
-			l.complete = time.Unix(0, int64(sec*1e9))
+		if at, err := parseUnix(rest); err == nil {
+			l.complete = at
 		}
 	case "stats":
 		l.stats = parseKV(rest)
@@ -61,6 +61,23 @@ func (l *ltPeer) line(s string) {
 	case l.changed <- struct{}{}:
 	default:
 	}
+}
+
+// parseUnix reads a wall-clock time in seconds with up to nine decimals,
+// exactly (a float64 would lose the microseconds).
+func parseUnix(s string) (time.Time, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || len(frac) > 9 {
+		return time.Time{}, fmt.Errorf("time %q: want seconds with up to 9 decimals", s)
+	}
+	var nsec int64
+	if frac != "" {
+		if nsec, err = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64); err != nil || nsec < 0 {
+			return time.Time{}, fmt.Errorf("time %q: want seconds with up to 9 decimals", s)
+		}
+	}
+	return time.Unix(sec, nsec), nil
 }
 
 // parseKV reads "k=v k=v" with integer values.
