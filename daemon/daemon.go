@@ -1,0 +1,493 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/peerwire"
+)
+
+// Config sets up a Daemon. Zero values take the documented defaults.
+type Config struct {
+	// DataDir holds the state database (sower.db); it is created if needed.
+	DataDir string
+	// DownloadDir is the default folder for new torrents on first start;
+	// afterwards the stored session setting wins. Default DataDir/downloads.
+	DownloadDir string
+	// PeerAddr is where peers connect, e.g. ":6881" (":0" picks a port).
+	PeerAddr string
+	// RPCAddr, if set, is where Run serves Handler (RPC, web UI, metrics).
+	RPCAddr string
+	// Username and Password, if set, protect the RPC and web UI with
+	// basic auth. On a non-loopback RPCAddr without them, a password is
+	// generated, stored and logged, so the daemon is never open by accident.
+	Username, Password string
+	// CheckpointInterval is how often verified pieces are made durable;
+	// default 5 s.
+	CheckpointInterval time.Duration
+	// RetryAfter is how long a torrent stays in the error state (a full
+	// disk, an unwritable folder) before it is tried again; default 30 s.
+	RetryAfter time.Duration
+	// FetchTimeout bounds the download of a .torrent given by URL; default 30 s.
+	FetchTimeout time.Duration
+	// HTTPClient fetches .torrent URLs; default a client with FetchTimeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Settings are the session's tunables, changed at run time through the
+// RPC (session-set) and stored across restarts.
+type Settings struct {
+	DownloadDir string `json:"download_dir"`
+	// Rate limits in bytes per second; 0 means unlimited.
+	SpeedLimitDown int64 `json:"speed_limit_down"`
+	SpeedLimitUp   int64 `json:"speed_limit_up"`
+	// The alternative limits apply when AltSpeedEnabled is set, or during
+	// the daily window [AltBegin, AltEnd) (minutes after local midnight)
+	// when AltTimeEnabled is set.
+	AltSpeedDown    int64 `json:"alt_speed_down"`
+	AltSpeedUp      int64 `json:"alt_speed_up"`
+	AltSpeedEnabled bool  `json:"alt_speed_enabled"`
+	AltTimeEnabled  bool  `json:"alt_time_enabled"`
+	AltBegin        int   `json:"alt_begin"`
+	AltEnd          int   `json:"alt_end"`
+	// Queue limits on torrents running at once; 0 means unlimited.
+	DownloadQueueSize int `json:"download_queue_size"`
+	SeedQueueSize     int `json:"seed_queue_size"`
+	// Seeding stops at this ratio or after this many minutes; 0 = never.
+	SeedRatioLimit  float64 `json:"seed_ratio_limit"`
+	SeedTimeMinutes int     `json:"seed_time_minutes"`
+	// PeersPerTorrent is the connection limit of each torrent.
+	PeersPerTorrent int `json:"peers_per_torrent"`
+	// Generated RPC credentials, when the daemon had to make them up.
+	GeneratedPassword string `json:"generated_password,omitempty"`
+}
+
+func defaultSettings(downloadDir string) Settings {
+	return Settings{
+		DownloadDir:       downloadDir,
+		DownloadQueueSize: 5,
+		PeersPerTorrent:   50,
+		AltSpeedDown:      50_000,
+		AltSpeedUp:        50_000,
+		AltBegin:          9 * 60,
+		AltEnd:            17 * 60,
+	}
+}
+
+// Daemon manages many torrents. Create it with Open, drive it with Run.
+type Daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	db        *store
+	ln        *engine.Listener
+	rpcLn     net.Listener
+	peerID    [20]byte
+	sessionID string
+	up, down  *rate.Limiter // global limits, shared by every torrent
+	kick      chan struct{}
+	metrics   *metrics
+
+	mu       sync.Mutex // guards everything below and every torrent's fields
+	settings Settings
+	torrents map[[20]byte]*torrent
+	byID     map[int]*torrent
+	runCtx   context.Context // set while Run runs; torrents start under it
+	wg       sync.WaitGroup  // torrent goroutines
+	username string
+	password string
+}
+
+// Open loads the state in cfg.DataDir and opens the peer (and RPC)
+// listeners, so their addresses are known before Run.
+func Open(cfg Config) (*Daemon, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("daemon: no data folder")
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = 5 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 30 * time.Second
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 30 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DownloadDir == "" {
+		cfg.DownloadDir = filepath.Join(cfg.DataDir, "downloads")
+	}
+	if cfg.PeerAddr == "" {
+		cfg.PeerAddr = ":6881"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("daemon: data folder: %w", err)
+	}
+	db, err := openStore(filepath.Join(cfg.DataDir, "sower.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		db:        db,
+		peerID:    peerwire.NewPeerID(),
+		sessionID: randomToken(24),
+		up:        rate.NewLimiter(rate.Inf, 4<<20),
+		down:      rate.NewLimiter(rate.Inf, 4<<20),
+		kick:      make(chan struct{}, 1),
+		torrents:  make(map[[20]byte]*torrent),
+		byID:      make(map[int]*torrent),
+		settings:  defaultSettings(cfg.DownloadDir),
+		username:  cfg.Username,
+		password:  cfg.Password,
+	}
+	fail := func(err error) (*Daemon, error) {
+		if d.ln != nil {
+			// Serve was never called: closing through a cancelled Serve.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			d.ln.Serve(ctx)
+		}
+		if d.rpcLn != nil {
+			d.rpcLn.Close()
+		}
+		db.close()
+		return nil, err
+	}
+	if _, err := db.loadSettings(&d.settings); err != nil {
+		return fail(err)
+	}
+	if err := d.loadTorrents(); err != nil {
+		return fail(err)
+	}
+	d.ln, err = engine.Listen(cfg.PeerAddr, cfg.Logger)
+	if err != nil {
+		return fail(fmt.Errorf("daemon: listen for peers on %s: %w", cfg.PeerAddr, err))
+	}
+	if cfg.RPCAddr != "" {
+		d.rpcLn, err = net.Listen("tcp", cfg.RPCAddr)
+		if err != nil {
+			return fail(fmt.Errorf("daemon: listen for RPC on %s: %w", cfg.RPCAddr, err))
+		}
+		if err := d.setupAuth(d.rpcLn.Addr()); err != nil {
+			return fail(err)
+		}
+	}
+	d.metrics = newMetrics(d)
+	d.applyLimits(time.Now())
+	return d, nil
+}
+
+// setupAuth makes sure a daemon reachable from other hosts asks for a
+// password: if none was configured, one is generated once and kept.
+func (d *Daemon) setupAuth(addr net.Addr) error {
+	if d.password != "" {
+		if d.username == "" {
+			d.username = "sower"
+		}
+		return nil
+	}
+	ta, ok := addr.(*net.TCPAddr)
+	if ok && ta.IP.IsLoopback() {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.settings.GeneratedPassword == "" {
+		d.settings.GeneratedPassword = randomToken(12)
+		if err := d.db.saveSettings(&d.settings); err != nil {
+			return err
+		}
+	}
+	d.username, d.password = "sower", d.settings.GeneratedPassword
+	d.log.Warn("RPC listens beyond loopback without --password: generated credentials", "user", d.username, "password", d.password)
+	return nil
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (d *Daemon) loadTorrents() error {
+	recs, metas, err := d.db.loadAll()
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		t := &torrent{rec: recs[i]}
+		ih, err := parseHash(t.rec.InfoHash)
+		if err != nil {
+			return fmt.Errorf("state: torrent record %q: %w", t.rec.InfoHash, err)
+		}
+		t.ih = ih
+		if metas[i] != nil {
+			mi, err := metainfo.Parse(metas[i])
+			if err == nil {
+				err = t.setMeta(mi)
+			}
+			if err != nil {
+				t.rec.Error = fmt.Sprintf("stored metainfo unreadable: %v", err)
+			}
+		}
+		t.initState()
+		d.torrents[ih] = t
+		d.byID[t.rec.ID] = t
+	}
+	return nil
+}
+
+// PeerPort is the port peers connect to, shared by all torrents.
+func (d *Daemon) PeerPort() uint16 { return d.ln.Port() }
+
+// RPCAddr is the address Run serves HTTP on, or nil without Config.RPCAddr.
+func (d *Daemon) RPCAddr() net.Addr {
+	if d.rpcLn == nil {
+		return nil
+	}
+	return d.rpcLn.Addr()
+}
+
+// Run starts the torrents and serves until ctx is cancelled; then it
+// stops every torrent (each writes an exact checkpoint) and closes the
+// state database. A Daemon runs once.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	bg.Go(func() {
+		if err := d.ln.Serve(ctx); err != nil {
+			serveErr <- fmt.Errorf("peer listener: %w", err)
+		}
+	})
+	var srv *http.Server
+	if d.rpcLn != nil {
+		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		bg.Go(func() {
+			if err := srv.Serve(d.rpcLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("RPC server: %w", err)
+			}
+		})
+	}
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
+	d.log.Info("daemon running", "peer_port", d.PeerPort(), "rpc", d.RPCAddr())
+
+	var result error
+	tick := time.NewTicker(d.cfg.CheckpointInterval)
+	defer tick.Stop()
+	d.schedule(time.Now())
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			result = err
+			break loop
+		case <-d.kick:
+			d.schedule(time.Now())
+		case now := <-tick.C:
+			d.checkpoint()
+			d.applyLimits(now)
+			d.schedule(now)
+		}
+	}
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
+		scancel()
+	}
+	d.mu.Lock()
+	d.runCtx = nil
+	for _, t := range d.torrents {
+		if t.cancel != nil {
+			t.cancel()
+		}
+	}
+	d.mu.Unlock()
+	cancel()
+	d.wg.Wait()
+	bg.Wait()
+	if err := d.db.close(); err != nil && result == nil {
+		result = fmt.Errorf("close state database: %w", err)
+	}
+	return result
+}
+
+// kickScheduler asks Run to re-plan soon, without blocking.
+func (d *Daemon) kickScheduler() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// applyLimits sets the global limiters from the settings and the
+// alternative speed schedule.
+func (d *Daemon) applyLimits(now time.Time) {
+	d.mu.Lock()
+	down, up := d.effectiveLimits(now)
+	d.mu.Unlock()
+	setLimiter(d.down, down)
+	setLimiter(d.up, up)
+}
+
+// effectiveLimits is called with d.mu held.
+func (d *Daemon) effectiveLimits(now time.Time) (down, up int64) {
+	s := &d.settings
+	alt := s.AltSpeedEnabled
+	if s.AltTimeEnabled {
+		m := now.Hour()*60 + now.Minute()
+		if s.AltBegin <= s.AltEnd {
+			alt = alt || (m >= s.AltBegin && m < s.AltEnd)
+		} else { // the window crosses midnight
+			alt = alt || m >= s.AltBegin || m < s.AltEnd
+		}
+	}
+	if alt {
+		return s.AltSpeedDown, s.AltSpeedUp
+	}
+	return s.SpeedLimitDown, s.SpeedLimitUp
+}
+
+func setLimiter(l *rate.Limiter, bps int64) {
+	if bps <= 0 {
+		if l.Limit() != rate.Inf {
+			l.SetLimit(rate.Inf)
+			l.SetBurst(4 << 20)
+		}
+		return
+	}
+	if l.Limit() != rate.Limit(bps) {
+		l.SetBurst(engine.NewLimiter(bps).Burst())
+		l.SetLimit(rate.Limit(bps))
+	}
+}
+
+// schedule starts and stops torrents to honour pauses, queue limits and
+// seeding limits.
+func (d *Daemon) schedule(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runCtx == nil || d.runCtx.Err() != nil {
+		return
+	}
+	s := &d.settings
+	var downloads, seeds []*torrent
+	for _, t := range d.torrents {
+		if t.removing || t.held || t.mi == nil || t.rec.Paused {
+			if t.cancel != nil && (t.rec.Paused || t.removing) {
+				t.cancel()
+			}
+			continue
+		}
+		if t.rec.Error != "" {
+			if t.cancel != nil || now.Before(t.retryAt) {
+				continue
+			}
+			t.rec.Error = "" // try again: the disk may have room now
+		}
+		if t.complete && t.seedLimitReached(s, now) {
+			t.rec.Paused = true
+			d.saveLocked(t)
+			if t.cancel != nil {
+				t.cancel()
+			}
+			continue
+		}
+		if t.complete {
+			seeds = append(seeds, t)
+		} else {
+			downloads = append(downloads, t)
+		}
+	}
+	d.admit(downloads, s.DownloadQueueSize)
+	d.admit(seeds, s.SeedQueueSize)
+}
+
+// admit runs the first limit torrents by queue position (0 = all) and
+// queues the rest. Running torrents keep their slot over queued ones of
+// the same kind only by position, as Transmission does.
+func (d *Daemon) admit(ts []*torrent, limit int) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].rec.Queue < ts[j].rec.Queue })
+	for i, t := range ts {
+		run := limit <= 0 || i < limit
+		switch {
+		case run && t.cancel == nil:
+			d.startLocked(t)
+		case !run && t.cancel != nil:
+			t.cancel()
+			t.queued = true
+		case !run:
+			t.queued = true
+		}
+	}
+}
+
+// saveLocked persists t's record; d.mu is held. Failures are logged:
+// the record stays in memory and is written again at the next change.
+func (d *Daemon) saveLocked(t *torrent) {
+	rec := t.rec
+	if err := d.db.put(nil, &rec); err != nil {
+		d.log.Error("save torrent state", "torrent", t.rec.Name, "err", err)
+	}
+}
+
+// Settings returns the session settings.
+func (d *Daemon) Settings() Settings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settings
+}
+
+// UpdateSettings changes the session settings through f and stores them.
+func (d *Daemon) UpdateSettings(f func(*Settings) error) error {
+	d.mu.Lock()
+	s := d.settings
+	if err := f(&s); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	if s.DownloadQueueSize < 0 || s.SeedQueueSize < 0 || s.PeersPerTorrent < 0 || s.SeedRatioLimit < 0 || s.SeedTimeMinutes < 0 {
+		d.mu.Unlock()
+		return errors.New("settings: queue sizes, peer limits and seeding limits must not be negative")
+	}
+	if s.SpeedLimitDown < 0 || s.SpeedLimitUp < 0 || s.AltSpeedDown < 0 || s.AltSpeedUp < 0 {
+		d.mu.Unlock()
+		return errors.New("settings: speed limits must not be negative")
+	}
+	if err := d.db.saveSettings(&s); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	d.settings = s
+	d.mu.Unlock()
+	d.applyLimits(time.Now())
+	d.kickScheduler()
+	return nil
+}

@@ -1,0 +1,314 @@
+package daemon
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/storage"
+)
+
+// Status is a snapshot of one torrent, the common ground of the RPC, the
+// web UI and the command line.
+type Status struct {
+	ID       int       `json:"id"`
+	InfoHash string    `json:"info_hash"`
+	Name     string    `json:"name"`
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Paused   bool      `json:"paused"`
+	Queue    int       `json:"queue"`
+	Dir      string    `json:"download_dir"`
+	AddedAt  time.Time `json:"added_at"`
+	DoneAt   time.Time `json:"done_at,omitzero"`
+	Magnet   string    `json:"magnet,omitempty"`
+	HasMeta  bool      `json:"has_metadata"`
+	Private  bool      `json:"private"`
+
+	TotalSize  int64   `json:"total_size"`
+	Wanted     int64   `json:"wanted"`    // bytes selected for download
+	Completed  int64   `json:"completed"` // verified bytes of wanted pieces
+	Left       int64   `json:"left"`
+	Progress   float64 `json:"progress"` // 0..1 of the wanted data
+	CheckDone  float64 `json:"check_progress"`
+	PieceCount int     `json:"piece_count"`
+	PieceSize  int64   `json:"piece_size"`
+
+	Downloaded   int64   `json:"downloaded"` // all runs
+	Uploaded     int64   `json:"uploaded"`
+	Wasted       int64   `json:"wasted"`
+	HashFailures int     `json:"hash_failures"`
+	DownloadRate float64 `json:"download_rate"`
+	UploadRate   float64 `json:"upload_rate"`
+	Ratio        float64 `json:"ratio"`
+	ETA          int64   `json:"eta"` // seconds, -1 unknown
+	Peers        int     `json:"peers"`
+	Seeds        int     `json:"seeds"`
+	Availability float64 `json:"availability"`
+	SeedSecs     int64   `json:"seed_secs"`
+
+	UploadLimit   int64   `json:"upload_limit"`
+	DownloadLimit int64   `json:"download_limit"`
+	RatioLimit    float64 `json:"ratio_limit"`
+	SeedMinutes   int     `json:"seed_minutes"`
+}
+
+// FileStatus is one file of a torrent.
+type FileStatus struct {
+	Path      string          `json:"path"`
+	Length    int64           `json:"length"`
+	Completed int64           `json:"completed"` // bytes in verified pieces
+	Priority  engine.Priority `json:"priority"`
+}
+
+// Detail is everything about one torrent that a torrent page shows.
+type Detail struct {
+	Status
+	Files    []FileStatus      `json:"files"`
+	Peerlist []engine.PeerInfo `json:"peerlist"`
+	Trackers [][]string        `json:"trackers"`
+	// Have is the verified-piece bitfield (BEP 3 order, high bit first).
+	Have []byte `json:"have"`
+}
+
+// snapshot is what status needs of a torrent, copied under d.mu so the
+// engine can be asked for stats without holding the lock.
+type snapshot struct {
+	t    *torrent
+	rec  record
+	eng  *engine.Torrent
+	stat State
+	prog float64
+}
+
+func (d *Daemon) snapshotLocked(t *torrent) snapshot {
+	s := snapshot{t: t, rec: t.rec, eng: t.eng, stat: t.state()}
+	if s.stat == StateChecking && t.toCheck > 0 {
+		s.prog = float64(t.checked) / float64(t.toCheck)
+	}
+	return s
+}
+
+// List returns every torrent, ordered by id.
+func (d *Daemon) List() []Status {
+	d.mu.Lock()
+	snaps := make([]snapshot, 0, len(d.torrents))
+	for _, t := range d.torrents {
+		if !t.removing {
+			snaps = append(snaps, d.snapshotLocked(t))
+		}
+	}
+	d.mu.Unlock()
+	out := make([]Status, len(snaps))
+	now := time.Now()
+	for i := range snaps {
+		out[i] = d.status(snaps[i], now)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Get returns one torrent's status.
+func (d *Daemon) Get(ih [20]byte) (Status, error) {
+	d.mu.Lock()
+	t, err := d.lookup(ih)
+	if err != nil {
+		d.mu.Unlock()
+		return Status{}, err
+	}
+	s := d.snapshotLocked(t)
+	d.mu.Unlock()
+	return d.status(s, time.Now()), nil
+}
+
+// ByID maps a Transmission id to an info-hash.
+func (d *Daemon) ByID(id int) ([20]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.byID[id]
+	if t == nil || t.removing {
+		return [20]byte{}, fmt.Errorf("torrent id %d: %w", id, ErrNotFound)
+	}
+	return t.ih, nil
+}
+
+// have returns the verified pieces: the engine's when running, else the
+// checkpoint's.
+func (s snapshot) have() bitfield.Bitfield {
+	n := s.t.layoutPieces()
+	if s.eng != nil {
+		return s.eng.Have()
+	}
+	if s.rec.HaveValid {
+		if b, err := bitfield.FromBytes(s.rec.Have, n); err == nil {
+			return b
+		}
+	}
+	return bitfield.New(n)
+}
+
+func (t *torrent) layoutPieces() int {
+	if t.layout == nil {
+		return 0
+	}
+	return t.layout.NumPieces()
+}
+
+func (d *Daemon) status(s snapshot, now time.Time) Status {
+	t, r := s.t, s.rec
+	st := Status{
+		ID: r.ID, InfoHash: r.InfoHash, Name: r.Name, State: s.stat.String(), Error: r.Error,
+		Paused: r.Paused, Queue: r.Queue, Dir: r.DownloadDir, AddedAt: r.AddedAt, DoneAt: r.DoneAt,
+		Magnet: r.Magnet, CheckDone: s.prog, ETA: -1,
+		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Wasted: r.Wasted,
+		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
+	}
+	if s.stat == StateMetadata {
+		st.Error = "waiting for metadata: this build cannot fetch metadata from peers (BEP 9) yet; add the .torrent file instead"
+	}
+	// t's immutable parts (mi, layout) are set once before the torrent is
+	// visible or under d.mu by AddMetadata; reading the pointers here
+	// relies on the snapshot having been taken after that.
+	d.mu.Lock()
+	mi, layout := t.mi, t.layout
+	seedSecs := t.seedSecs(now)
+	var wanted bitfield.Bitfield
+	if layout != nil {
+		wanted = t.wantedPieces()
+	}
+	d.mu.Unlock()
+	st.SeedSecs = seedSecs
+	if mi == nil {
+		return st
+	}
+	st.HasMeta = true
+	st.Private = mi.Info.Private
+	st.TotalSize = mi.Info.TotalLength()
+	st.PieceCount = layout.NumPieces()
+	st.PieceSize = mi.Info.PieceLength
+	if s.eng != nil {
+		es := s.eng.Stats()
+		st.Wanted, st.Completed, st.Left = es.Wanted, es.Completed, es.Left
+		st.Downloaded += es.Downloaded
+		st.Uploaded += es.Uploaded
+		st.Wasted += es.Wasted
+		st.HashFailures = es.HashFailures
+		st.DownloadRate, st.UploadRate = es.DownloadRate, es.UploadRate
+		st.Peers, st.Seeds, st.Availability = es.Peers, es.Seeds, es.Availability
+	} else {
+		have := s.have()
+		for i := range wanted.Len() {
+			if !wanted.Has(i) {
+				continue
+			}
+			size := layout.PieceSize(i)
+			st.Wanted += size
+			if have.Has(i) {
+				st.Completed += size
+			}
+		}
+		st.Left = st.Wanted - st.Completed
+	}
+	if st.Wanted > 0 {
+		st.Progress = float64(st.Completed) / float64(st.Wanted)
+	} else {
+		st.Progress = 1
+	}
+	base := st.Downloaded
+	if base == 0 {
+		base = st.Wanted
+	}
+	if base > 0 {
+		st.Ratio = float64(st.Uploaded) / float64(base)
+	}
+	if st.Left == 0 {
+		st.ETA = 0
+	} else if st.DownloadRate > 1 {
+		st.ETA = int64(float64(st.Left) / st.DownloadRate)
+	}
+	return st
+}
+
+// Detail returns a torrent's status with files, peers, trackers and its
+// piece map.
+func (d *Daemon) Detail(ih [20]byte) (Detail, error) {
+	d.mu.Lock()
+	t, err := d.lookup(ih)
+	if err != nil {
+		d.mu.Unlock()
+		return Detail{}, err
+	}
+	s := d.snapshotLocked(t)
+	mi, layout := t.mi, t.layout
+	var prio []engine.Priority
+	if layout != nil {
+		prio = t.priorities()
+	}
+	d.mu.Unlock()
+	det := Detail{Status: d.status(s, time.Now())}
+	if mi == nil {
+		return det, nil
+	}
+	det.Trackers = mi.Tiers()
+	have := s.have()
+	det.Have = have.Bytes()
+	if s.eng != nil {
+		det.Peerlist = s.eng.Stats().Peerlist
+	}
+	det.Files = fileStatuses(layout, have, prio)
+	return det, nil
+}
+
+// Files lists a torrent's files with their verified bytes.
+func (d *Daemon) Files(ih [20]byte) ([]FileStatus, error) {
+	det, err := d.Detail(ih)
+	if err != nil {
+		return nil, err
+	}
+	if !det.HasMeta {
+		return nil, errors.New("torrent has no metadata yet")
+	}
+	return det.Files, nil
+}
+
+func fileStatuses(layout *storage.Layout, have bitfield.Bitfield, prio []engine.Priority) []FileStatus {
+	out := make([]FileStatus, 0, layout.NumFiles())
+	for i := range layout.NumFiles() {
+		f := layout.File(i)
+		if f.Padding {
+			continue
+		}
+		fs := FileStatus{Path: f.Path, Length: f.Length, Priority: prio[i]}
+		first, end := layout.FilePieces(i)
+		start, stop := layout.FileOffset(i), layout.FileOffset(i)+f.Length
+		for p := first; p < end; p++ {
+			if !have.Has(p) {
+				continue
+			}
+			ps := layout.PieceOffset(p)
+			pe := ps + layout.PieceSize(p)
+			fs.Completed += min(pe, stop) - max(ps, start)
+		}
+		out = append(out, fs)
+	}
+	return out
+}
+
+// InfoHashString formats an info-hash as Transmission's hashString.
+func InfoHashString(ih [20]byte) string { return hex.EncodeToString(ih[:]) }
+
+// parseHash reads a 40-digit hex info-hash.
+func parseHash(s string) ([20]byte, error) {
+	var ih [20]byte
+	if len(s) != 40 {
+		return ih, fmt.Errorf("info-hash %q: want 40 hex digits", s)
+	}
+	if _, err := hex.Decode(ih[:], []byte(s)); err != nil {
+		return ih, fmt.Errorf("info-hash %q: %w", s, err)
+	}
+	return ih, nil
+}

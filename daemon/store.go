@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of the state database. Metainfo lives apart from the
+// records so that the frequent checkpoints rewrite only small values.
+var (
+	bucketTorrents = []byte("torrents")
+	bucketMeta     = []byte("metainfo")
+	bucketSession  = []byte("session")
+	keySettings    = []byte("settings")
+	keyNextID      = []byte("next-id")
+)
+
+// record is what the daemon remembers about one torrent across restarts.
+type record struct {
+	ID          int       `json:"id"`
+	InfoHash    string    `json:"info_hash"`
+	Name        string    `json:"name"`
+	Magnet      string    `json:"magnet,omitempty"` // the link, while metadata is missing
+	DownloadDir string    `json:"download_dir"`
+	AddedAt     time.Time `json:"added_at"`
+	DoneAt      time.Time `json:"done_at,omitzero"`
+	Paused      bool      `json:"paused"`
+	Queue       int       `json:"queue"`
+	// Priorities per file (engine.Priority values); nil means all Normal.
+	Priorities    []int8  `json:"priorities,omitempty"`
+	UploadLimit   int64   `json:"upload_limit,omitempty"` // bytes/s; 0 = only the global limit
+	DownloadLimit int64   `json:"download_limit,omitempty"`
+	RatioLimit    float64 `json:"ratio_limit,omitempty"` // 0 = session default, <0 = none
+	SeedMinutes   int     `json:"seed_minutes,omitempty"`
+	// Counters of earlier runs; the running engine adds its own.
+	Uploaded   int64 `json:"uploaded"`
+	Downloaded int64 `json:"downloaded"`
+	Wasted     int64 `json:"wasted"`
+	SeedSecs   int64 `json:"seed_secs"`
+	Error      string `json:"error,omitempty"`
+	// Have is the durable checkpoint of verified pieces: every piece in it
+	// was synced to disk before the checkpoint was committed.
+	Have []byte `json:"have,omitempty"`
+	// HaveValid says Have was ever written (an empty Have is then "none
+	// verified", not "never checked").
+	HaveValid bool `json:"have_valid"`
+	// Clean is true when Have is exact: the torrent stopped cleanly after
+	// it was written. Otherwise pieces outside Have may be on disk and are
+	// rechecked at the next start.
+	Clean bool `json:"clean"`
+}
+
+// store is the daemon's embedded transactional database (bbolt).
+type store struct {
+	db *bolt.DB
+}
+
+func openStore(path string) (*store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("state database %s is locked: is another daemon running with the same --data?", path)
+		}
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketTorrents, bucketMeta, bucketSession} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state database: %w", err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// loadAll returns every torrent record with its metainfo bytes (nil for a
+// magnet still waiting for metadata).
+func (s *store) loadAll() ([]record, [][]byte, error) {
+	var recs []record
+	var metas [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket(bucketMeta)
+		return tx.Bucket(bucketTorrents).ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("torrent record %s: %w", k, err)
+			}
+			recs = append(recs, r)
+			var m []byte
+			if b := mb.Get(k); b != nil {
+				m = append([]byte(nil), b...)
+			}
+			metas = append(metas, m)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load state: %w", err)
+	}
+	return recs, metas, nil
+}
+
+// put writes records (and, if meta is not nil, the first record's
+// metainfo) in one transaction.
+func (s *store) put(meta []byte, recs ...*record) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTorrents)
+		for i, r := range recs {
+			v, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(r.InfoHash), v); err != nil {
+				return err
+			}
+			if i == 0 && meta != nil {
+				if err := tx.Bucket(bucketMeta).Put([]byte(r.InfoHash), meta); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+func (s *store) delete(infoHash string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketTorrents).Delete([]byte(infoHash)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Delete([]byte(infoHash))
+	})
+	if err != nil {
+		return fmt.Errorf("delete torrent %s from state: %w", infoHash, err)
+	}
+	return nil
+}
+
+// nextID hands out Transmission's small integer torrent ids, never reused.
+func (s *store) nextID() (int, error) {
+	var id int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSession)
+		if v := b.Get(keyNextID); v != nil {
+			if err := json.Unmarshal(v, &id); err != nil {
+				return err
+			}
+		}
+		id++
+		v, _ := json.Marshal(id)
+		return b.Put(keyNextID, v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("allocate torrent id: %w", err)
+	}
+	return id, nil
+}
+
+func (s *store) loadSettings(into *Settings) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSession).Get(keySettings)
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, into)
+	})
+	if err != nil {
+		return false, fmt.Errorf("load settings: %w", err)
+	}
+	return found, nil
+}
+
+func (s *store) saveSettings(st *Settings) error {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSession).Put(keySettings, v) })
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}

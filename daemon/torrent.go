@@ -1,0 +1,527 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/storage"
+)
+
+// State is where a torrent is in its life.
+type State int
+
+// States. A torrent without metadata waits in StateMetadata; one that
+// failed (unwritable folder, full disk) sits in StateError and is retried.
+const (
+	StateStopped State = iota
+	StateQueued
+	StateChecking
+	StateDownloading
+	StateSeeding
+	StateError
+	StateMetadata
+)
+
+var stateNames = [...]string{"stopped", "queued", "checking", "downloading", "seeding", "error", "metadata"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// torrent is the daemon's view of one torrent. Every field is guarded by
+// Daemon.mu. A torrent that is not running holds no goroutine and no
+// buffers: only its record, metainfo and layout.
+type torrent struct {
+	ih       [20]byte
+	rec      record
+	mi       *metainfo.MetaInfo // nil while waiting for metadata
+	layout   *storage.Layout
+	complete bool // every wanted piece is verified (per the last known have)
+
+	// While running:
+	cancel    context.CancelFunc // nil when not running
+	exited    chan struct{}      // closed when the run goroutine returns
+	eng       *engine.Torrent    // nil while checking
+	dir       *storage.Dir
+	checking  bool
+	checked   int // pieces checked so far, while checking
+	toCheck   int
+	queued    bool
+	lastHave  []byte // bytes of the last committed checkpoint
+	runStart  time.Time
+	seedStart time.Time // when this run started seeding; zero if not seeding
+	last      engine.Stats
+	retryAt   time.Time
+	removing  bool // being removed: invisible, never started again
+	held      bool // being changed while stopped: not started meanwhile
+}
+
+func (t *torrent) setMeta(mi *metainfo.MetaInfo) error {
+	layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
+	if err != nil {
+		return fmt.Errorf("torrent layout: %w", err)
+	}
+	if p := t.rec.Priorities; p != nil && len(p) != layout.NumFiles() {
+		t.rec.Priorities = nil
+	}
+	t.mi, t.layout = mi, layout
+	if t.rec.Name == "" || t.rec.Magnet != "" {
+		t.rec.Name = mi.Info.Name
+	}
+	t.rec.Magnet = ""
+	return nil
+}
+
+// initState computes complete from the stored checkpoint.
+func (t *torrent) initState() {
+	if t.mi == nil || !t.rec.HaveValid {
+		return
+	}
+	have, err := bitfield.FromBytes(t.rec.Have, t.layout.NumPieces())
+	if err != nil {
+		t.rec.HaveValid, t.rec.Have = false, nil
+		return
+	}
+	t.complete = t.leftPieces(have) == 0
+}
+
+// priorities returns the per-file priorities for the engine.
+func (t *torrent) priorities() []engine.Priority {
+	p := make([]engine.Priority, t.layout.NumFiles())
+	for i := range p {
+		p[i] = engine.Normal
+		if t.rec.Priorities != nil {
+			p[i] = engine.Priority(t.rec.Priorities[i])
+		}
+	}
+	return p
+}
+
+// wantedPieces marks the pieces touching a file that is not skipped.
+func (t *torrent) wantedPieces() bitfield.Bitfield {
+	w := bitfield.New(t.layout.NumPieces())
+	prio := t.priorities()
+	for i := range t.layout.NumFiles() {
+		f := t.layout.File(i)
+		if f.Padding || f.Length == 0 || prio[i] == engine.Skip {
+			continue
+		}
+		first, end := t.layout.FilePieces(i)
+		for p := first; p < end; p++ {
+			w.Set(p)
+		}
+	}
+	return w
+}
+
+func (t *torrent) leftPieces(have bitfield.Bitfield) int {
+	w := t.wantedPieces()
+	n := 0
+	for i := range w.Len() {
+		if w.Has(i) && !have.Has(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// state derives the torrent's State; d.mu is held.
+func (t *torrent) state() State {
+	switch {
+	case t.rec.Error != "" && t.cancel == nil:
+		return StateError
+	case t.mi == nil:
+		return StateMetadata
+	case t.cancel != nil && t.checking:
+		return StateChecking
+	case t.cancel != nil && t.eng != nil && t.complete:
+		return StateSeeding
+	case t.cancel != nil:
+		return StateDownloading
+	case t.rec.Paused:
+		return StateStopped
+	default:
+		return StateQueued
+	}
+}
+
+func (t *torrent) seedLimitReached(s *Settings, now time.Time) bool {
+	ratioLimit := t.rec.RatioLimit
+	if ratioLimit == 0 {
+		ratioLimit = s.SeedRatioLimit
+	}
+	if ratioLimit > 0 {
+		up, down := t.rec.Uploaded+t.last.Uploaded, t.rec.Downloaded+t.last.Downloaded
+		base := down
+		if base == 0 && t.mi != nil {
+			base = t.mi.Info.TotalLength()
+		}
+		if base > 0 && float64(up)/float64(base) >= ratioLimit {
+			return true
+		}
+	}
+	minutes := t.rec.SeedMinutes
+	if minutes == 0 {
+		minutes = s.SeedTimeMinutes
+	}
+	return minutes > 0 && t.seedSecs(now) >= int64(minutes)*60
+}
+
+func (t *torrent) seedSecs(now time.Time) int64 {
+	s := t.rec.SeedSecs
+	if !t.seedStart.IsZero() {
+		s += int64(now.Sub(t.seedStart) / time.Second)
+	}
+	return s
+}
+
+// startLocked launches t's run goroutine; d.mu is held.
+func (d *Daemon) startLocked(t *torrent) {
+	ctx, cancel := context.WithCancel(d.runCtx)
+	t.cancel = cancel
+	t.exited = make(chan struct{})
+	t.queued = false
+	t.checking = true
+	t.checked, t.toCheck = 0, 0
+	t.runStart = time.Now()
+	t.last = engine.Stats{}
+	rec := t.rec
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(t.exited)
+		err := d.runTorrent(ctx, t, rec)
+		d.finishRun(t, err)
+	}()
+}
+
+// finishRun records how a run ended.
+func (d *Daemon) finishRun(t *torrent, err error) {
+	d.mu.Lock()
+	t.cancel = nil
+	t.eng = nil
+	t.dir = nil
+	t.checking = false
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.rec.Error = err.Error()
+		t.retryAt = time.Now().Add(d.cfg.RetryAfter)
+		d.log.Warn("torrent stopped with an error", "torrent", t.rec.Name, "err", err)
+	}
+	if !t.removing {
+		d.saveLocked(t)
+	}
+	d.mu.Unlock()
+	d.kickScheduler()
+}
+
+// errWatch wraps a torrent's storage and remembers the first write error,
+// so a full disk stops the torrent with a clear message instead of the
+// engine retrying the same piece forever.
+type errWatch struct {
+	storage.Storage
+	once sync.Once
+	err  chan error
+}
+
+func (w *errWatch) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.Storage.WriteAt(p, off)
+	if err != nil {
+		w.once.Do(func() { w.err <- err })
+	}
+	return n, err
+}
+
+// checkWritable fails early, with the folder's name, when new files cannot
+// be created in dir.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("download folder %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".sower-probe-*")
+	if err != nil {
+		return fmt.Errorf("download folder %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return nil
+}
+
+// runTorrent checks (only what the checkpoint cannot vouch for), then runs
+// the engine until ctx ends or storage fails, and writes a final exact
+// checkpoint.
+func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err error) {
+	d.mu.Lock()
+	mi, layout := t.mi, t.layout
+	prio := t.priorities()
+	peers := d.settings.PeersPerTorrent
+	d.mu.Unlock()
+
+	if err := checkWritable(rec.DownloadDir); err != nil {
+		return err
+	}
+	wanted := make([]bool, len(prio))
+	for i, p := range prio {
+		wanted[i] = p != engine.Skip
+	}
+	dir, err := storage.OpenDir(rec.DownloadDir, layout, storage.Options{Wanted: wanted})
+	if err != nil {
+		return fmt.Errorf("open data: %w", err)
+	}
+	defer dir.Close()
+
+	n := layout.NumPieces()
+	var have bitfield.Bitfield
+	if rec.HaveValid {
+		have, err = bitfield.FromBytes(rec.Have, n)
+		if err != nil {
+			rec.HaveValid = false
+		}
+	}
+	switch {
+	case rec.HaveValid && rec.Clean:
+		// Exact checkpoint: nothing to hash.
+	case rec.HaveValid:
+		d.mu.Lock()
+		t.toCheck = n - have.Count()
+		d.mu.Unlock()
+		have, err = storage.RecheckPieces(ctx, dir, layout, mi.Info.Pieces, have, 0)
+		if err != nil {
+			return fmt.Errorf("checking pieces written since the last checkpoint: %w", err)
+		}
+	default:
+		d.mu.Lock()
+		t.toCheck = n
+		d.mu.Unlock()
+		have, err = storage.Recheck(ctx, dir, layout, mi.Info.Pieces, 0, func(c int) {
+			d.mu.Lock()
+			t.checked = c
+			d.mu.Unlock()
+		})
+		if err != nil {
+			return fmt.Errorf("checking data: %w", err)
+		}
+	}
+	// From here on pieces may be written that the checkpoint does not
+	// cover: mark it inexact, durably, before the engine starts.
+	d.mu.Lock()
+	t.rec.Have, t.rec.HaveValid, t.rec.Clean = have.Bytes(), true, false
+	t.lastHave = bytes.Clone(have.Bytes())
+	t.complete = t.leftPieces(have) == 0
+	d.saveLocked(t)
+	upLim, downLim := d.torrentLimiters(t)
+	d.mu.Unlock()
+
+	watch := &errWatch{Storage: dir, err: make(chan error, 1)}
+	eng, err := engine.New(&mi.Info, t.ih, layout, watch, engine.Config{
+		PeerID:         d.peerID,
+		Port:           d.ln.Port(),
+		Trackers:       mi.Tiers(),
+		Have:           have,
+		FilePriorities: prio,
+		WebSeeds:       mi.WebSeeds(),
+		HTTPSeeds:      mi.HTTPSeeds,
+		UploadLimit:    upLim,
+		DownloadLimit:  downLim,
+		MaxPeers:       peers,
+		Logger:         d.log,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	d.ln.Add(runCtx, eng)
+	defer d.ln.Remove(t.ih)
+	runErr := make(chan error, 1)
+	go func() { runErr <- eng.Run(runCtx) }()
+
+	d.mu.Lock()
+	t.eng, t.dir, t.checking = eng, dir, false
+	if t.complete {
+		t.seedStart = time.Now()
+	}
+	d.mu.Unlock()
+
+	var result error
+	done := eng.Done()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			stopRun()
+			result = <-runErr
+			break wait
+		case err := <-runErr:
+			result = fmt.Errorf("engine stopped: %w", err)
+			if err == nil {
+				result = errors.New("engine stopped unexpectedly")
+			}
+			break wait
+		case <-done:
+			done = nil
+			d.mu.Lock()
+			t.complete = true
+			t.seedStart = time.Now()
+			if t.rec.DoneAt.IsZero() {
+				t.rec.DoneAt = time.Now()
+			}
+			d.mu.Unlock()
+			d.checkpointOne(t)
+			d.kickScheduler()
+		case werr := <-watch.err:
+			stopRun()
+			<-runErr
+			result = fmt.Errorf("writing data in %s: %w", rec.DownloadDir, werr)
+			break wait
+		}
+	}
+	d.finalCheckpoint(t, eng, dir)
+	return result
+}
+
+// torrentLimiters picks the limiters for t; d.mu is held. A torrent with
+// its own limit gets its own bucket, capped by the global limit's rate
+// (the engine takes one limiter per direction, so a per-torrent limit
+// does not also draw from the global bucket).
+func (d *Daemon) torrentLimiters(t *torrent) (up, down *rate.Limiter) {
+	down, up = d.down, d.up
+	gDown, gUp := d.effectiveLimits(time.Now())
+	if l := t.rec.DownloadLimit; l > 0 {
+		if gDown > 0 {
+			l = min(l, gDown)
+		}
+		down = engine.NewLimiter(l)
+	}
+	if l := t.rec.UploadLimit; l > 0 {
+		if gUp > 0 {
+			l = min(l, gUp)
+		}
+		up = engine.NewLimiter(l)
+	}
+	return up, down
+}
+
+// finalCheckpoint records the exact verified set after Run returned (its
+// storage is synced) and folds this run's counters into the record.
+func (d *Daemon) finalCheckpoint(t *torrent, eng *engine.Torrent, dir *storage.Dir) {
+	have := eng.Have()
+	st := eng.Stats()
+	syncErr := dir.Sync()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if syncErr == nil {
+		t.rec.Have, t.rec.Clean = have.Bytes(), true
+		t.complete = t.leftPieces(have) == 0
+	} else {
+		d.log.Warn("sync at stop failed; keeping the last checkpoint", "torrent", t.rec.Name, "err", syncErr)
+	}
+	t.rec.Uploaded += st.Uploaded
+	t.rec.Downloaded += st.Downloaded
+	t.rec.Wasted += st.Wasted
+	t.rec.SeedSecs = t.seedSecs(now)
+	t.seedStart = time.Time{}
+	t.last = engine.Stats{}
+	// finishRun saves the record.
+}
+
+// checkpoint makes the verified pieces of every running torrent durable.
+func (d *Daemon) checkpoint() {
+	d.mu.Lock()
+	var running []*torrent
+	for _, t := range d.torrents {
+		if t.eng != nil {
+			running = append(running, t)
+		}
+	}
+	d.mu.Unlock()
+	var recs []*record
+	for _, t := range running {
+		if r := d.checkpointRecord(t); r != nil {
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) > 0 {
+		if err := d.db.put(nil, recs...); err != nil {
+			d.log.Error("checkpoint", "err", err)
+		}
+	}
+}
+
+func (d *Daemon) checkpointOne(t *torrent) {
+	if r := d.checkpointRecord(t); r != nil {
+		if err := d.db.put(nil, r); err != nil {
+			d.log.Error("checkpoint", "torrent", r.Name, "err", err)
+		}
+	}
+}
+
+// checkpointRecord syncs t's files and returns the record to commit, or
+// nil if nothing changed. Counters of the current run are included in the
+// stored copy only, so a crash loses at most one interval of them.
+func (d *Daemon) checkpointRecord(t *torrent) *record {
+	d.mu.Lock()
+	eng, dir := t.eng, t.dir
+	d.mu.Unlock()
+	if eng == nil {
+		return nil
+	}
+	have := eng.Have()
+	st := eng.Stats()
+	d.mu.Lock()
+	t.last = st
+	changed := !bytes.Equal(have.Bytes(), t.lastHave)
+	d.mu.Unlock()
+	if changed {
+		// Every piece in have was handed to storage; after this sync it
+		// is durable, so the checkpoint may vouch for it.
+		if err := dir.Sync(); err != nil {
+			d.log.Warn("sync for checkpoint failed", "torrent", t.rec.Name, "err", err)
+			return nil
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.eng != eng {
+		return nil // the run ended meanwhile; its final checkpoint wins
+	}
+	r := t.rec
+	if changed {
+		t.rec.Have = have.Bytes()
+		t.lastHave = bytes.Clone(have.Bytes())
+		r.Have = t.rec.Have
+	}
+	r.Uploaded += st.Uploaded
+	r.Downloaded += st.Downloaded
+	r.Wasted += st.Wasted
+	r.SeedSecs = t.seedSecs(time.Now())
+	return &r
+}
+
+// dataPaths lists the OS paths of t's files (not padding) under its folder.
+func (t *torrent) dataPaths() []string {
+	var out []string
+	for _, f := range t.layout.Files() {
+		if !f.Padding {
+			out = append(out, filepath.Join(t.rec.DownloadDir, filepath.FromSlash(f.Path)))
+		}
+	}
+	return out
+}
+
+func bitfieldFrom(b []byte, n int) (bitfield.Bitfield, error) { return bitfield.FromBytes(b, n) }
