@@ -23,6 +23,9 @@ const (
 	DefaultMaxConns    = 8
 	DefaultDialTimeout = 10 * time.Second
 	DefaultMaxSize     = 16 << 20
+	// DefaultRequestTimeout is generous: a piece is 16 KiB, but a peer may
+	// be busy uploading to many others.
+	DefaultRequestTimeout = 30 * time.Second
 )
 
 const (
@@ -33,9 +36,6 @@ const (
 	// is small, so a few in flight keep a peer busy while leaving pieces
 	// for the others.
 	perPeerRequests = 4
-	// requestTimeout is how long a peer has to answer a request before it is
-	// dropped and the piece asked of someone else.
-	requestTimeout = 30 * time.Second
 	// keepAliveInterval keeps idle connections (peers held in reserve)
 	// open; peers commonly drop connections silent for two minutes.
 	keepAliveInterval = 90 * time.Second
@@ -74,6 +74,10 @@ type Config struct {
 	// DialTimeout bounds the TCP connect and, separately, the two
 	// handshakes that follow it; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
+	// RequestTimeout is how long a peer has to answer a request before it
+	// is dropped and the piece asked of another; 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// MaxSize is the largest metadata accepted; peers announcing more are
 	// dropped. 0 means DefaultMaxSize; values above MaxSize are lowered to
 	// it.
@@ -88,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.MaxSize <= 0 {
 		c.MaxSize = DefaultMaxSize
@@ -519,7 +526,7 @@ func (f *fetcher) request(p *peerConn, piece int, now time.Time) bool {
 	default:
 		return false
 	}
-	p.pending[piece] = now.Add(requestTimeout)
+	p.pending[piece] = now.Add(f.cfg.RequestTimeout)
 	f.assigned[piece] = p
 	return true
 }
@@ -529,7 +536,7 @@ func (f *fetcher) checkTimeouts(now time.Time) {
 	for p := range f.conns {
 		for piece, deadline := range p.pending {
 			if now.After(deadline) {
-				f.drop(p, "timed out", fmt.Sprintf("no answer for piece %d in %v", piece, requestTimeout))
+				f.drop(p, "timed out", fmt.Sprintf("no answer for piece %d in %v", piece, f.cfg.RequestTimeout))
 				break
 			}
 		}
@@ -578,7 +585,7 @@ func (f *fetcher) session(p *peerConn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { writeLoop(ctx, conn, p.out) })
+	wg.Go(func() { writeLoop(ctx, conn, p.out, f.cfg.RequestTimeout) })
 
 	dec := peerwire.NewDecoder(br, peerwire.Limits{})
 	for {
@@ -717,7 +724,7 @@ func extClient(payload []byte) (string, bool) {
 // writeLoop sends what the Fetch goroutine and the reader queue on out,
 // batching what is queued together, plus keep-alives while idle. A failed
 // write closes the connection, which ends the reader too.
-func writeLoop(ctx context.Context, conn net.Conn, out <-chan peerwire.Message) {
+func writeLoop(ctx context.Context, conn net.Conn, out <-chan peerwire.Message, timeout time.Duration) {
 	w := peerwire.NewWriter(conn)
 	keepAlive := time.NewTicker(keepAliveInterval)
 	defer keepAlive.Stop()
@@ -730,7 +737,7 @@ func writeLoop(ctx context.Context, conn net.Conn, out <-chan peerwire.Message) 
 		case <-keepAlive.C:
 			m = peerwire.Message{KeepAlive: true}
 		}
-		if err := sendQueued(conn, w, m, out); err != nil {
+		if err := sendQueued(conn, w, m, out, timeout); err != nil {
 			conn.Close()
 			return
 		}
@@ -738,8 +745,8 @@ func writeLoop(ctx context.Context, conn net.Conn, out <-chan peerwire.Message) 
 }
 
 // sendQueued writes m and whatever else is already queued, then flushes.
-func sendQueued(conn net.Conn, w *peerwire.Writer, m peerwire.Message, out <-chan peerwire.Message) error {
-	if err := conn.SetWriteDeadline(time.Now().Add(requestTimeout)); err != nil {
+func sendQueued(conn net.Conn, w *peerwire.Writer, m peerwire.Message, out <-chan peerwire.Message, timeout time.Duration) error {
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
 	for {

@@ -30,6 +30,7 @@ const (
 	liar                // announces one byte more than there is, and serves it
 	huge                // announces 1 GiB
 	asker               // asks us for metadata first, and serves only once we rejected
+	silent              // never answers requests
 )
 
 // fakeExtID is the ut_metadata id fake peers ask us to use; it differs
@@ -164,7 +165,10 @@ func (fp *fakePeer) serve(c net.Conn) error {
 		return w.Flush()
 	}
 	answer := func(piece int) error {
-		if fp.b == rejecting {
+		switch fp.b {
+		case silent:
+			return nil
+		case rejecting:
 			return send(Msg{Type: TypeReject, Piece: piece})
 		}
 		return send(Msg{Type: TypeData, Piece: piece, TotalSize: len(data), Data: data[piece*BlockSize : piece*BlockSize+PieceLen(len(data), piece)]})
@@ -281,10 +285,12 @@ func TestFetchMixedPeers(t *testing.T) {
 func TestFetchOneAtATime(t *testing.T) {
 	info := testInfo(t, 2000)
 	ih := sha1.Sum(info)
-	for _, b := range []behaviour{corrupt, rejecting, liar, noUT, asker} {
+	for _, b := range []behaviour{corrupt, rejecting, liar, noUT, asker, silent} {
 		bad := startFake(t, info, b)
 		goodPeer := startFake(t, info, good)
-		got, err := fetchFrom(t, ih, Config{MaxConns: 1}, bad.addr(), goodPeer.addr())
+		// The short timeout only makes the silent peer's test quick; no
+		// outcome depends on it.
+		got, err := fetchFrom(t, ih, Config{MaxConns: 1, RequestTimeout: 100 * time.Millisecond}, bad.addr(), goodPeer.addr())
 		if err != nil {
 			t.Fatalf("behaviour %d first: %v", b, err)
 		}
@@ -347,6 +353,7 @@ func TestFetchFailures(t *testing.T) {
 		{"wrong size", liar, Config{}, "1 sent bad data"},
 		{"huge size", huge, Config{}, "1 announced a bad size"},
 		{"above MaxSize", good, Config{MaxSize: 1000}, "1 announced a bad size"},
+		{"silent", silent, Config{RequestTimeout: 100 * time.Millisecond}, "1 timed out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
