@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,6 +109,7 @@ type Daemon struct {
 	torrents map[[20]byte]*torrent
 	byID     map[int]*torrent
 	runCtx   context.Context // set while Run runs; torrents start under it
+	extra    map[[20]byte][]netip.AddrPort // peers given by AddPeers, offered at every start
 	wg       sync.WaitGroup  // torrent goroutines
 	username string
 	password string
@@ -134,7 +136,8 @@ func Open(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DownloadDir == "" {
+	explicitDir := cfg.DownloadDir != ""
+	if !explicitDir {
 		cfg.DownloadDir = filepath.Join(cfg.DataDir, "downloads")
 	}
 	if cfg.PeerAddr == "" {
@@ -158,6 +161,7 @@ func Open(cfg Config) (*Daemon, error) {
 		kick:      make(chan struct{}, 1),
 		torrents:  make(map[[20]byte]*torrent),
 		byID:      make(map[int]*torrent),
+		extra:     make(map[[20]byte][]netip.AddrPort),
 		settings:  defaultSettings(cfg.DownloadDir),
 		username:  cfg.Username,
 		password:  cfg.Password,
@@ -175,8 +179,17 @@ func Open(cfg Config) (*Daemon, error) {
 		db.close()
 		return nil, err
 	}
-	if _, err := db.loadSettings(&d.settings); err != nil {
+	found, err := db.loadSettings(&d.settings)
+	if err != nil {
 		return fail(err)
+	}
+	if explicitDir || !found {
+		if explicitDir {
+			d.settings.DownloadDir = cfg.DownloadDir
+		}
+		if err := db.saveSettings(&d.settings); err != nil {
+			return fail(err)
+		}
 	}
 	if err := d.loadTorrents(); err != nil {
 		return fail(err)
@@ -489,5 +502,23 @@ func (d *Daemon) UpdateSettings(f func(*Settings) error) error {
 	d.mu.Unlock()
 	d.applyLimits(time.Now())
 	d.kickScheduler()
+	return nil
+}
+
+// AddPeers offers peer addresses for a torrent (from the user, a script
+// or a test), now if it runs and again whenever it starts.
+func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
+	d.mu.Lock()
+	t, err := d.lookup(ih)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	d.extra[ih] = append(d.extra[ih], addrs...)
+	eng := t.eng
+	d.mu.Unlock()
+	if eng != nil {
+		eng.AddPeers(addrs...)
+	}
 	return nil
 }

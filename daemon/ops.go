@@ -402,6 +402,7 @@ func (d *Daemon) Remove(ih [20]byte, deleteData bool) error {
 	d.mu.Lock()
 	delete(d.torrents, ih)
 	delete(d.byID, t.rec.ID)
+	delete(d.extra, ih)
 	d.mu.Unlock()
 	if err := d.db.delete(t.rec.InfoHash); err != nil {
 		return err

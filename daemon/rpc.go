@@ -479,7 +479,7 @@ func trField(f string, s Status, det *Detail) (any, bool) {
 		}
 		return s.Ratio, true
 	case "eta":
-		if s.ETA < 0 {
+		if s.ETA < 0 || s.Left == 0 {
 			return -1, true
 		}
 		return s.ETA, true

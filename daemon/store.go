@@ -37,10 +37,10 @@ type record struct {
 	RatioLimit    float64 `json:"ratio_limit,omitempty"` // 0 = session default, <0 = none
 	SeedMinutes   int     `json:"seed_minutes,omitempty"`
 	// Counters of earlier runs; the running engine adds its own.
-	Uploaded   int64 `json:"uploaded"`
-	Downloaded int64 `json:"downloaded"`
-	Wasted     int64 `json:"wasted"`
-	SeedSecs   int64 `json:"seed_secs"`
+	Uploaded   int64  `json:"uploaded"`
+	Downloaded int64  `json:"downloaded"`
+	Wasted     int64  `json:"wasted"`
+	SeedSecs   int64  `json:"seed_secs"`
 	Error      string `json:"error,omitempty"`
 	// Have is the durable checkpoint of verified pieces: every piece in it
 	// was synced to disk before the checkpoint was committed.

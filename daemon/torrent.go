@@ -352,6 +352,9 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 
 	d.mu.Lock()
 	t.eng, t.dir, t.checking = eng, dir, false
+	if peers := d.extra[t.ih]; len(peers) > 0 {
+		eng.AddPeers(peers...)
+	}
 	if t.complete {
 		t.seedStart = time.Now()
 	}

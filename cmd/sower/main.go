@@ -93,6 +93,7 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 	root.AddCommand(newTrackerCmd())
 	root.AddCommand(newScrapeCmd())
 	root.AddCommand(newDHTCmd())
+	root.AddCommand(newDaemonCmd(), newAddCmd(), newLsCmd(), newRmCmd(), newStartCmd(), newStopCmd())
 
 	wrapArgs(root)
 	return root

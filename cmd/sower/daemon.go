@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sowerbt/sower/daemon"
+)
+
+func newDaemonCmd() *cobra.Command {
+	var (
+		rpcAddr, dataDir, downloadDir string
+		port                          int
+		user, password                string
+	)
+	cmd := &cobra.Command{
+		Use:   "daemon [flags]",
+		Short: "Run the torrent service: many torrents, RPC, web UI",
+		Long: `Run Sower as a long-lived service managing many torrents on one peer port.
+The state (torrents, settings, verified pieces) lives in DATA/sower.db, so a
+restart resumes without re-hashing. Drive it with sower add/ls/rm, with
+transmission-remote or any Transmission RPC client at
+http://ADDR/transmission/rpc, or with the web UI at http://ADDR/.
+Prometheus metrics are at http://ADDR/metrics. On an address other than
+loopback the RPC asks for a password (--password, or a generated one that is
+logged once and kept).`,
+		Example: `  sower daemon
+  sower daemon --rpc 127.0.0.1:9091 --port 51413 --data ~/.local/share/sower --download-dir ~/Downloads
+  transmission-remote 127.0.0.1:9091 -a file.torrent`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if port < 0 || port > 65535 {
+				return &usageError{fmt.Errorf("--port %d: out of range", port)}
+			}
+			if dataDir == "" {
+				base, err := os.UserConfigDir()
+				if err != nil {
+					return errors.New("--data: no default folder on this system; give one")
+				}
+				dataDir = filepath.Join(base, "sower")
+			}
+			if password == "" {
+				password = os.Getenv("SOWER_RPC_PASSWORD")
+			}
+			d, err := daemon.Open(daemon.Config{
+				DataDir:     dataDir,
+				DownloadDir: downloadDir,
+				PeerAddr:    fmt.Sprintf(":%d", port),
+				RPCAddr:     rpcAddr,
+				Username:    user,
+				Password:    password,
+				Logger:      slog.Default(),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "sower daemon: RPC and web UI on http://%s/ , peers on port %d, state in %s\n",
+				d.RPCAddr(), d.PeerPort(), dataDir)
+			return d.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&rpcAddr, "rpc", "127.0.0.1:9091", "address of the RPC, web UI and metrics")
+	cmd.Flags().IntVar(&port, "port", 6881, "TCP port for peers, shared by all torrents (0 picks a free one)")
+	cmd.Flags().StringVar(&dataDir, "data", "", "folder for the daemon's state (default: the user config folder/sower)")
+	cmd.Flags().StringVar(&downloadDir, "download-dir", "", "default folder for downloads (default DATA/downloads)")
+	cmd.Flags().StringVar(&user, "user", "sower", "RPC user name, with --password")
+	cmd.Flags().StringVar(&password, "password", "", "RPC password (or $SOWER_RPC_PASSWORD); required beyond loopback, generated if absent")
+	return cmd
+}
