@@ -568,7 +568,8 @@ func (f *fetcher) session(p *peerConn) error {
 		return failure("failed the handshake", err)
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	ext, size, client, err := f.handshake(conn, br)
+	dec := peerwire.NewDecoder(br, peerwire.Limits{})
+	ext, size, client, err := f.handshake(conn, br, dec)
 	if err != nil {
 		return err
 	}
@@ -587,7 +588,6 @@ func (f *fetcher) session(p *peerConn) error {
 	defer cancel()
 	wg.Go(func() { writeLoop(ctx, conn, p.out, f.cfg.RequestTimeout) })
 
-	dec := peerwire.NewDecoder(br, peerwire.Limits{})
 	for {
 		m, err := dec.Next()
 		if err != nil {
@@ -626,10 +626,11 @@ func (f *fetcher) session(p *peerConn) error {
 	}
 }
 
-// handshake does the BitTorrent handshake with the extension bit and the
-// BEP 10 extension handshake, and returns the peer's ut_metadata id, the
+// handshake does the BitTorrent handshake with the extension bit (read
+// through br) and the BEP 10 extension handshake (read through dec, which
+// the session goes on using), and returns the peer's ut_metadata id, the
 // metadata size it announced and its client name.
-func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader) (ext uint8, size int, client string, err error) {
+func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decoder) (ext uint8, size int, client string, err error) {
 	var res peerwire.Reserved
 	res.SetExtended()
 	if err := peerwire.WriteHandshake(conn, peerwire.Handshake{Reserved: res, InfoHash: f.infoHash, PeerID: f.cfg.PeerID}); err != nil {
@@ -661,7 +662,6 @@ func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader) (ext uint8, size in
 	if err := w.Flush(); err != nil {
 		return 0, 0, client, failure("failed the handshake", fmt.Errorf("sending extension handshake: %w", err))
 	}
-	dec := peerwire.NewDecoder(br, peerwire.Limits{})
 	for {
 		m, err := dec.Next()
 		if err != nil {
