@@ -55,10 +55,11 @@ var (
 	// ErrNoPeerLeft means every peer was tried and none supplied metadata
 	// hashing to the info-hash.
 	ErrNoPeerLeft = errors.New("no peer supplied the metadata")
-	// ErrNoExtension marks a peer without the extension protocol or without
-	// ut_metadata in its extension handshake.
-	ErrNoExtension = errors.New("peer does not support ut_metadata")
 )
+
+// errNoExtension marks a peer without the extension protocol or without
+// ut_metadata in its extension handshake.
+var errNoExtension = errors.New("peer does not support ut_metadata")
 
 // Config tunes Fetch. The zero value works, apart from PeerID, which
 // should be the client's peer id.
@@ -645,7 +646,7 @@ func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decod
 	}
 	client = peerwire.ClientName(h.PeerID)
 	if !h.Reserved.SupportsExtended() {
-		return 0, 0, client, failure("lacked ut_metadata", fmt.Errorf("no extension protocol bit in handshake: %w", ErrNoExtension))
+		return 0, 0, client, failure("lacked ut_metadata", fmt.Errorf("no extension protocol bit in handshake: %w", errNoExtension))
 	}
 	payload, err := bencode.Marshal(extHandshake{
 		M: map[string]int{ExtensionName: ourExtID},
@@ -690,14 +691,14 @@ func (f *fetcher) parseExtHandshake(payload []byte) (uint8, int, error) {
 	}
 	id, ok := h.M[ExtensionName].(int64)
 	if !ok || id == 0 {
-		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without m.%s: %w", ExtensionName, ErrNoExtension))
+		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without m.%s: %w", ExtensionName, errNoExtension))
 	}
 	if id < 0 || id > 255 {
 		return 0, 0, failure("failed the handshake", fmt.Errorf("extension handshake: m.%s = %d, want 1..255", ExtensionName, id))
 	}
 	size, ok := h.Size.(int64)
 	if !ok {
-		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without an integer metadata_size: %w", ErrNoExtension))
+		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without an integer metadata_size: %w", errNoExtension))
 	}
 	if size <= 0 {
 		return 0, 0, failure("announced a bad size", fmt.Errorf("extension handshake: metadata_size %d", size))
