@@ -396,3 +396,10 @@ func TestSecondDaemonOnSameStateRefused(t *testing.T) {
 		t.Fatalf("second daemon on the same state: %v, want a locked error", err)
 	}
 }
+
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
