@@ -282,3 +282,7 @@ func allocatedBytes(root string) int64 {
 	})
 	return n
 }
+
+// completeRe matches the line `sower get` prints once the download is
+// complete and verified.
+var completeRe = regexp.MustCompile(`(?m)^\S+: complete in `)
