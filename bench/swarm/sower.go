@@ -134,6 +134,9 @@ func runSower(ctx context.Context, sc *Scenario, mode Mode) (Result, error) {
 	}
 	allDone := make(chan struct{})
 	go func() { watchers.Wait(); close(allDone) }()
+	if sc.Debug {
+		wg.Go(func() { sample(ctx, log, began, seed, nodes, allDone) })
+	}
 	select {
 	case <-allDone:
 	case <-time.After(sc.Timeout):
@@ -184,6 +187,33 @@ func sowerProgress(nodes []*sowerNode) string {
 		fmt.Fprintf(&b, "%s %.1f%% (%d peers); ", n.name, st.Progress()*100, st.Peers)
 	}
 	return b.String()
+}
+
+// sample logs, four times a second until done, how much the seed has
+// uploaded and how many pieces each leecher holds, to see where time goes.
+func sample(ctx context.Context, log *slog.Logger, began time.Time, seed *sowerNode, nodes []*sowerNode, done <-chan struct{}) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		ss := seed.t.Stats()
+		have := make([]int, len(nodes))
+		for i, n := range nodes {
+			have[i] = n.t.Stats().PiecesHave
+		}
+		flags := make([]string, 0, len(ss.Peerlist))
+		for _, p := range ss.Peerlist {
+			flags = append(flags, p.Flags)
+		}
+		log.Info("sample", "t", time.Since(began).Round(time.Millisecond), "seed_up", ss.Uploaded,
+			"seed_rate", int64(ss.UploadRate), "have", have, "seed_flags", flags)
+	}
 }
 
 // logPeers writes every node's per-peer view at the end of a run, to find
