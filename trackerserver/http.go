@@ -1,7 +1,9 @@
 package trackerserver
 
 import (
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -106,6 +108,10 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey 
 	defer s.putScratch(sc)
 	peers, complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, sc.peers[:0])
 	sc.peers = peers
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("tracker: http announce", "info_hash", hex.EncodeToString(p.infoHash[:]), "peer", netip.AddrPortFrom(ip, p.port),
+			"left", p.left, "event", p.event, "peers_given", len(peers), "err", err)
+	}
 	if err != nil {
 		s.fail(w, errKind(err), err)
 		return

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +52,11 @@ func start(t *testing.T, cfg Config, network string) *running {
 		ln.Close()
 		t.Skipf("no loopback for udp%s: %v", network, err)
 	}
-	srv, err := New(cfg, nil)
+	var logger *slog.Logger
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := New(cfg, logger)
 	if err != nil {
 		ln.Close()
 		pc.Close()

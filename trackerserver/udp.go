@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -263,6 +264,9 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 		return appendUDPError(sc.body[:0], binary.BigEndian.Uint32(pkt[12:]), "connection id is invalid or expired")
 	}
 	r, err := parseUDPRequest(pkt)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("tracker: udp packet", "from", from, "action", r.action, "len", len(pkt), "err", err)
+	}
 	if err != nil {
 		var pe *udpPacketError
 		if errors.As(err, &pe) && pe.drop {
