@@ -108,9 +108,9 @@ type Daemon struct {
 	settings Settings
 	torrents map[[20]byte]*torrent
 	byID     map[int]*torrent
-	runCtx   context.Context // set while Run runs; torrents start under it
+	runCtx   context.Context               // set while Run runs; torrents start under it
 	extra    map[[20]byte][]netip.AddrPort // peers given by AddPeers, offered at every start
-	wg       sync.WaitGroup  // torrent goroutines
+	wg       sync.WaitGroup                // torrent goroutines
 	username string
 	password string
 }
