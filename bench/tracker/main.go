@@ -1,0 +1,483 @@
+// Command tracker is a load generator for BitTorrent trackers. It starts
+// Sower's tracker (`sower tracker`) and opentracker on 127.0.0.1, fills each
+// with the same peers (many torrents, many peers) and then announces at a
+// fixed concurrency over HTTP and UDP for a fixed time, reporting
+// announces/s, p50/p99 latency, the tracker's CPU time per announce (from
+// /proc) and its resident memory per peer. It reports; it asserts nothing.
+//
+//	go build -o /tmp/sower ./cmd/sower
+//	go run ./bench/tracker -sower /tmp/sower -duration 15s
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	sower, opentracker string
+	torrents, peers    int
+	concurrency        int
+	duration           time.Duration
+	protocols, targets []string
+}
+
+func main() {
+	var o options
+	var protos, targets string
+	flag.StringVar(&o.sower, "sower", "", "path of the sower binary (required for the sower target)")
+	flag.StringVar(&o.opentracker, "opentracker", "/usr/bin/opentracker", "path of opentracker")
+	flag.IntVar(&o.torrents, "torrents", 10_000, "distinct info-hashes")
+	flag.IntVar(&o.peers, "peers", 100_000, "distinct peers, spread evenly over the torrents")
+	flag.IntVar(&o.concurrency, "c", 64, "concurrent clients")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "load time per target and protocol")
+	flag.StringVar(&protos, "proto", "http,udp", "protocols to load")
+	flag.StringVar(&targets, "targets", "sower,opentracker", "trackers to load")
+	flag.Parse()
+	o.protocols, o.targets = strings.Split(protos, ","), strings.Split(targets, ",")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/tracker:", err)
+		os.Exit(1)
+	}
+}
+
+// swarmData is the fixed population announced to every target.
+type swarmData struct {
+	hashes [][20]byte
+	ids    [][20]byte
+}
+
+func newSwarmData(torrents, peers int) swarmData {
+	d := swarmData{hashes: make([][20]byte, torrents), ids: make([][20]byte, peers)}
+	for i := range d.hashes {
+		rand.Read(d.hashes[i][:])
+	}
+	for i := range d.ids {
+		copy(d.ids[i][:], fmt.Sprintf("-BN0001-%012d", i))
+	}
+	return d
+}
+
+// peer i belongs to torrent i%torrents and listens on a port unique in it.
+func (d swarmData) peer(i int) (ih, id [20]byte, port uint16) {
+	return d.hashes[i%len(d.hashes)], d.ids[i], uint16(1024 + i/len(d.hashes)%60000)
+}
+
+type target struct {
+	name    string
+	cmd     *exec.Cmd
+	httpURL string
+	udpAddr string
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	data := newSwarmData(o.torrents, o.peers)
+	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs\n\n",
+		o.torrents, o.peers, o.concurrency, o.duration, numCPU())
+	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | RSS after fill | bytes/peer |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|")
+	for _, name := range o.targets {
+		tg, cleanup, err := startTarget(ctx, name, o, data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		err = benchTarget(ctx, tg, o, data, out)
+		cleanup()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func numCPU() int {
+	n := 0
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "processor") {
+			n++
+		}
+	}
+	return n
+}
+
+func freePort() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			u.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port")
+}
+
+func startTarget(ctx context.Context, name string, o options, data swarmData) (*target, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir, err := os.MkdirTemp("", "bench-tracker-")
+	if err != nil {
+		return nil, nil, err
+	}
+	tg := &target{name: name, httpURL: "http://" + addr + "/announce", udpAddr: addr}
+	switch name {
+	case "sower":
+		if o.sower == "" {
+			return nil, nil, errors.New("-sower PATH is required")
+		}
+		tg.cmd = exec.CommandContext(ctx, o.sower, "tracker", "--http", addr, "--udp", addr, "--data", "")
+	case "opentracker":
+		// Debian's opentracker tracks only whitelisted torrents.
+		var wl strings.Builder
+		for _, h := range data.hashes {
+			fmt.Fprintf(&wl, "%x\n", h)
+		}
+		os.Chmod(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "whitelist"), []byte(wl.String()), 0o644); err != nil {
+			return nil, nil, err
+		}
+		args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-P", strconv.Itoa(port), "-d", dir, "-w", "whitelist"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "nobody")
+		}
+		tg.cmd = exec.CommandContext(ctx, o.opentracker, args...)
+	default:
+		return nil, nil, fmt.Errorf("unknown target %q", name)
+	}
+	logf, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
+	if err := tg.cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		tg.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { tg.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			tg.cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		os.RemoveAll(dir)
+	}
+	// Wait until it answers an announce.
+	deadline := time.Now().Add(10 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		ih, id, p := data.peer(0)
+		resp, err := hc.Get(announceURL(tg.httpURL, ih, id, p, 0, "stopped"))
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cleanup()
+			return nil, nil, fmt.Errorf("did not answer within 10s: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return tg, cleanup, nil
+}
+
+func announceURL(base string, ih, id [20]byte, port uint16, left int64, event string) string {
+	u := base + "?info_hash=" + url.QueryEscape(string(ih[:])) + "&peer_id=" + url.QueryEscape(string(id[:])) +
+		"&port=" + strconv.Itoa(int(port)) + "&uploaded=0&downloaded=0&left=" + strconv.FormatInt(left, 10) + "&compact=1&numwant=50"
+	if event != "" {
+		u += "&event=" + event
+	}
+	return u
+}
+
+// procStats reads a process's CPU time and resident memory from /proc.
+func procStats(pid int) (cpu time.Duration, rss int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	cpu = time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(st2)))
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			rss = kb << 10
+		}
+	}
+	return cpu, rss, nil
+}
+
+func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out io.Writer) error {
+	pid := tg.cmd.Process.Pid
+	_, rss0, err := procStats(pid)
+	if err != nil {
+		return err
+	}
+	// Fill: every peer announces once (UDP, the cheaper path for both).
+	fill := func(w int) (loadWorker, error) { return newUDPWorker(tg.udpAddr) }
+	if _, err := drive(ctx, o.concurrency, 0, o.peers, fill, data); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_, rss1, err := procStats(pid)
+	if err != nil {
+		return err
+	}
+	perPeer := float64(rss1-rss0) / float64(o.peers)
+	for _, proto := range o.protocols {
+		var mk func(int) (loadWorker, error)
+		switch proto {
+		case "http":
+			tr := &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency, DisableCompression: true}
+			hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+			mk = func(int) (loadWorker, error) { return &httpWorker{hc: hc, base: tg.httpURL}, nil }
+			defer tr.CloseIdleConnections()
+		case "udp":
+			mk = func(int) (loadWorker, error) { return newUDPWorker(tg.udpAddr) }
+		default:
+			return fmt.Errorf("unknown protocol %q", proto)
+		}
+		cpu0, _, _ := procStats(pid)
+		res, err := drive(ctx, o.concurrency, o.duration, o.peers, mk, data)
+		if err != nil {
+			return fmt.Errorf("%s load: %w", proto, err)
+		}
+		cpu1, _, _ := procStats(pid)
+		n := len(res.lat)
+		slices.Sort(res.lat)
+		pct := func(p float64) time.Duration {
+			if n == 0 {
+				return 0
+			}
+			return res.lat[min(n-1, int(math.Ceil(p*float64(n)))-1)]
+		}
+		cpuPer := float64(cpu1-cpu0) / float64(time.Microsecond) / math.Max(1, float64(n))
+		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f MB | %.0f |\n", tg.name, proto,
+			float64(n)/res.elapsed.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
+			res.errors, cpuPer, float64(rss1)/1e6, perPeer)
+	}
+	return nil
+}
+
+// loadWorker announces peer i once.
+type loadWorker interface {
+	announce(ih, id [20]byte, port uint16, left int64) error
+	close()
+}
+
+type result struct {
+	lat     []time.Duration
+	errors  int
+	elapsed time.Duration
+}
+
+// drive runs conc workers: with d == 0 each peer announces once in order;
+// otherwise random peers announce until d has passed.
+func drive(ctx context.Context, conc int, d time.Duration, peers int, mk func(int) (loadWorker, error), data swarmData) (result, error) {
+	var mu sync.Mutex
+	var res result
+	var next int64
+	var nextMu sync.Mutex
+	stopAt := time.Now().Add(d)
+	var wg sync.WaitGroup
+	errc := make(chan error, conc)
+	begin := time.Now()
+	for w := range conc {
+		wk, err := mk(w)
+		if err != nil {
+			return res, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer wk.close()
+			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
+			lat := make([]time.Duration, 0, 1<<14)
+			errs := 0
+			for ctx.Err() == nil {
+				var i int
+				if d == 0 {
+					nextMu.Lock()
+					i = int(next)
+					next++
+					nextMu.Unlock()
+					if i >= peers {
+						break
+					}
+				} else {
+					if time.Now().After(stopAt) {
+						break
+					}
+					i = rng.IntN(peers)
+				}
+				ih, id, port := data.peer(i)
+				left := int64(0)
+				if i%3 != 0 {
+					left = 1 << 20
+				}
+				t0 := time.Now()
+				if err := wk.announce(ih, id, port, left); err != nil {
+					errs++
+					if errs > 1000 && len(lat) == 0 {
+						errc <- err
+						return
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.errors += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(begin)
+	close(errc)
+	if err := <-errc; err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+type httpWorker struct {
+	hc   *http.Client
+	base string
+}
+
+func (h *httpWorker) announce(ih, id [20]byte, port uint16, left int64) error {
+	resp, err := h.hc.Get(announceURL(h.base, ih, id, port, left, ""))
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || strings.Contains(string(b), "failure reason") {
+		return fmt.Errorf("status %d: %.100q", resp.StatusCode, b)
+	}
+	return nil
+}
+
+func (h *httpWorker) close() {}
+
+// udpWorker is one BEP 15 client with its own socket.
+type udpWorker struct {
+	conn   *net.UDPConn
+	connID uint64
+	got    time.Time
+	buf    []byte
+	tid    uint32
+}
+
+func newUDPWorker(addr string) (*udpWorker, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		return nil, err
+	}
+	return &udpWorker{conn: c, buf: make([]byte, 2048)}, nil
+}
+
+func (u *udpWorker) exchange(pkt []byte) ([]byte, error) {
+	u.conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := u.conn.Write(pkt); err != nil {
+		return nil, err
+	}
+	for {
+		n, err := u.conn.Read(u.buf)
+		if err != nil {
+			return nil, err
+		}
+		if n >= 8 && binary.BigEndian.Uint32(u.buf[4:]) == u.tid {
+			if binary.BigEndian.Uint32(u.buf) == 3 {
+				return nil, fmt.Errorf("tracker error: %s", u.buf[8:n])
+			}
+			return u.buf[:n], nil
+		}
+	}
+}
+
+func (u *udpWorker) announce(ih, id [20]byte, port uint16, left int64) error {
+	if time.Since(u.got) > 50*time.Second {
+		u.tid++
+		p := binary.BigEndian.AppendUint64(nil, 0x41727101980)
+		p = binary.BigEndian.AppendUint32(p, 0)
+		p = binary.BigEndian.AppendUint32(p, u.tid)
+		r, err := u.exchange(p)
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		if len(r) < 16 {
+			return errors.New("short connect answer")
+		}
+		u.connID, u.got = binary.BigEndian.Uint64(r[8:]), time.Now()
+	}
+	u.tid++
+	p := make([]byte, 98)
+	binary.BigEndian.PutUint64(p, u.connID)
+	binary.BigEndian.PutUint32(p[8:], 1)
+	binary.BigEndian.PutUint32(p[12:], u.tid)
+	copy(p[16:], ih[:])
+	copy(p[36:], id[:])
+	binary.BigEndian.PutUint64(p[64:], uint64(left))
+	binary.BigEndian.PutUint32(p[92:], 50)
+	binary.BigEndian.PutUint16(p[96:], port)
+	r, err := u.exchange(p)
+	if err != nil {
+		return err
+	}
+	if len(r) < 20 {
+		return errors.New("short announce answer")
+	}
+	return nil
+}
+
+func (u *udpWorker) close() { u.conn.Close() }
