@@ -8,16 +8,14 @@ import (
 	"github.com/sowerbt/sower/peerwire"
 )
 
-// Choking intervals from BEP 3 and common practice.
+// Choking intervals from BEP 3 and common practice. The optimistic slot
+// and a seed's turns last three rechoke rounds (Config.RechokeInterval
+// scales all of them).
 const (
-	rechokeEvery    = 10 * time.Second
-	optimisticEvery = 30 * time.Second
+	rechokeEvery = 10 * time.Second
 	// snubAfter: a peer that sent no block for this long while we were
 	// interested loses its regular slot (anti-snubbing).
 	snubAfter = 60 * time.Second
-	// seedSlotTime is how long a leecher keeps a seed's slot before the
-	// round robin gives it to another, so every leecher is served.
-	seedSlotTime = 30 * time.Second
 )
 
 // rechoke runs the choking algorithm. Regular slots (MaxUnchoked-1) go to
@@ -37,7 +35,10 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 	if t.complete {
 		// Peers still inside their turn first, then those that waited
 		// longest since their last turn.
-		inTurn := func(p *peer) bool { return !p.amChoking && now.Sub(p.unchokedAt) < seedSlotTime }
+		// A leecher keeps a seed's slot for three rounds, then the round
+		// robin gives it to another, so every leecher is served.
+		turn := 3 * t.cfg.RechokeInterval
+		inTurn := func(p *peer) bool { return !p.amChoking && now.Sub(p.unchokedAt) < turn }
 		slices.SortFunc(cands, func(a, b *peer) int {
 			if ia, ib := inTurn(a), inTurn(b); ia != ib {
 				if ia {
@@ -48,6 +49,9 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 			return a.lastUnchoked.Compare(b.lastUnchoked)
 		})
 	} else {
+		// Fastest uploaders to us first; among equals (at the start
+		// everyone is at zero) peers that have pieces we want, since
+		// only they can reciprocate; snubbed peers last.
 		slices.SortFunc(cands, func(a, b *peer) int {
 			if a.snubbed != b.snubbed {
 				if b.snubbed {
@@ -55,7 +59,16 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 				}
 				return 1
 			}
-			return cmp.Compare(b.rate.rate, a.rate.rate)
+			if c := cmp.Compare(b.rate.rate, a.rate.rate); c != 0 {
+				return c
+			}
+			if a.amInterested != b.amInterested {
+				if a.amInterested {
+					return -1
+				}
+				return 1
+			}
+			return 0
 		})
 	}
 	regular := max(t.cfg.MaxUnchoked-1, 1)
@@ -64,8 +77,11 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 		if len(unchoke) == regular {
 			break
 		}
-		if p.snubbed && !t.complete {
-			break // snubbed peers sort last and get no regular slot
+		if !t.complete && (p.snubbed || (p.rate.rate == 0 && !p.amInterested)) {
+			// Snubbed peers, and peers that neither gave us anything
+			// nor have anything we want, sort last and get no regular
+			// slot: only the optimistic one.
+			break
 		}
 		unchoke[p] = true
 	}
@@ -117,6 +133,11 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 // than at the next rechoke, so a fresh swarm starts moving immediately.
 func (t *Torrent) unchokeIfSlot(p *peer) {
 	if !p.amChoking || !p.peerInterested {
+		return
+	}
+	if !t.complete && !p.amInterested {
+		// While downloading, free slots go to peers we can trade with;
+		// others wait for the optimistic unchoke.
 		return
 	}
 	n := 0

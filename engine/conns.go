@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -166,10 +167,17 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		return
 	}
 	for q := range t.peers {
-		if q.id == h.id {
-			h.conn.Close() // already connected to this peer the other way
+		if q.id != h.id {
+			continue
+		}
+		// Connected twice, usually because both sides dialed at once.
+		// Both ends must drop the same connection, or both are lost:
+		// keep the one dialed by the peer with the lower id.
+		if bytes.Compare(t.dialerID(h.outgoing, h.id), t.dialerID(q.outgoing, q.id)) >= 0 {
+			h.conn.Close()
 			return
 		}
+		t.closePeerQuietly(q)
 	}
 	if c := t.known[ap]; c != nil {
 		c.failures = 0
@@ -224,10 +232,14 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		TotalLength: t.info.TotalLength(),
 		MaxBlock:    128 << 10,
 	})
+	// The owner holds the cancel func (closePeer uses it), so it is made
+	// here rather than in the peer's goroutine.
+	pctx, cancel := context.WithCancel(ctx)
+	p.cancel = cancel
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t.runPeer(ctx, p, dec)
+		t.runPeer(pctx, p, dec)
 	}()
 }
 
@@ -258,6 +270,23 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 func (t *Torrent) closePeer(p *peer, reason string) {
 	t.protocolCloses.Add(1)
 	t.log.Info("closing peer connection", "peer", p.addr, "client", p.client, "reason", reason)
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.conn.Close()
+}
+
+// dialerID is the peer id of the side that opened a connection.
+func (t *Torrent) dialerID(outgoing bool, theirs [20]byte) []byte {
+	if outgoing {
+		return t.cfg.PeerID[:]
+	}
+	return theirs[:]
+}
+
+// closePeerQuietly drops a redundant connection; it is not a misbehaviour.
+func (t *Torrent) closePeerQuietly(p *peer) {
+	t.log.Debug("dropping duplicate connection", "peer", p.addr)
 	if p.cancel != nil {
 		p.cancel()
 	}

@@ -250,15 +250,13 @@ func (t *Torrent) appendBlock(b []byte, req peerwire.Message) ([]byte, error) {
 
 // runPeer owns a connected peer's goroutines and reports when they stop.
 func (t *Torrent) runPeer(ctx context.Context, p *peer, dec *peerwire.Decoder) {
-	ctx, cancel := context.WithCancel(ctx)
-	p.cancel = cancel
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() { defer wg.Done(); errc <- t.readLoop(ctx, p, dec) }()
 	go func() { defer wg.Done(); errc <- t.writeLoop(ctx, p) }()
 	err := <-errc
-	cancel()
+	p.cancel()
 	p.conn.Close()
 	wg.Wait()
 	close(p.closed)

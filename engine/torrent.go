@@ -58,6 +58,9 @@ type Config struct {
 	PeerTimeout time.Duration // a peer silent this long is dropped; default 2 min
 	KeepAlive   time.Duration // idle time before we send a keep-alive; default 90 s
 	MaxUnchoked int           // upload slots, one of them optimistic; default 4
+	// RechokeInterval is the choking round; the optimistic unchoke rotates
+	// every third round. Default 10 s (BEP 3); tests shorten it.
+	RechokeInterval time.Duration
 	// MaxBuffer bounds memory for in-flight and hashing pieces; default 64 MiB.
 	MaxBuffer   int64
 	HashWorkers int // parallel piece verifications; default GOMAXPROCS
@@ -83,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 90 * time.Second
+	}
+	if c.RechokeInterval <= 0 {
+		c.RechokeInterval = rechokeEvery
 	}
 	if c.MaxUnchoked <= 0 {
 		c.MaxUnchoked = 4
@@ -311,7 +317,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 		t.markComplete()
 	}
 
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(min(time.Second, t.cfg.RechokeInterval))
 	defer tick.Stop()
 	for {
 		select {
@@ -390,8 +396,8 @@ func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time)
 		t.superOffer(p, now)
 		p.snubbed = p.amInterested && now.Sub(p.lastPiece) > snubAfter && now.Sub(p.interestedAt) > snubAfter
 	}
-	if now.Sub(t.lastRechoke) >= rechokeEvery {
-		rotate := now.Sub(t.lastOptimistic) >= optimisticEvery
+	if now.Sub(t.lastRechoke) >= t.cfg.RechokeInterval {
+		rotate := now.Sub(t.lastOptimistic) >= 3*t.cfg.RechokeInterval
 		if rotate {
 			t.lastOptimistic = now
 		}
