@@ -4,7 +4,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sowerbt/sower/engine"
@@ -105,9 +108,23 @@ func (d *Daemon) List() []Status {
 	d.mu.Unlock()
 	out := make([]Status, len(snaps))
 	now := time.Now()
-	for i := range snaps {
-		out[i] = d.status(snaps[i], now)
+	// A running engine answers Stats on its owner goroutine; asking a few
+	// at a time hides that round trip when there are many torrents.
+	workers := min(len(snaps), 4*runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(snaps) {
+					return
+				}
+				out[i] = d.status(snaps[i], now)
+			}
+		})
 	}
+	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
