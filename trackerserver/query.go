@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Limits on HTTP requests, checked before any parsing work.
@@ -59,7 +60,9 @@ func forEachParam(raw string, fn func(name string, value []byte) error) error {
 	if len(raw) > maxQueryLen {
 		return qerr("query", "%d bytes is longer than the limit of %d", len(raw), maxQueryLen)
 	}
-	var buf [maxQueryLen]byte
+	// Decoded text is never longer than its encoding, so one buffer the
+	// size of the query holds every value without reallocating.
+	buf := make([]byte, 0, len(raw))
 	n := 0
 	for off := 0; off < len(raw); {
 		end := off
@@ -83,16 +86,20 @@ func forEachParam(raw string, fn func(name string, value []byte) error) error {
 				break
 			}
 		}
-		dn, err := unescape(buf[:0], name, start)
-		if err != nil {
-			return err
+		if strings.IndexByte(name, '%') >= 0 {
+			dn, err := unescape(buf[len(buf):], name, start)
+			if err != nil {
+				return err
+			}
+			name = string(dn)
 		}
-		nameStr := string(dn)
-		dv, err := unescape(buf[:0], value, start+len(name)+1)
+		mark := len(buf)
+		dv, err := unescape(buf[mark:mark], value, start+len(name)+1)
 		if err != nil {
-			return qerr(nameStr, "%v", err)
+			return qerr(name, "%v", err)
 		}
-		if err := fn(nameStr, dv); err != nil {
+		buf = buf[:mark+len(dv)]
+		if err := fn(name, dv); err != nil {
 			return err
 		}
 	}
