@@ -204,15 +204,26 @@ func sample(ctx context.Context, log *slog.Logger, began time.Time, seed *sowerN
 		}
 		ss := seed.t.Stats()
 		have := make([]int, len(nodes))
+		var slow engine.Stats
 		for i, n := range nodes {
-			have[i] = n.t.Stats().PiecesHave
+			st := n.t.Stats()
+			have[i] = st.PiecesHave
+			if i == 0 || st.PiecesHave < slow.PiecesHave {
+				slow = st
+			}
+		}
+		// How the slowest leecher's peers treat it: "d" means they choke it.
+		var slowFlags []string
+		for _, p := range slow.Peerlist {
+			slowFlags = append(slowFlags, p.Flags)
 		}
 		flags := make([]string, 0, len(ss.Peerlist))
 		for _, p := range ss.Peerlist {
 			flags = append(flags, p.Flags)
 		}
 		log.Info("sample", "t", time.Since(began).Round(time.Millisecond), "seed_up", ss.Uploaded,
-			"seed_rate", int64(ss.UploadRate), "have", have, "seed_flags", flags)
+			"seed_rate", int64(ss.UploadRate), "have", have, "seed_flags", flags,
+			"slowest_flags", slowFlags)
 	}
 }
 
