@@ -155,3 +155,27 @@ func TestParseUnix(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLtLine feeds arbitrary lines from the libtorrent script to the
+// parser: it must never panic, and a parsed completion time must print back
+// as the same instant.
+func FuzzLtLine(f *testing.F) {
+	for _, s := range []string{"port 4242", "ready", "complete 1700000000.250000",
+		"stats uploaded=10 downloaded=20 redundant=3 failed=0 peers=2", "error boom", "stats x==1 =2 y=", "complete -1.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l := &ltPeer{changed: make(chan struct{}, 1)}
+		l.line(s)
+		if word, rest, _ := strings.Cut(s, " "); word == "complete" {
+			if at, err := parseUnix(rest); err == nil && !l.complete.Equal(at) {
+				t.Errorf("complete %q parsed as %v, want %v", rest, l.complete, at)
+			}
+		}
+		if at, err := parseUnix(s); err == nil {
+			if at.Nanosecond() < 0 || at.Nanosecond() >= 1e9 {
+				t.Errorf("parseUnix(%q) = %v: nanoseconds out of range", s, at)
+			}
+		}
+	})
+}
