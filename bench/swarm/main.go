@@ -44,12 +44,19 @@ type options struct {
 	debug    bool
 }
 
-// implModes lists what each implementation can run. aria2 has no
-// super-seeding and neither other program lets its end game be chosen.
-var implModes = map[string][]Mode{
-	"sower":      {ModeAllRequested, ModeAllStarted, ModeSuperSeed},
-	"libtorrent": {ModeDefault, ModeSuperSeed},
-	"aria2":      {ModeDefault},
+// implModes lists what an implementation can run, and whether it is known.
+// aria2 has no super-seeding and neither other program lets its end game
+// be chosen.
+func implModes(impl string) ([]Mode, bool) {
+	switch impl {
+	case "sower":
+		return []Mode{ModeAllRequested, ModeAllStarted, ModeSuperSeed}, true
+	case "libtorrent":
+		return []Mode{ModeDefault, ModeSuperSeed}, true
+	case "aria2":
+		return []Mode{ModeDefault}, true
+	}
+	return nil, false
 }
 
 func main() {
@@ -122,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	for f := range strings.SplitSeq(*impl, ",") {
 		name := strings.TrimSpace(f)
-		all, ok := implModes[name]
+		all, ok := implModes(name)
 		if !ok {
 			return nil, fmt.Errorf("-impl: unknown implementation %q (want sower, libtorrent or aria2)", name)
 		}
