@@ -93,6 +93,9 @@ func (t *Torrent) ourHandshake() peerwire.Handshake {
 	h := peerwire.Handshake{InfoHash: t.infoHash, PeerID: t.cfg.PeerID}
 	h.Reserved.SetFast()
 	h.Reserved.SetExtended()
+	if t.cfg.DHT != nil && !t.info.Private {
+		h.Reserved.SetDHT()
+	}
 	return h
 }
 
@@ -212,6 +215,9 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 
 	if p.reserved.SupportsExtended() {
 		p.send(t.extHandshake())
+	}
+	if t.cfg.DHT != nil && !t.info.Private && p.reserved.SupportsDHT() {
+		p.send(peerwire.Message{ID: peerwire.Port, Port: t.cfg.DHT.Addr().Port()})
 	}
 	switch {
 	case t.superSeeding():

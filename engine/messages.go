@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -116,10 +117,13 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			p.allowedFast[m.Index] = true
 		}
 	case peerwire.Extended:
-		if m.ExtendedID == 0 {
-			t.onExtHandshake(p, m.Payload)
+		return t.onExtended(p, m)
+
+	case peerwire.Port:
+		if t.cfg.DHT != nil && !t.info.Private && m.Port != 0 {
+			t.cfg.DHT.AddNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
 		}
-	case peerwire.Port, peerwire.Suggest:
+	case peerwire.Suggest:
 		// DHT and suggestions are handled by later layers; ignoring
 		// them is always legal.
 	}

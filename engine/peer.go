@@ -81,6 +81,10 @@ type peer struct {
 	optimistic     bool      // holds the optimistic unchoke slot
 	offered        int       // super-seeding: the piece offered to this peer, or -1
 	offeredAt      time.Time
+	listenPort     uint16                  // from the extension handshake
+	extIDs         map[string]uint8        // the peer's ids for extensions we speak
+	pexSent        map[netip.AddrPort]bool // addresses we told the peer about
+	pexAt          time.Time
 }
 
 func (p *peer) String() string { return p.addr.String() }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sowerbt/sower/dht"
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/peerwire"
@@ -45,6 +46,12 @@ type Config struct {
 	// WebSeeds (BEP 19 url-list) and HTTPSeeds (BEP 17) are HTTP sources
 	// used alongside peers.
 	WebSeeds, HTTPSeeds []string
+	// InfoBytes is the raw info dictionary, served to peers that fetch the
+	// metadata from a magnet link (BEP 9); nil means we do not serve it.
+	InfoBytes []byte
+	// DHT, if set, finds peers for non-private torrents and is told about
+	// the nodes peers announce with the port message (BEP 5).
+	DHT *dht.Node
 	// SuperSeed enables BEP 16 super-seeding while we are a seed.
 	SuperSeed bool
 	// UploadLimit and DownloadLimit cap the payload plus protocol bytes of
@@ -264,7 +271,7 @@ func (t *Torrent) Done() <-chan struct{} { return t.done }
 func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 	select {
 	case t.addPeers <- addrs:
-	case <-t.stopped:
+	case <-t.loopDone:
 	}
 }
 
@@ -313,6 +320,13 @@ func (t *Torrent) Run(ctx context.Context) error {
 		}()
 	}
 	t.startWebSeeds(ctx, &wg)
+	if t.cfg.DHT != nil && !t.info.Private {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.dhtLoop(ctx)
+		}()
+	}
 	if t.pk.left == 0 {
 		t.markComplete()
 	}
@@ -408,6 +422,7 @@ func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time)
 		t.fillRequests(p)
 	}
 	t.dialMore(ctx, wg, now)
+	t.sendPEX(now)
 	t.publishStats(now)
 }
 

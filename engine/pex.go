@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/sowerbt/sower/bencode"
+	"github.com/sowerbt/sower/peerwire"
+)
+
+// Peer exchange (BEP 11): connected peers tell each other whom they are
+// connected to, at most once a minute, as changes since the last message.
+
+const (
+	pexEvery = time.Minute
+	// pexMax bounds the added and dropped lists of one message, in both
+	// directions (BEP 11 suggests 50).
+	pexMax = 50
+)
+
+type pexMsg struct {
+	Added    []byte `bencode:"added,omitempty"`
+	AddedF   []byte `bencode:"added.f,omitempty"`
+	Added6   []byte `bencode:"added6,omitempty"`
+	Added6F  []byte `bencode:"added6.f,omitempty"`
+	Dropped  []byte `bencode:"dropped,omitempty"`
+	Dropped6 []byte `bencode:"dropped6,omitempty"`
+}
+
+// sendPEX sends each peer that speaks ut_pex the changes in our peer set
+// since the last message to it.
+func (t *Torrent) sendPEX(now time.Time) {
+	if t.info.Private {
+		return
+	}
+	current := make(map[netip.AddrPort]bool, len(t.peers))
+	for q := range t.peers {
+		if a := q.listenAddr(); a.IsValid() {
+			current[a] = q.seed
+		}
+	}
+	for p := range t.peers {
+		id, ok := p.extIDs["ut_pex"]
+		if !ok || now.Sub(p.pexAt) < pexEvery {
+			continue
+		}
+		if p.pexSent == nil {
+			p.pexSent = make(map[netip.AddrPort]bool)
+		}
+		var m pexMsg
+		added, dropped := 0, 0
+		self := p.listenAddr()
+		for a, seed := range current {
+			if a == self || p.pexSent[a] || added == pexMax {
+				continue
+			}
+			flags := byte(0x10) // reachable: we are connected to it
+			if seed {
+				flags |= 0x02
+			}
+			if a.Addr().Is4() {
+				m.Added = appendCompact(m.Added, a)
+				m.AddedF = append(m.AddedF, flags)
+			} else {
+				m.Added6 = appendCompact(m.Added6, a)
+				m.Added6F = append(m.Added6F, flags)
+			}
+			p.pexSent[a] = true
+			added++
+		}
+		for a := range p.pexSent {
+			if _, still := current[a]; still || dropped == pexMax {
+				continue
+			}
+			if a.Addr().Is4() {
+				m.Dropped = appendCompact(m.Dropped, a)
+			} else {
+				m.Dropped6 = appendCompact(m.Dropped6, a)
+			}
+			delete(p.pexSent, a)
+			dropped++
+		}
+		p.pexAt = now
+		if added == 0 && dropped == 0 {
+			continue
+		}
+		payload, err := bencode.Marshal(m)
+		if err != nil {
+			continue
+		}
+		p.send(peerwire.Message{ID: peerwire.Extended, ExtendedID: id, Payload: payload})
+	}
+}
+
+// onPEX learns peers from a PEX message. Lists are capped; malformed ones
+// are ignored, since PEX is advisory.
+func (t *Torrent) onPEX(p *peer, payload []byte) {
+	var m pexMsg
+	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &m); err != nil {
+		t.log.Debug("bad PEX message", "peer", p.addr, "err", err)
+		return
+	}
+	addrs := parseCompact(m.Added, 4, pexMax)
+	addrs = append(addrs, parseCompact(m.Added6, 16, pexMax)...)
+	t.learn(addrs)
+}
+
+func appendCompact(b []byte, a netip.AddrPort) []byte {
+	if a.Addr().Is4() {
+		ip := a.Addr().As4()
+		b = append(b, ip[:]...)
+	} else {
+		ip := a.Addr().As16()
+		b = append(b, ip[:]...)
+	}
+	return binary.BigEndian.AppendUint16(b, a.Port())
+}
+
+// parseCompact reads up to limit addresses of ipLen-byte IPs plus ports.
+func parseCompact(b []byte, ipLen, limit int) []netip.AddrPort {
+	var out []netip.AddrPort
+	n := ipLen + 2
+	for i := 0; i+n <= len(b) && len(out) < limit; i += n {
+		var a netip.Addr
+		if ipLen == 4 {
+			a = netip.AddrFrom4([4]byte(b[i : i+4]))
+		} else {
+			a = netip.AddrFrom16([16]byte(b[i : i+16]))
+		}
+		port := binary.BigEndian.Uint16(b[i+ipLen:])
+		if port != 0 {
+			out = append(out, netip.AddrPortFrom(a, port))
+		}
+	}
+	return out
+}
