@@ -228,21 +228,33 @@ func (d *Daemon) finishRun(t *torrent, err error) {
 	d.kickScheduler()
 }
 
-// errWatch wraps a torrent's storage and remembers the first write error,
-// so a full disk stops the torrent with a clear message instead of the
-// engine retrying the same piece forever.
+// errWatch wraps a torrent's storage and stops the run at the first write
+// error, so a full disk puts the torrent in the error state with a clear
+// message instead of the engine retrying the same piece forever.
 type errWatch struct {
 	storage.Storage
-	once sync.Once
-	err  chan error
+	stop func()
+	mu   sync.Mutex
+	err  error
 }
 
 func (w *errWatch) WriteAt(p []byte, off int64) (int, error) {
 	n, err := w.Storage.WriteAt(p, off)
 	if err != nil {
-		w.once.Do(func() { w.err <- err })
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+		w.stop()
 	}
 	return n, err
+}
+
+func (w *errWatch) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // checkWritable fails early, with the folder's name, when new files cannot
@@ -326,7 +338,9 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 	upLim, downLim := d.torrentLimiters(t)
 	d.mu.Unlock()
 
-	watch := &errWatch{Storage: dir, err: make(chan error, 1)}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	watch := &errWatch{Storage: dir, stop: stopRun}
 	eng, err := engine.New(&mi.Info, t.ih, layout, watch, engine.Config{
 		PeerID:         d.peerID,
 		Port:           d.ln.Port(),
@@ -343,58 +357,59 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 	if err != nil {
 		return err
 	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
 	d.ln.Add(runCtx, eng)
 	defer d.ln.Remove(t.ih)
-	runErr := make(chan error, 1)
-	go func() { runErr <- eng.Run(runCtx) }()
 
 	d.mu.Lock()
 	t.eng, t.dir, t.checking = eng, dir, false
 	if peers := d.extra[t.ih]; len(peers) > 0 {
 		eng.AddPeers(peers...)
 	}
-	if t.complete {
+	complete := t.complete
+	if complete {
 		t.seedStart = time.Now()
 	}
 	d.mu.Unlock()
 
-	var result error
-	done := eng.Done()
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			stopRun()
-			result = <-runErr
-			break wait
-		case err := <-runErr:
-			result = fmt.Errorf("engine stopped: %w", err)
-			if err == nil {
-				result = errors.New("engine stopped unexpectedly")
+	// A seed needs no goroutine besides the engine's: this one runs it.
+	// A download has a second one waiting for completion, until the end
+	// of the run.
+	var watcher sync.WaitGroup
+	if !complete {
+		watcher.Go(func() {
+			select {
+			case <-eng.Done():
+				d.onComplete(t)
+			case <-runCtx.Done():
 			}
-			break wait
-		case <-done:
-			done = nil
-			d.mu.Lock()
-			t.complete = true
-			t.seedStart = time.Now()
-			if t.rec.DoneAt.IsZero() {
-				t.rec.DoneAt = time.Now()
-			}
-			d.mu.Unlock()
-			d.checkpointOne(t)
-			d.kickScheduler()
-		case werr := <-watch.err:
-			stopRun()
-			<-runErr
-			result = fmt.Errorf("writing data in %s: %w", rec.DownloadDir, werr)
-			break wait
-		}
+		})
 	}
+	runErr := eng.Run(runCtx)
+	stopRun()
+	watcher.Wait()
 	d.finalCheckpoint(t, eng, dir)
-	return result
+	switch werr := watch.failure(); {
+	case werr != nil:
+		return fmt.Errorf("writing data in %s: %w", rec.DownloadDir, werr)
+	case ctx.Err() != nil:
+		return nil
+	case runErr != nil:
+		return fmt.Errorf("engine stopped: %w", runErr)
+	}
+	return errors.New("engine stopped unexpectedly")
+}
+
+// onComplete records that every wanted piece is verified.
+func (d *Daemon) onComplete(t *torrent) {
+	d.mu.Lock()
+	t.complete = true
+	t.seedStart = time.Now()
+	if t.rec.DoneAt.IsZero() {
+		t.rec.DoneAt = time.Now()
+	}
+	d.mu.Unlock()
+	d.checkpointOne(t)
+	d.kickScheduler()
 }
 
 // torrentLimiters picks the limiters for t; d.mu is held. A torrent with
@@ -508,6 +523,13 @@ func (d *Daemon) checkpointRecord(t *torrent) *record {
 		t.rec.Have = have.Bytes()
 		t.lastHave = bytes.Clone(have.Bytes())
 		r.Have = t.rec.Have
+		// Priorities may have changed since the run started.
+		if complete := t.leftPieces(have) == 0; complete != t.complete {
+			t.complete = complete
+			if complete && t.seedStart.IsZero() {
+				t.seedStart = time.Now()
+			}
+		}
 	}
 	r.Uploaded += st.Uploaded
 	r.Downloaded += st.Downloaded

@@ -1,0 +1,394 @@
+// Command daemonbench compares the idle cost of many seeded torrents in
+// `sower daemon`, transmission-daemon and qbittorrent-nox, in one run on
+// the same generated data: time to add and verify them all, resident
+// memory and CPU per idle torrent, the latency of listing them all over
+// each client's RPC, and memory after repeated listing. It reports; it
+// asserts nothing. See docs/benchmarks.md, section "Daemon".
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sowerbt/sower/metainfo"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "torrents")
+	size := flag.Int("size", 64<<10, "bytes per torrent")
+	sower := flag.String("sower", "", "sower binary (required)")
+	clients := flag.String("clients", "sower,transmission,qbittorrent", "clients to measure, comma-separated")
+	lists := flag.Int("lists", 20, "full listings to time")
+	idle := flag.Duration("idle", 10*time.Second, "idle window for the CPU measurement")
+	flag.Parse()
+	work, err := os.MkdirTemp("", "daemonbench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	torrents := generate(work, *n, *size)
+	fmt.Printf("%d torrents of %d bytes; idle window %s; %d full lists\n\n", *n, *size, *idle, *lists)
+	fmt.Println("| client | base RSS MiB | RSS per torrent KiB | add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	for _, name := range strings.Split(*clients, ",") {
+		var c client
+		switch name {
+		case "sower":
+			c = &transmissionLike{bin: *sower, sower: true}
+		case "transmission":
+			c = &transmissionLike{bin: "transmission-daemon"}
+		case "qbittorrent":
+			c = &qbit{}
+		default:
+			log.Fatalf("unknown client %q", name)
+		}
+		r, err := measure(c, filepath.Join(work, name), filepath.Join(work, "data"), torrents, *lists, *idle)
+		if err != nil {
+			log.Printf("%s: %v", name, err)
+			continue
+		}
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f |\n", name, float64(r.baseRSS)/1024,
+			float64(r.rss-r.baseRSS)/float64(len(torrents)), r.addVerify.Seconds(), r.idleCPU, float64(r.list.Microseconds())/1000, float64(r.rssAfter)/1024)
+	}
+}
+
+// generate writes n files of random data and their .torrent files.
+func generate(work string, n, size int) [][]byte {
+	data := filepath.Join(work, "data")
+	os.MkdirAll(data, 0o755)
+	out := make([][]byte, n)
+	buf := make([]byte, size)
+	for i := range n {
+		rand.Read(buf)
+		p := filepath.Join(data, fmt.Sprintf("file%05d.bin", i))
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			log.Fatal(err)
+		}
+		mi, err := metainfo.Build(context.Background(), p, metainfo.BuildOptions{NoDate: true, Workers: 1}, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if out[i], err = mi.Encode(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return out
+}
+
+type result struct {
+	baseRSS, rss, rssAfter int64 // KiB
+	addVerify, list        time.Duration
+	idleCPU                float64
+}
+
+// client is one BitTorrent daemon under test.
+type client interface {
+	start(dir, data string, rpcPort, peerPort int) (*exec.Cmd, error)
+	ready() error
+	add(torrent []byte, data string) error
+	// seeding counts torrents that are verified and seeding.
+	seeding() (int, error)
+	// list fetches the full torrent list once.
+	list() error
+}
+
+func measure(c client, dir, data string, torrents [][]byte, lists int, idle time.Duration) (result, error) {
+	var r result
+	os.MkdirAll(dir, 0o755)
+	cmd, err := c.start(dir, data, freePort(), freePort())
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.ready() != nil {
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("RPC not ready: %v", c.ready())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	r.baseRSS = rssKiB(cmd.Process.Pid)
+	start := time.Now()
+	for _, t := range torrents {
+		if err := c.add(t, data); err != nil {
+			return r, fmt.Errorf("add: %w", err)
+		}
+	}
+	deadline = time.Now().Add(15 * time.Minute)
+	for {
+		n, err := c.seeding()
+		if err == nil && n == len(torrents) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("only %d of %d seeding after 15 min (%v)", n, len(torrents), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.addVerify = time.Since(start)
+	time.Sleep(5 * time.Second) // settle
+	r.rss = rssKiB(cmd.Process.Pid)
+	cpu0, t0 := cpuTicks(cmd.Process.Pid), time.Now()
+	time.Sleep(idle)
+	r.idleCPU = float64(cpuTicks(cmd.Process.Pid)-cpu0) / 100 / time.Since(t0).Seconds() * 100
+	start = time.Now()
+	for range lists {
+		if err := c.list(); err != nil {
+			return r, fmt.Errorf("list: %w", err)
+		}
+	}
+	r.list = time.Since(start) / time.Duration(lists)
+	r.rssAfter = rssKiB(cmd.Process.Pid)
+	return r, nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func rssKiB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// cpuTicks is user+system time in clock ticks (100 per second on Linux).
+func cpuTicks(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
+}
+
+// transmissionLike drives transmission-daemon or sower daemon through the
+// Transmission RPC, the same requests for both.
+type transmissionLike struct {
+	bin   string
+	sower bool
+	url   string
+	token string
+	hc    http.Client
+}
+
+func (t *transmissionLike) start(dir, data string, rpcPort, peerPort int) (*exec.Cmd, error) {
+	t.url = fmt.Sprintf("http://127.0.0.1:%d/transmission/rpc", rpcPort)
+	var cmd *exec.Cmd
+	if t.sower {
+		cmd = exec.Command(t.bin, "daemon", "--rpc", fmt.Sprintf("127.0.0.1:%d", rpcPort), "--port", strconv.Itoa(peerPort),
+			"--data", dir, "--download-dir", data)
+	} else {
+		cmd = exec.Command(t.bin, "-f", "-g", dir, "-p", strconv.Itoa(rpcPort), "-P", strconv.Itoa(peerPort), "-T", "-w", data,
+			"-O", "-Y", "-M", "--no-incomplete-dir", "-r", "127.0.0.1", "--log-error")
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	return cmd, cmd.Start()
+}
+
+func (t *transmissionLike) call(method string, args any) (json.RawMessage, error) {
+	body, _ := json.Marshal(map[string]any{"method": method, "arguments": args})
+	for range 2 {
+		req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(body))
+		req.Header.Set("X-Transmission-Session-Id", t.token)
+		resp, err := t.hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusConflict {
+			t.token = resp.Header.Get("X-Transmission-Session-Id")
+			continue
+		}
+		var r struct {
+			Result    string          `json:"result"`
+			Arguments json.RawMessage `json:"arguments"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, fmt.Errorf("HTTP %d: %q", resp.StatusCode, data)
+		}
+		if r.Result != "success" {
+			return nil, fmt.Errorf("%s: %s", method, r.Result)
+		}
+		return r.Arguments, nil
+	}
+	return nil, fmt.Errorf("%s: 409 twice", method)
+}
+
+func (t *transmissionLike) ready() error {
+	_, err := t.call("session-get", nil)
+	return err
+}
+
+func (t *transmissionLike) add(torrent []byte, data string) error {
+	_, err := t.call("torrent-add", map[string]any{"metainfo": base64.StdEncoding.EncodeToString(torrent), "download-dir": data})
+	return err
+}
+
+// listFields is what `transmission-remote -l` asks for.
+var listFields = []string{"error", "errorString", "eta", "id", "isFinished", "leftUntilDone", "name", "peersGettingFromUs",
+	"peersSendingToUs", "rateDownload", "rateUpload", "sizeWhenDone", "status", "uploadRatio"}
+
+func (t *transmissionLike) seeding() (int, error) {
+	args, err := t.call("torrent-get", map[string]any{"fields": []string{"status", "percentDone"}})
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Torrents []struct {
+			Status      int     `json:"status"`
+			PercentDone float64 `json:"percentDone"`
+		} `json:"torrents"`
+	}
+	json.Unmarshal(args, &r)
+	n := 0
+	for _, x := range r.Torrents {
+		if x.Status == 6 && x.PercentDone == 1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (t *transmissionLike) list() error {
+	_, err := t.call("torrent-get", map[string]any{"fields": listFields})
+	return err
+}
+
+// qbit drives qbittorrent-nox through its Web API.
+type qbit struct {
+	base string
+	hc   http.Client
+}
+
+func (q *qbit) start(dir, data string, rpcPort, peerPort int) (*exec.Cmd, error) {
+	q.base = fmt.Sprintf("http://127.0.0.1:%d", rpcPort)
+	conf := filepath.Join(dir, "qBittorrent", "config")
+	os.MkdirAll(conf, 0o755)
+	ini := fmt.Sprintf(`[LegalNotice]
+Accepted=true
+
+[BitTorrent]
+Session\DHTEnabled=false
+Session\LSDEnabled=false
+Session\PeXEnabled=false
+Session\Port=%d
+Session\QueueingSystemEnabled=false
+Session\DefaultSavePath=%s
+
+[Preferences]
+WebUI\Port=%d
+WebUI\Address=127.0.0.1
+WebUI\LocalHostAuth=false
+WebUI\CSRFProtection=false
+WebUI\HostHeaderValidation=false
+`, peerPort, data, rpcPort)
+	if err := os.WriteFile(filepath.Join(conf, "qBittorrent.conf"), []byte(ini), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("qbittorrent-nox", "--profile="+dir)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	return cmd, cmd.Start()
+}
+
+func (q *qbit) ready() error {
+	resp, err := q.hc.Get(q.base + "/api/v2/app/version")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (q *qbit) add(torrent []byte, data string) error {
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	fw, _ := w.CreateFormFile("torrents", "x.torrent")
+	fw.Write(torrent)
+	w.WriteField("savepath", data)
+	w.Close()
+	resp, err := q.hc.Post(q.base+"/api/v2/torrents/add", w.FormDataContentType(), &body)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+func (q *qbit) info() ([]struct {
+	State    string  `json:"state"`
+	Progress float64 `json:"progress"`
+}, error) {
+	resp, err := q.hc.Get(q.base + "/api/v2/torrents/info")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var list []struct {
+		State    string  `json:"state"`
+		Progress float64 `json:"progress"`
+	}
+	return list, json.NewDecoder(resp.Body).Decode(&list)
+}
+
+func (q *qbit) seeding() (int, error) {
+	list, err := q.info()
+	n := 0
+	for _, t := range list {
+		if t.Progress == 1 && (t.State == "uploading" || t.State == "stalledUP" || t.State == "queuedUP") {
+			n++
+		}
+	}
+	return n, err
+}
+
+func (q *qbit) list() error {
+	_, err := q.info()
+	return err
+}
