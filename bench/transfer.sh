@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# transfer.sh: peer-to-peer transfer benchmark over loopback, one seeder to
+# one leecher, for every pair of sower, libtorrent and aria2 that the issue
+# asks for (same-client pairs and the cross pairs with sower on one side).
+#
+# For each pair and repeat it starts a tiny tracker that names the seeder,
+# starts the seeder (without a re-check where the program allows it: aria2
+# --bt-seed-unverified, libtorrent seed_mode; sower seed always verifies,
+# before it starts listening), waits until it listens, then times the
+# leecher from start to its exit after a verified download, and compares
+# the result with the original (cmp).
+#
+# Printed per pair, medians over the repeats: MB/s (10^6 bytes / s of the
+# leecher's wall time), CPU seconds (user+sys) of the seeder during the
+# transfer (from /proc/PID/stat) and of the leecher's whole run (from
+# /usr/bin/time), and the leecher's peak RSS.
+#
+# Environment: SIZE (bytes, default 1 GiB), REPEATS (default 3), PAIRS
+# (space-separated seeder>leecher, default all), LEECH_TIMEOUT (seconds
+# a leecher may take, default 300; a pair that fails is reported), WORK (scratch folder,
+# default a fresh one under /tmp, removed at the end).
+#
+#   bench/transfer.sh                      # full run, ~10 minutes
+#   SIZE=268435456 REPEATS=1 bench/transfer.sh   # quick run
+set -euo pipefail
+
+SIZE=${SIZE:-1073741824}
+REPEATS=${REPEATS:-3}
+LEECH_TIMEOUT=${LEECH_TIMEOUT:-300}
+PAIRS=${PAIRS:-"sower>sower libtorrent>libtorrent aria2>aria2 sower>libtorrent libtorrent>sower sower>aria2 aria2>sower"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HELPER=$ROOT/bench/transfer/peer.py
+TICK=$(getconf CLK_TCK)
+
+for p in aria2c mktorrent /usr/bin/python3 /usr/bin/time go cmp ss; do
+	command -v "$p" >/dev/null || { echo "transfer.sh: $p not found (scripts/test.sh installs the programs)" >&2; exit 1; }
+done
+
+WORK=${WORK:-$(mktemp -d /tmp/sower-transfer.XXXXXX)}
+mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "building sower" >&2
+(cd "$ROOT" && go build -o "$WORK/sower" ./cmd/sower)
+SOWER=$WORK/sower
+
+echo "making $SIZE bytes of data" >&2
+mkdir -p "$WORK/data"
+head -c "$SIZE" /dev/urandom >"$WORK/data/bench.bin"
+
+# freeport prints a TCP port nobody listens on.
+freeport() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+
+# waitlisten PORT PID: until something listens on PORT (60 s at most).
+waitlisten() {
+	for _ in $(seq 600); do
+		ss -ltnH "sport = :$1" | grep -q . && return 0
+		kill -0 "$2" 2>/dev/null || { echo "transfer.sh: seeder exited" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "transfer.sh: nothing listens on $1" >&2
+	return 1
+}
+
+# cputicks PID: user+sys clock ticks of the process so far.
+cputicks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+TRACKER_PORT=$(freeport)
+mktorrent -l 20 -a "http://127.0.0.1:$TRACKER_PORT/announce" -o "$WORK/bench.torrent" "$WORK/data/bench.bin" >/dev/null
+
+ARIA_COMMON=(--no-conf=true --interface=127.0.0.1 --disable-ipv6=true --enable-dht=false --enable-dht6=false
+	--bt-enable-lpd=false --enable-peer-exchange=false --file-allocation=none --auto-file-renaming=false
+	--show-console-readout=false --summary-interval=0 --console-log-level=warn)
+
+# startseed CLIENT PORT LOG: start the seeder in the background; its pid in SEED_PID.
+startseed() {
+	case $1 in
+	sower) "$SOWER" seed --port "$2" --quiet "$WORK/bench.torrent" "$WORK/data" >"$3" 2>&1 & ;;
+	aria2) aria2c "${ARIA_COMMON[@]}" --dir="$WORK/data" --listen-port="$2" --seed-ratio=0.0 \
+		--bt-seed-unverified=true "$WORK/bench.torrent" >"$3" 2>&1 & ;;
+	libtorrent) /usr/bin/python3 "$HELPER" lt-seed "$WORK/bench.torrent" "$WORK/data" "$2" >"$3" 2>&1 & ;;
+	esac
+	SEED_PID=$!
+}
+
+# leechcmd CLIENT PORT OUT: the leecher's command line.
+leechcmd() {
+	case $1 in
+	sower) LEECH=("$SOWER" get -o "$3" --port "$2" --quiet "$WORK/bench.torrent") ;;
+	aria2) LEECH=(aria2c "${ARIA_COMMON[@]}" --dir="$3" --listen-port="$2" --seed-time=0 "$WORK/bench.torrent") ;;
+	libtorrent) LEECH=(/usr/bin/python3 "$HELPER" lt-get "$WORK/bench.torrent" "$3" "$2") ;;
+	esac
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+RESULTS=$WORK/results
+: >"$RESULTS"
+for pair in $PAIRS; do
+	s=${pair%>*}
+	l=${pair#*>}
+	for r in $(seq "$REPEATS"); do
+		seed_port=$(freeport)
+		/usr/bin/python3 "$HELPER" tracker "$TRACKER_PORT" "$seed_port" &
+		tracker_pid=$!
+		PIDS+=("$tracker_pid")
+		waitlisten "$TRACKER_PORT" "$tracker_pid"
+		startseed "$s" "$seed_port" "$WORK/seed.log"
+		PIDS+=("$SEED_PID")
+		waitlisten "$seed_port" "$SEED_PID"
+		out=$WORK/out
+		rm -rf "$out"
+		mkdir -p "$out"
+		leechcmd "$l" "$(freeport)" "$out"
+		c0=$(cputicks "$SEED_PID")
+		t0=$(date +%s.%N)
+		ok=1
+		if ! /usr/bin/time -f "%U %S %M" -o "$WORK/time" timeout "$LEECH_TIMEOUT" "${LEECH[@]}" >"$WORK/leech.log" 2>&1; then
+			echo "transfer.sh: $pair: leecher failed or timed out (${LEECH_TIMEOUT}s); its log:" >&2
+			tail -20 "$WORK/leech.log" >&2
+			ok=0
+		fi
+		t1=$(date +%s.%N)
+		c1=$(cputicks "$SEED_PID")
+		kill "$SEED_PID" "$tracker_pid"
+		wait "$SEED_PID" "$tracker_pid" 2>/dev/null || true
+		PIDS=()
+		if [ "$ok" = 1 ] && ! cmp -s "$WORK/data/bench.bin" "$out/bench.bin"; then
+			echo "transfer.sh: $pair: downloaded data differs" >&2
+			ok=0
+		fi
+		if [ "$ok" = 0 ]; then
+			echo "$pair failed" >>"$RESULTS"
+			continue
+		fi
+		read -r lu ls rss <"$WORK/time"
+		awk -v pair="$pair" -v size="$SIZE" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v tick="$TICK" \
+			-v lu="$lu" -v ls="$ls" -v rss="$rss" 'BEGIN {
+			printf "%s %.1f %.2f %.2f %.0f\n", pair, size / (t1 - t0) / 1e6, (c1 - c0) / tick, lu + ls, rss / 1024
+		}' | tee -a "$RESULTS" >&2
+	done
+done
+
+printf '\n%d MiB single file, loopback, %d run(s) per pair, medians\n' $((SIZE >> 20)) "$REPEATS"
+printf '%-22s %8s %12s %12s %14s\n' "seeder > leecher" "MB/s" "seed CPU s" "leech CPU s" "leech RSS MiB"
+for pair in $PAIRS; do
+	col() { awk -v p="$pair" -v c="$1" '$1 == p && $2 != "failed" { print $c }' "$RESULTS" | median; }
+	fails=$(awk -v p="$pair" '$1 == p && $2 == "failed"' "$RESULTS" | wc -l)
+	[ "$fails" = 0 ] || echo "$pair: $fails of $REPEATS runs failed (see above)"
+	printf '%-22s %8s %12s %12s %14s\n' "$pair" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)"
+done
