@@ -15,8 +15,8 @@ import (
 // machine a 64 MiB transfer with Transmission (which unchokes only at its
 // next rechoke, up to 10 s) takes well under a minute.
 const (
-	seedReadyWait = 2 * time.Minute
-	transferWait  = 3 * time.Minute
+	seedReadyWait = 90 * time.Second
+	transferWait  = 2 * time.Minute
 )
 
 // pieceLen is the piece length of the test torrents: 256 KiB, mktorrent's
@@ -112,9 +112,18 @@ func sowerGetsFrom(t *testing.T, client, src string) {
 	get.mustExitOK(t, transferWait)
 	testpeers.SameTree(t, src, filepath.Join(out, filepath.Base(src)))
 
-	st, err := seed.Stats(context.Background())
-	if err != nil {
-		t.Fatalf("%s: %v", seed.Name, err)
+	// libtorrent publishes its counters a moment later than the data
+	// moves, so give the seed's report a few seconds to catch up.
+	var st testpeers.Stats
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		if st, err = seed.Stats(context.Background()); err != nil {
+			t.Fatalf("%s: %v", seed.Name, err)
+		}
+		if st.Uploaded > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if st.Uploaded == 0 {
 		t.Errorf("%s reports no upload (%v): sower got the data from somewhere else", seed.Name, st)

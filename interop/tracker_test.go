@@ -41,7 +41,7 @@ func startBadTracker(t *testing.T, mode string) *badTracker {
 		case "garbage":
 			w.Write([]byte("<html><body>Service temporarily moved</body></html>"))
 		case "failure":
-			w.Write([]byte("d14:failure reason26:torrent is not registerede"))
+			w.Write([]byte("d14:failure reason25:torrent is not registerede"))
 		case "500":
 			http.Error(w, "internal trouble", http.StatusInternalServerError)
 		case "close":
