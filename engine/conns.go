@@ -68,7 +68,7 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		}
 		// Back off exponentially on failures; nextTry is pushed now so a
 		// dial in flight is not repeated.
-		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 8)) * 10 * time.Second)
+		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 9)) * 2 * time.Second)
 		t.dialing++
 		wg.Add(1)
 		go func() {

@@ -44,6 +44,10 @@ func (l *Listener) Port() uint16 { return uint16(l.ln.Addr().(*net.TCPAddr).Port
 // Addr is the listening address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
+// Close stops accepting connections (Serve also closes the listener when
+// its context ends).
+func (l *Listener) Close() error { return l.ln.Close() }
+
 // Add routes connections for t's info-hash to t until ctx ends.
 func (l *Listener) Add(ctx context.Context, t *Torrent) {
 	l.mu.Lock()

@@ -38,13 +38,31 @@ func TestGetAndSeed(t *testing.T) {
 		t.Fatalf("create: %s", r.stderr)
 	}
 	port := freePort(t)
-	seed := startSower(t, dir, "seed", "--port", port, "album.torrent", "src")
+	seed := startSower(t, dir, "seed", "--no-dht", "--port", port, "album.torrent", "src")
 	defer seed.stop()
-	r := sower(t, dir, "get", "--port", "0", "-o", "out", "--peer", "127.0.0.1:"+port, "album.torrent")
+	waitPort(t, port)
+	r := sower(t, dir, "get", "--no-dht", "--port", "0", "-o", "out", "--peer", "127.0.0.1:"+port, "album.torrent")
 	if r.code != 0 {
 		t.Fatalf("get exit %d: %s", r.code, r.stderr)
 	}
 	sameFiles(t, dir+"/src/album", dir+"/out/album")
+}
+
+// waitPort waits until something accepts connections on the port.
+func waitPort(t *testing.T, port string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on port %s: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func freePort(t *testing.T) string {
@@ -119,4 +137,36 @@ func sameFiles(t *testing.T, a, b string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestGetMagnet downloads from a magnet link: the metadata comes from the
+// seed (BEP 9) found through x.pe, then the data.
+func TestGetMagnet(t *testing.T) {
+	dir := t.TempDir()
+	writeData(t, dir, map[string]string{
+		"src/pics/a.bin": strings.Repeat("pixel ", 90000),
+		"src/pics/b.bin": strings.Repeat("shade ", 50000),
+	})
+	r := sower(t, dir, "create", "-q", "-o", "pics.torrent", "src/pics")
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	var link string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if i := strings.Index(line, "magnet:?"); i >= 0 {
+			link = strings.TrimSpace(line[i:])
+		}
+	}
+	if link == "" {
+		t.Fatalf("no magnet in create output: %s", r.stdout)
+	}
+	port := freePort(t)
+	seed := startSower(t, dir, "seed", "--no-dht", "--port", port, "pics.torrent", "src")
+	defer seed.stop()
+	waitPort(t, port)
+	r = sower(t, dir, "get", "--no-dht", "--port", "0", "-o", "out", link+"&x.pe=127.0.0.1:"+port)
+	if r.code != 0 {
+		t.Fatalf("get magnet exit %d: %s", r.code, r.stderr)
+	}
+	sameFiles(t, dir+"/src/pics", dir+"/out/pics")
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path"
@@ -18,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/sowerbt/sower/dht"
 	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/magnet"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/storage"
 )
@@ -67,15 +68,41 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
 			if seed && noSeed {
 				return errors.New("--seed and --no-seed contradict each other")
 			}
-			mi, err := loadTorrent(args[0])
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var (
+				mi  *metainfo.MetaInfo
+				mag *magnet.Magnet
+				err error
+			)
+			if strings.HasPrefix(args[0], "magnet:") {
+				if mag, err = magnet.Parse(args[0]); err != nil {
+					return err
+				}
+			} else if mi, err = metainfo.Load(args[0]); err != nil {
+				return err
+			}
+			sess, err := openSession(ctx, sf, mi == nil || !mi.Info.Private)
 			if err != nil {
 				return err
+			}
+			defer sess.close()
+			if mag != nil {
+				if mi, err = sess.fetchMetadata(ctx, mag); err != nil {
+					return err
+				}
 			}
 			wanted, err := selectFiles(&mi.Info, only)
 			if err != nil {
 				return err
 			}
-			return runSwarm(cmd.Context(), mi, outDir, wanted, sf, seed)
+			if wanted == nil && mag != nil && len(mag.SelectOnly) > 0 {
+				wanted = make([]bool, len(mi.Info.FileEntries()))
+				for i := range wanted {
+					wanted[i] = mag.Selected(i)
+				}
+			}
+			return sess.run(ctx, mi, outDir, wanted, seed)
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "folder to download into")
@@ -103,26 +130,24 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
   sower seed --port 0 movie.torrent /srv/data`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			mi, err := metainfo.Load(args[0])
 			if err != nil {
 				return err
 			}
 			sf.superSeed = superSeed
-			return runSwarm(cmd.Context(), mi, args[1], nil, sf, true)
+			sess, err := openSession(ctx, sf, !mi.Info.Private)
+			if err != nil {
+				return err
+			}
+			defer sess.close()
+			return sess.run(ctx, mi, args[1], nil, true)
 		},
 	}
 	cmd.Flags().BoolVar(&superSeed, "super-seed", false, "super-seeding (BEP 16): offer each peer pieces nobody else has")
 	sf.register(cmd)
 	return cmd
-}
-
-// loadTorrent reads a .torrent file. Magnet links need metadata exchange,
-// which this build cannot do yet; say so plainly.
-func loadTorrent(arg string) (*metainfo.MetaInfo, error) {
-	if strings.HasPrefix(arg, "magnet:") {
-		return nil, errors.New("magnet links need metadata from peers, not supported yet: use a .torrent file")
-	}
-	return metainfo.Load(arg)
 }
 
 // selectFiles turns --only into a per-file wanted mask (nil = all). Items
@@ -187,24 +212,11 @@ func indexRange(s string) (lo, hi int, ok bool) {
 	return lo, hi, true
 }
 
-// runSwarm verifies what is on disk, then downloads and/or seeds until
-// the download completes (and seed is false) or the user interrupts.
-func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []bool, sf swarmFlags, seed bool) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// run verifies what is on disk, then downloads and/or seeds until the
+// download completes (and seed is false) or the user interrupts.
+func (sess *session) run(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []bool, seed bool) error {
 	log := slog.Default()
-
-	dialPeers := make([]netip.AddrPort, 0, len(sf.peers))
-	for _, s := range sf.peers {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return fmt.Errorf("--peer %q: want IP:PORT: %w", s, err)
-		}
-		dialPeers = append(dialPeers, ap)
-	}
-	if sf.port < 0 || sf.port > 65535 {
-		return fmt.Errorf("--port %d: out of range", sf.port)
-	}
+	sf := sess.flags
 	upLimit, err := parseLimit("--upload-limit", sf.uploadLimit)
 	if err != nil {
 		return err
@@ -240,12 +252,16 @@ func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []b
 		log.Info("existing data checked", "verified_pieces", n, "of", layout.NumPieces(), "took", time.Since(start).Round(time.Millisecond))
 	}
 
-	ln, err := engine.Listen(fmt.Sprintf(":%d", sf.port), log)
-	if err != nil {
-		return fmt.Errorf("listen for peers: %w", err)
+	ln := sess.ln
+	var node *dht.Node
+	if !mi.Info.Private {
+		node = sess.dht
 	}
 	t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, engine.Config{
+		PeerID:        sess.peerID,
 		Port:          ln.Port(),
+		InfoBytes:     mi.InfoBytes,
+		DHT:           node,
 		Trackers:      mi.Tiers(),
 		Have:          have,
 		WantedFiles:   wanted,
@@ -266,8 +282,8 @@ func runSwarm(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []b
 	go func() { listenDone <- ln.Serve(runCtx) }()
 	runDone := make(chan error, 1)
 	go func() { runDone <- t.Run(runCtx) }()
-	if len(dialPeers) > 0 {
-		t.AddPeers(dialPeers...)
+	if len(sess.peers) > 0 {
+		t.AddPeers(sess.peers...)
 	}
 	log.Info("started", "torrent", mi.Info.Name, "infohash", fmt.Sprintf("%x", mi.InfoHash), "port", ln.Port())
 
