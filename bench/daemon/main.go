@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sowerbt/sower/metainfo"
@@ -36,7 +38,12 @@ func main() {
 	clients := flag.String("clients", "sower,transmission,qbittorrent", "clients to measure, comma-separated")
 	lists := flag.Int("lists", 20, "full listings to time")
 	idle := flag.Duration("idle", 10*time.Second, "idle window for the CPU measurement")
+	restart := flag.Int64("restart", 0, "instead: restart-to-seeding of one torrent of this many bytes (clean stop and SIGKILL)")
 	flag.Parse()
+	if *restart > 0 {
+		restartBench(*sower, *clients, *restart)
+		return
+	}
 	work, err := os.MkdirTemp("", "daemonbench")
 	if err != nil {
 		log.Fatal(err)
@@ -391,4 +398,120 @@ func (q *qbit) seeding() (int, error) {
 func (q *qbit) list() error {
 	_, err := q.info()
 	return err
+}
+
+// restartBench measures, for one large torrent, the time from starting
+// the daemon again to the torrent seeding: after a clean stop, and after
+// a SIGKILL while seeding.
+func restartBench(sower, clients string, size int64) {
+	work, err := os.MkdirTemp("", "daemonbench-restart")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	data := filepath.Join(work, "data")
+	os.MkdirAll(data, 0o755)
+	p := filepath.Join(data, "big.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		log.Fatal(err)
+	}
+	f.Close()
+	mi, err := metainfo.Build(context.Background(), p, metainfo.BuildOptions{NoDate: true}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	torrent, _ := mi.Encode()
+	fmt.Printf("one torrent of %d bytes (%d pieces)\n\n", size, mi.Info.NumPieces())
+	fmt.Println("| client | add+verify s | restart after clean stop s | restart after SIGKILL s |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, name := range strings.Split(clients, ",") {
+		var c *transmissionLike
+		switch name {
+		case "sower":
+			c = &transmissionLike{bin: sower, sower: true}
+		case "transmission":
+			c = &transmissionLike{bin: "transmission-daemon"}
+		default:
+			log.Printf("%s: restart benchmark supports sower and transmission only", name)
+			continue
+		}
+		dir := filepath.Join(work, name)
+		os.MkdirAll(dir, 0o755)
+		rpc, peer := freePort(), freePort()
+		run := func() (*exec.Cmd, time.Duration, error) {
+			start := time.Now()
+			cmd, err := c.start(dir, data, rpc, peer)
+			if err != nil {
+				return nil, 0, err
+			}
+			c.token = ""
+			for c.ready() != nil {
+				if time.Since(start) > 30*time.Second {
+					return cmd, 0, errors.New("RPC not ready")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			return cmd, time.Since(start), nil
+		}
+		waitSeeding := func(start time.Time) (time.Duration, error) {
+			for time.Since(start) < 10*time.Minute {
+				if n, err := c.seeding(); err == nil && n == 1 {
+					return time.Since(start), nil
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			return 0, errors.New("not seeding after 10 min")
+		}
+		stop := func(cmd *exec.Cmd, sig os.Signal) {
+			cmd.Process.Signal(sig)
+			cmd.Wait()
+		}
+		cmd, _, err := run()
+		if err != nil {
+			log.Printf("%s: %v", name, err)
+			continue
+		}
+		t0 := time.Now()
+		if err := c.add(torrent, data); err != nil {
+			log.Printf("%s: add: %v", name, err)
+			stop(cmd, os.Kill)
+			continue
+		}
+		verify, err := waitSeeding(t0)
+		if err != nil {
+			log.Printf("%s: %v", name, err)
+			stop(cmd, os.Kill)
+			continue
+		}
+		time.Sleep(3 * time.Second) // let resume data be written
+		stop(cmd, syscall.SIGTERM)
+		t1 := time.Now()
+		cmd, _, err = run()
+		if err != nil {
+			log.Printf("%s: %v", name, err)
+			continue
+		}
+		clean, err := waitSeeding(t1)
+		if err != nil {
+			log.Printf("%s after clean stop: %v", name, err)
+		}
+		time.Sleep(3 * time.Second)
+		stop(cmd, os.Kill)
+		t2 := time.Now()
+		cmd, _, err = run()
+		if err != nil {
+			log.Printf("%s: %v", name, err)
+			continue
+		}
+		killed, err := waitSeeding(t2)
+		if err != nil {
+			log.Printf("%s after SIGKILL: %v", name, err)
+		}
+		stop(cmd, syscall.SIGTERM)
+		fmt.Printf("| %s | %.2f | %.2f | %.2f |\n", name, verify.Seconds(), clean.Seconds(), killed.Seconds())
+	}
 }
