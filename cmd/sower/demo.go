@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/storage"
+	"github.com/sowerbt/sower/trackerserver"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -87,17 +89,40 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 	if err != nil {
 		return err
 	}
-	mi, err := metainfo.Build(ctx, src, metainfo.BuildOptions{CreatedBy: "sower demo"}, nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "torrent %s: %s in %d pieces, info-hash %x\n", mi.Info.Name, formatSize(size), mi.Info.NumPieces(), mi.InfoHash)
-
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	log := slog.Default()
+
+	// The embedded tracker: peers find each other only through it.
+	trk, err := trackerserver.New(trackerserver.Config{
+		Interval:     trackerserver.Duration(5 * time.Second),
+		MinInterval:  trackerserver.Duration(time.Second),
+		ExpireFactor: 100,
+		Title:        "sower demo",
+	}, log)
+	if err != nil {
+		return err
+	}
+	trkLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := trk.Serve(ctx, []net.Listener{trkLn}, nil); err != nil {
+			log.Warn("demo tracker", "err", err)
+		}
+	}()
+	announce := fmt.Sprintf("http://%s/announce", trkLn.Addr())
+
+	mi, err := metainfo.Build(ctx, src, metainfo.BuildOptions{CreatedBy: "sower demo", Trackers: []string{announce}}, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "torrent %s: %s in %d pieces, info-hash %x, tracker %s\n", mi.Info.Name, formatSize(size), mi.Info.NumPieces(), mi.InfoHash, announce)
 
 	start := func(name, dir string, verify bool) (*demoNode, error) {
 		layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
@@ -108,7 +133,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 		if err != nil {
 			return nil, err
 		}
-		cfg := engine.Config{Logger: log.With("peer", name)}
+		cfg := engine.Config{Logger: log.With("peer", name), Trackers: mi.Tiers()}
 		if verify {
 			if cfg.Have, err = storage.Recheck(ctx, store, layout, mi.Info.Pieces, 0, nil); err != nil {
 				return nil, err
@@ -145,12 +170,6 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 		n, err := start(fmt.Sprintf("leecher%d", i+1), dir, false)
 		if err != nil {
 			return err
-		}
-		// Every leecher knows the seed and the leechers before it; the
-		// later ones connect to it, so everyone can trade with everyone.
-		n.t.AddPeers(seed.addr)
-		for _, o := range nodes {
-			n.t.AddPeers(o.addr)
 		}
 		nodes = append(nodes, n)
 	}
