@@ -21,6 +21,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/peerwire"
+	"github.com/sowerbt/sower/storage"
 )
 
 // Config sets up a Daemon. Zero values take the documented defaults.
@@ -103,6 +104,9 @@ type Daemon struct {
 	up, down  *rate.Limiter // global limits, shared by every torrent
 	kick      chan struct{}
 	metrics   *metrics
+	// wrapStorage, if set (by tests), wraps each run's storage, e.g. to
+	// simulate a full disk.
+	wrapStorage func(storage.Storage) storage.Storage
 
 	mu       sync.Mutex // guards everything below and every torrent's fields
 	settings Settings

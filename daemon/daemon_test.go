@@ -63,6 +63,12 @@ func startDaemon(t testing.TB, cfg Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runDaemon(t, d)
+}
+
+// runDaemon runs an opened daemon until the test ends.
+func runDaemon(t testing.TB, d *Daemon) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.Run(ctx) }()

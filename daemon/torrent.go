@@ -340,7 +340,11 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
-	watch := &errWatch{Storage: dir, stop: stopRun}
+	var st storage.Storage = dir
+	if d.wrapStorage != nil {
+		st = d.wrapStorage(st)
+	}
+	watch := &errWatch{Storage: st, stop: stopRun}
 	eng, err := engine.New(&mi.Info, t.ih, layout, watch, engine.Config{
 		PeerID:         d.peerID,
 		Port:           d.ln.Port(),
