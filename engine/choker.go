@@ -39,7 +39,17 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 		// robin gives it to another, so every leecher is served.
 		turn := 3 * t.cfg.RechokeInterval
 		inTurn := func(p *peer) bool { return !p.amChoking && now.Sub(p.unchokedAt) < turn }
+		// A super-seed serves first the peers still fetching the piece
+		// it offered them: a peer that has its piece is only waiting for
+		// it to spread, and a slot spent on it would sit idle.
+		waiting := func(p *peer) bool { return t.superSeeding() && p.offered >= 0 && !p.has.Has(p.offered) }
 		slices.SortFunc(cands, func(a, b *peer) int {
+			if wa, wb := waiting(a), waiting(b); wa != wb {
+				if wa {
+					return -1
+				}
+				return 1
+			}
 			if ia, ib := inTurn(a), inTurn(b); ia != ib {
 				if ia {
 					return -1

@@ -49,6 +49,9 @@ func (t *Torrent) superOffer(p *peer, now time.Time) {
 	p.offered, p.offeredAt = best, now
 	t.offerCount[best]++
 	p.send(peerwire.Message{ID: peerwire.Have, Index: uint32(best)})
+	if p.amChoking {
+		t.unchokeIfSlot(p)
+	}
 }
 
 func (t *Torrent) releaseOffer(p *peer) {
@@ -83,5 +86,10 @@ func (t *Torrent) superSawHave(q *peer, i int, now time.Time) {
 	}
 	if q.offered == i || q.offered < 0 {
 		t.superOffer(q, now)
+	}
+	if q.offered == i {
+		// q holds its piece now: its slot is better used by a peer that
+		// still has one to fetch.
+		t.rechoke(now, false)
 	}
 }
