@@ -289,7 +289,7 @@ func TestBadWebSeed(t *testing.T) {
 				return d.single, srv.URL + "single.bin"
 			},
 			peer:     slowSowerSeed,
-			logParts: []string{"web seed served a piece that failed the hash check", "single.bin"},
+			logParts: []string{"dropping web seed for bad data", "single.bin"},
 			wait:     transferWait,
 		},
 		{
@@ -363,6 +363,9 @@ func TestBadWebSeed(t *testing.T) {
 					t.Fatalf("no log line with all of %q within %v of completion", tc.logParts, tc.wait)
 				}
 				time.Sleep(100 * time.Millisecond)
+			}
+			if tc.name == "corrupted-file" && c.hashFailures == 0 {
+				t.Errorf("completion line counts no hash failures from the corrupted web seed")
 			}
 			get.interrupt(t, 30*time.Second)
 		})
