@@ -10,10 +10,14 @@
 #
 # Each client runs REPEATS times in turn (sower, aria2-http, aria2-torrent,
 # libtorrent, then again), into a fresh folder on the same disk, with a
-# warm page cache (the file was just written). Printed per client, median
+# warm page cache (the file was just written), after a `sync` so that the
+# previous run's writes do not slow it down. Printed per client, median
 # over the repeats: MB/s (10^6 bytes / s of wall time from start to exit
 # after a verified download; aria2-http has no hashes, so only the final
-# cmp checks it), CPU seconds (user+sys) and peak RSS of the client.
+# cmp checks it); "disk MB/s", the same up to the end of a `sync` run right
+# after the exit (sower syncs its files before it exits, the others do
+# not, so this column compares like with like); CPU seconds (user+sys)
+# and peak RSS of the client.
 # sower's completion line must say that every byte came from the web seed.
 #
 # Environment: SIZE (bytes, default 1 GiB), REPEATS (default 3),
@@ -142,6 +146,7 @@ for r in $(seq "$REPEATS"); do
 		mkdir -p "$out"
 		clientcmd "$c" "$out"
 		ok=1
+		sync
 		t0=$(date +%s.%N)
 		if ! /usr/bin/time -f "%U %S %M" -o "$WORK/time" timeout "$TIMEOUT" "${CMD[@]}" >"$WORK/client.log" 2>&1; then
 			echo "webseed.sh: $c: failed or timed out (${TIMEOUT}s); its log:" >&2
@@ -149,6 +154,8 @@ for r in $(seq "$REPEATS"); do
 			ok=0
 		fi
 		t1=$(date +%s.%N)
+		sync
+		t2=$(date +%s.%N)
 		if [ "$ok" = 1 ] && ! cmp -s "$WORK/www/bench.bin" "$out/bench.bin"; then
 			echo "webseed.sh: $c: downloaded data differs" >&2
 			ok=0
@@ -167,8 +174,8 @@ for r in $(seq "$REPEATS"); do
 			continue
 		fi
 		read -r u s rss <"$WORK/time"
-		awk -v c="$c" -v size="$SIZE" -v t0="$t0" -v t1="$t1" -v u="$u" -v s="$s" -v rss="$rss" 'BEGIN {
-			printf "%s %.1f %.2f %.0f\n", c, size / (t1 - t0) / 1e6, u + s, rss / 1024
+		awk -v c="$c" -v size="$SIZE" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v u="$u" -v s="$s" -v rss="$rss" 'BEGIN {
+			printf "%s %.1f %.1f %.2f %.0f\n", c, size / (t1 - t0) / 1e6, size / (t2 - t0) / 1e6, u + s, rss / 1024
 		}' | tee -a "$RESULTS" >&2
 	done
 done
@@ -176,10 +183,10 @@ rm -rf "$WORK/out"
 
 printf '\n%d MiB single file from one loopback nginx web seed (piece length %s), %d run(s) per client, medians\n' \
 	$((SIZE >> 20)) "$PIECE_LENGTH" "$REPEATS"
-printf '%-14s %8s %8s %8s\n' client MB/s "CPU s" "RSS MiB"
+printf '%-14s %8s %10s %8s %8s\n' client MB/s "disk MB/s" "CPU s" "RSS MiB"
 for c in $CLIENTS; do
 	col() { awk -v p="$c" -v k="$1" '$1 == p && $2 != "failed" { print $k }' "$RESULTS" | median; }
 	fails=$(awk -v p="$c" '$1 == p && $2 == "failed"' "$RESULTS" | wc -l)
 	[ "$fails" = 0 ] || echo "$c: $fails of $REPEATS runs failed (see above)"
-	printf '%-14s %8s %8s %8s\n' "$c" "$(col 2)" "$(col 3)" "$(col 4)"
+	printf '%-14s %8s %10s %8s %8s\n' "$c" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)"
 done
