@@ -106,7 +106,7 @@ leechcmd() {
 	esac
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 RESULTS=$WORK/results
 : >"$RESULTS"
@@ -121,7 +121,15 @@ for pair in $PAIRS; do
 		waitlisten "$TRACKER_PORT" "$tracker_pid"
 		startseed "$s" "$seed_port" "$WORK/seed.log"
 		PIDS+=("$SEED_PID")
-		waitlisten "$seed_port" "$SEED_PID"
+		if ! waitlisten "$seed_port" "$SEED_PID"; then
+			echo "transfer.sh: $pair: the seeder did not start; its log:" >&2
+			tail -20 "$WORK/seed.log" >&2
+			kill "$SEED_PID" "$tracker_pid" 2>/dev/null || true
+			wait "$SEED_PID" "$tracker_pid" 2>/dev/null || true
+			PIDS=()
+			echo "$pair failed" >>"$RESULTS"
+			continue
+		fi
 		out=$WORK/out
 		rm -rf "$out"
 		mkdir -p "$out"

@@ -27,7 +27,10 @@ def tracker(port, seed_port):
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except ConnectionError:
+                pass  # a client that hangs up early (e.g. on exit) is no error
 
         def log_message(self, *args):
             pass
