@@ -35,9 +35,9 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 	if t.complete {
 		// Peers still inside their turn first, then those that waited
 		// longest since their last turn.
-		// A leecher keeps a seed's slot for three rounds, then the round
+		// A leecher keeps a seed's slot for one round, then the round
 		// robin gives it to another, so every leecher is served.
-		turn := 3 * t.cfg.RechokeInterval
+		turn := t.cfg.RechokeInterval
 		inTurn := func(p *peer) bool { return !p.amChoking && now.Sub(p.unchokedAt) < turn }
 		// A super-seed serves first the peers still fetching the piece
 		// it offered them: a peer that has its piece is only waiting for
@@ -83,15 +83,14 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 	}
 	regular := max(t.cfg.MaxUnchoked-1, 1)
 	unchoke := make(map[*peer]bool, t.cfg.MaxUnchoked)
+	var rest []*peer // interested peers that did not earn a regular slot
 	for _, p := range cands {
-		if len(unchoke) == regular {
-			break
-		}
-		if !t.complete && (p.snubbed || (p.rate.rate == 0 && !p.amInterested)) {
+		if len(unchoke) == regular || (!t.complete && (p.snubbed || (p.rate.rate == 0 && !p.amInterested))) {
 			// Snubbed peers, and peers that neither gave us anything
-			// nor have anything we want, sort last and get no regular
-			// slot: only the optimistic one.
-			break
+			// nor have anything we want, sort last: they compete for the
+			// optimistic slot and for slots nobody better wants.
+			rest = append(rest, p)
+			continue
 		}
 		unchoke[p] = true
 	}
@@ -126,6 +125,14 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 		opt.optimistic = true
 		unchoke[opt] = true
 	}
+	// Slots nobody earned are not left idle: upload capacity unused is
+	// wasted for the whole swarm.
+	for _, p := range rest {
+		if len(unchoke) >= t.cfg.MaxUnchoked {
+			break
+		}
+		unchoke[p] = true
+	}
 	for p := range t.peers {
 		switch {
 		case unchoke[p] && p.amChoking:
@@ -143,11 +150,6 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 // than at the next rechoke, so a fresh swarm starts moving immediately.
 func (t *Torrent) unchokeIfSlot(p *peer) {
 	if !p.amChoking || !p.peerInterested {
-		return
-	}
-	if !t.complete && !p.amInterested {
-		// While downloading, free slots go to peers we can trade with;
-		// others wait for the optimistic unchoke.
 		return
 	}
 	n := 0
@@ -176,5 +178,41 @@ func (t *Torrent) choke(p *peer) {
 		if p.fast() {
 			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		}
+	}
+}
+
+// fillSlots hands free upload slots to choked, interested peers at once
+// (after a peer lost interest, left, or became a seed) instead of leaving
+// them idle until the next round. Peers that can reciprocate go first.
+func (t *Torrent) fillSlots() {
+	n := 0
+	var choked []*peer
+	for p := range t.peers {
+		switch {
+		case !p.amChoking:
+			n++
+		case p.peerInterested && !p.seed:
+			choked = append(choked, p)
+		}
+	}
+	if n >= t.cfg.MaxUnchoked || len(choked) == 0 {
+		return
+	}
+	slices.SortFunc(choked, func(a, b *peer) int {
+		if a.amInterested != b.amInterested {
+			if a.amInterested {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.rate.rate, a.rate.rate)
+	})
+	now := time.Now()
+	for _, p := range choked {
+		if n >= t.cfg.MaxUnchoked {
+			return
+		}
+		t.unchoke(p, now)
+		n++
 	}
 }

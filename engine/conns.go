@@ -56,9 +56,6 @@ func (t *Torrent) learn(addrs []netip.AddrPort) {
 
 // dialMore starts dials to known, unconnected peers while limits allow.
 func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
-	if t.complete {
-		return // seeds wait for leechers to come
-	}
 	for a, c := range t.known {
 		if len(t.peers)+t.dialing >= t.cfg.MaxPeers || t.dialing >= t.cfg.MaxDialing {
 			return
@@ -265,6 +262,9 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 	}
 	t.releaseAll(p)
 	t.releaseOffer(p)
+	if !p.amChoking {
+		t.fillSlots()
+	}
 	if c := t.known[p.addr]; c != nil && p.outgoing {
 		c.failures++
 	}

@@ -48,6 +48,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		p.peerInterested = false
 		if !p.amChoking {
 			t.choke(p)
+			t.fillSlots()
 		}
 	case peerwire.Have:
 		i := int(m.Index)
@@ -65,9 +66,9 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			t.superSawHave(p, i, time.Now())
 		}
 	case peerwire.Bitfield:
-		if p.has.Count() > 0 {
-			return errors.New("bitfield after have messages")
-		}
+		// BEP 3 sends the bitfield first, but some clients (aria2) send
+		// have messages before it: the bitfield then simply replaces
+		// what we knew.
 		bf, err := bitfield.FromBytes(m.Payload, t.pk.numPieces)
 		if err != nil {
 			return err
@@ -132,8 +133,11 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 
 func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
 	for i := 0; i < t.pk.numPieces; i++ {
-		if bf.Has(i) && !p.has.Has(i) {
+		switch had, has := p.has.Has(i), bf.Has(i); {
+		case has && !had:
 			t.pk.avail[i]++
+		case had && !has:
+			t.pk.avail[i]--
 		}
 	}
 	p.has = bf

@@ -79,6 +79,8 @@ func (t *Torrent) Stats() Stats {
 		<-t.statsDone
 	case <-t.loopDone:
 	case <-t.notRunning():
+	case <-time.After(2 * time.Second):
+		// The owner is busy for unusually long: the last snapshot will do.
 	}
 	t.statsMu.Lock()
 	defer t.statsMu.Unlock()
