@@ -1,0 +1,277 @@
+"""One libtorrent peer with a local DHT, for Sower's trackerless interop tests
+(started by the Go package testpeers, see libtorrent_dht.go).
+
+Usage: libtorrent_dht_peer.py [--dht-bootstrap HOST:PORT]... [--peer HOST:PORT]... [--no-dht]
+                              seed TORRENT SAVE_DIR | get MAGNET_OR_TORRENT SAVE_DIR
+
+Everything listens on 127.0.0.1 at a port chosen by the system (TCP for peers,
+UDP on the same port for the DHT). The DHT is on unless --no-dht, and it only
+ever contacts the --dht-bootstrap nodes and the nodes they name: the public
+routers are never used. Events go to stdout, one per line, flushed at once:
+
+    port N                  the TCP port (and DHT UDP port) it listens on
+    status k=v ...          about twice a second: state, progress, byte counts, peers, dht_nodes
+    event NAME SECONDS      once per NAME, seconds since the torrent was added:
+                              first-peer  it began to connect to a peer of the torrent (not itself)
+                              metadata    the info dictionary is in (magnet links)
+                              dht-reply   a DHT lookup for the torrent, which also announces it, ended
+                              dht-peers   a DHT get_peers lookup returned peers
+    peer IP:PORT PEER_ID    each peer connection not seen before, with the peer id in hex
+    complete                once, when every piece is present and hash-checked
+    error TEXT              something the test must hear about (bad data, disk, listen)
+    alert NAME: TEXT        other libtorrent events, for the log only
+
+It dials every --peer, and every HOST:PORT given later on stdin as "connect HOST:PORT",
+retrying until the peer has been connected once. It exits when stdin reaches end of file
+or on SIGTERM.
+"""
+
+import signal
+import sys
+import threading
+import time
+import warnings
+
+import libtorrent as lt
+
+
+def say(*words):
+    print(*words, flush=True)
+
+
+def split_addr(addr):
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("bad address %r: want HOST:PORT" % addr)
+    return host.strip("[]"), int(port)
+
+
+def session_settings(bootstrap, dht):
+    return {
+        "listen_interfaces": "127.0.0.1:0",
+        "outgoing_interfaces": "",
+        "allow_multiple_connections_per_ip": True,
+        # The DHT reaches only the given loopback nodes: no public router, and
+        # the checks that would drop loopback nodes and 127.0.0.1 neighbours are off.
+        "enable_dht": dht,
+        "dht_bootstrap_nodes": ",".join(bootstrap),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_ignore_dark_internet": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_enforce_node_id": False,
+        # Every node of the test shares 127.0.0.1: no per-IP blocking.
+        "dht_block_ratelimit": 100000,
+        "dht_upload_rate_limit": 1 << 20,  # 0 crashes libtorrent 2.0.8 (division by zero)
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "upload_rate_limit": 0,
+        "download_rate_limit": 0,
+        "rate_limit_ip_overhead": False,
+        "alert_mask": (
+            lt.alert_category.error
+            | lt.alert_category.status
+            | lt.alert_category.storage
+            | lt.alert_category.connect
+            | lt.alert_category.dht
+            | lt.alert_category.dht_operation
+        ),
+    }
+
+
+def unlimit_peer_classes(ses):
+    for cls in (ses.global_peer_class_id, ses.local_peer_class_id, ses.tcp_peer_class_id):
+        info = ses.get_peer_class(cls)
+        info["upload_limit"] = 0
+        info["download_limit"] = 0
+        ses.set_peer_class(cls, info)
+
+
+class Dialer:
+    """Dials the wanted peers until each has been connected once."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.lock = threading.Lock()
+        self.pending = {}  # (host, port) -> time of the last attempt
+
+    def want(self, addr):
+        try:
+            endpoint = split_addr(addr)
+        except ValueError as err:
+            say("error", err)
+            return
+        with self.lock:
+            self.pending[endpoint] = 0.0
+
+    def tick(self, peers):
+        connected = {(p.ip[0], p.ip[1]) for p in peers}
+        now = time.monotonic()
+        with self.lock:
+            for endpoint, last in list(self.pending.items()):
+                if endpoint in connected:
+                    del self.pending[endpoint]
+                    say("alert dialer: connected to %s:%d" % endpoint)
+                elif now - last >= 2.0:
+                    self.pending[endpoint] = now
+                    self.handle.connect_peer(endpoint)
+
+
+def read_commands(dialer, stop):
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) == 2 and words[0] == "connect":
+            dialer.want(words[1])
+        elif words:
+            say("error unknown command %r" % line.strip())
+    stop.set()
+
+
+def parse_args(argv):
+    bootstrap, peers, dht = [], [], True
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        flag = argv[i]
+        if flag == "--no-dht":
+            dht = False
+            i += 1
+            continue
+        if i + 1 >= len(argv):
+            sys.exit("%s needs a value" % flag)
+        if flag == "--dht-bootstrap":
+            bootstrap.append(argv[i + 1])
+        elif flag == "--peer":
+            peers.append(argv[i + 1])
+        else:
+            sys.exit("unknown flag %s" % flag)
+        i += 2
+    rest = argv[i:]
+    if len(rest) != 3 or rest[0] not in ("seed", "get"):
+        sys.exit(__doc__)
+    if dht and not bootstrap:
+        # Without a node to start from, libtorrent would not find anyone; and
+        # it must never fall back on the public routers.
+        sys.exit("the DHT needs --dht-bootstrap (or --no-dht)")
+    for addr in bootstrap:
+        split_addr(addr)
+    return bootstrap, peers, dht, rest
+
+
+def main():
+    # session.status() is deprecated but the only way to read dht_nodes in 2.0.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    bootstrap, peers, dht, (mode, source, save_dir) = parse_args(sys.argv[1:])
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    ses = lt.session(session_settings(bootstrap, dht))
+    unlimit_peer_classes(ses)
+
+    if source.startswith("magnet:"):
+        params = lt.parse_magnet_uri(source)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(source)
+    params.save_path = save_dir
+    # Not auto-managed: no queueing, and seeding never stops at a ratio.
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    added = time.monotonic()
+    handle = ses.add_torrent(params)
+
+    dialer = Dialer(handle)
+    for addr in peers:
+        dialer.want(addr)
+    threading.Thread(target=read_commands, args=(dialer, stop), daemon=True).start()
+
+    told = set()
+
+    def event(name):
+        if name not in told:
+            told.add(name)
+            say("event %s %.6f" % (name, time.monotonic() - added))
+
+    seen_peers = set()
+    port_told = False
+    listen_port = 0
+    complete_told = False
+    checked = False
+    last_error = ""
+    last_status = 0.0
+    while not stop.is_set():
+        for alert in ses.pop_alerts():
+            name = type(alert).__name__
+            if isinstance(alert, lt.listen_succeeded_alert):
+                if not port_told and alert.socket_type == lt.socket_type_t.tcp:
+                    say("port", alert.port)
+                    listen_port = alert.port
+                    port_told = True
+            elif isinstance(alert, (lt.listen_failed_alert, lt.torrent_error_alert,
+                                    lt.file_error_alert, lt.metadata_failed_alert)):
+                say("error", name + ":", alert.message())
+            elif isinstance(alert, lt.peer_connect_alert):
+                # A DHT lookup may return our own announce: that is no peer.
+                if alert.endpoint[1] != listen_port:
+                    event("first-peer")
+                say("alert", name + ":", alert.message())
+            elif isinstance(alert, lt.metadata_received_alert):
+                event("metadata")
+                say("alert", name + ":", alert.message())
+            elif isinstance(alert, lt.dht_reply_alert):
+                event("dht-reply")
+                if alert.num_peers > 0:
+                    event("dht-peers")
+                say("alert", name + ":", alert.message())
+            elif isinstance(alert, lt.torrent_checked_alert):
+                checked = True
+                say("alert", name + ":", alert.message())
+            elif isinstance(alert, (lt.dht_log_alert, lt.dht_pkt_alert)):
+                pass
+            else:
+                say("alert", name + ":", alert.message())
+
+        st = handle.status()
+        ready = checked and st.has_metadata and st.state not in (
+            lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+        peer_list = handle.get_peer_info()
+        for p in peer_list:
+            key = (p.ip[0], p.ip[1], str(p.pid))
+            if key not in seen_peers:
+                seen_peers.add(key)
+                say("peer %s:%d %s" % (p.ip[0], p.ip[1], p.pid.to_bytes().hex()))
+        # Peers are dialled even before the metadata is in: they may have it.
+        dialer.tick(peer_list)
+
+        now = time.monotonic()
+        complete_now = ready and not complete_told and st.is_seeding
+        if now - last_status >= 0.5 or complete_now:
+            last_status = now
+            say("status state=%s done=%d total=%d downloaded=%d uploaded=%d peers=%d "
+                "seeds=%d dht_nodes=%d" % (
+                    str(st.state), st.total_wanted_done, st.total_wanted,
+                    st.total_payload_download, st.total_payload_upload,
+                    st.num_peers, st.num_seeds, ses.status().dht_nodes))
+        if st.errc.value() != 0:
+            if st.errc.message() != last_error:
+                last_error = st.errc.message()
+                say("error torrent:", last_error)
+            stop.wait(0.05)
+            continue
+        if ready and not complete_told:
+            if complete_now:
+                say("complete")
+                complete_told = True
+            elif mode == "seed":
+                say("error seed data incomplete after checking: progress=%.6f" % st.progress)
+                complete_told = True
+        ses.wait_for_alert(50)
+
+    ses.pause()
+    say("alert stopping")
+
+
+if __name__ == "__main__":
+    main()
