@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,6 +71,11 @@ func startSower(t testing.TB, name string, args ...string) *sowerProc {
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Tests stay on loopback: get and seed would otherwise join the public
+	// DHT through its bootstrap routers.
+	if len(args) > 0 && (args[0] == "get" || args[0] == "seed") && !slices.Contains(args, "--no-dht") && !slices.Contains(args, "--dht-bootstrap") {
+		args = append([]string{args[0], "--no-dht"}, args[1:]...)
 	}
 	cmd := exec.Command(bin, append([]string{"-v"}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
