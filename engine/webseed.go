@@ -17,6 +17,10 @@ import (
 // seeds fill the gaps the swarm cannot, and gives a source whole
 // contiguous runs so each HTTP request is large.
 
+// errSourceDropped marks results of a source dropped while they were in
+// flight.
+var errSourceDropped = errors.New("web seed dropped for bad data")
+
 // maxWebRun bounds one fetch: large enough that request overhead does not
 // matter, small enough that a slow server does not hold much.
 const maxWebRun = 4 << 20
@@ -27,7 +31,13 @@ type wsSource struct {
 	backoff *webseed.Backoff
 	fetched int64   // payload bytes delivered (owner)
 	rate    float64 // bytes per second of one connection, smoothed (owner)
+	// avoid holds pieces whose fetch failed on this source, until when:
+	// a server missing one file must not block the files it does have.
+	avoid map[int]time.Time
 }
+
+// avoidFor is how long a source is not asked again for pieces it failed.
+const avoidFor = 5 * time.Minute
 
 // runBytes sizes the next run for one worker: about a second of this
 // source's transfer, so a fast server gets big requests while a slow one
@@ -146,14 +156,14 @@ func (t *Torrent) onWebSeedRequest(r wsRequest, now time.Time) {
 		r.reply <- nil
 		return
 	}
-	start := t.pickWebRun()
+	start := t.pickWebRun(r.s, now)
 	if start < 0 {
 		r.reply <- nil
 		return
 	}
 	job := &wsJob{}
 	size, limit := 0, r.s.runBytes(t.info.PieceLength)
-	for i := start; i < t.pk.numPieces && t.pk.needs(i) && t.pk.active[i] == nil && t.pk.avail[i] == t.pk.avail[start]; i++ {
+	for i := start; i < t.pk.numPieces && t.pk.needs(i) && t.pk.active[i] == nil && t.pk.avail[i] == t.pk.avail[start] && !r.s.avoids(i, now); i++ {
 		if size > 0 && int64(size)+t.info.PieceSize(i) > limit {
 			break
 		}
@@ -180,22 +190,32 @@ func (t *Torrent) onWebSeedRequest(r wsRequest, now time.Time) {
 // pickWebRun chooses where a web seed run starts: a needed piece not in
 // flight, least available among peers (a web seed has everything, so it
 // should fetch what peers cannot give), the lowest index among those so
-// that runs are long. -1 if none.
-func (t *Torrent) pickWebRun() int {
+// that runs are long, and not one this source failed lately. -1 if none.
+func (t *Torrent) pickWebRun(s *wsSource, now time.Time) int {
 	best := -1
 	for i := 0; i < t.pk.numPieces; i++ {
-		if !t.pk.needs(i) || t.pk.active[i] != nil {
+		if !t.pk.needs(i) || t.pk.active[i] != nil || s.avoids(i, now) {
 			continue
 		}
-		if best < 0 || t.pk.avail[i] < t.pk.avail[best] || (t.pk.prio[i] > t.pk.prio[best]) {
+		if best < 0 || t.pk.prio[i] > t.pk.prio[best] || (t.pk.prio[i] == t.pk.prio[best] && t.pk.avail[i] < t.pk.avail[best]) {
 			best = i
 		}
 	}
 	return best
 }
 
+func (s *wsSource) avoids(i int, now time.Time) bool {
+	until, ok := s.avoid[i]
+	return ok && now.Before(until)
+}
+
 // onWebSeedResult verifies fetched pieces, or returns them to the picker.
 func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
+	if r.s.backoff.Dropped() {
+		// Runs in flight when the source was dropped for bad data are not
+		// trusted: hand their pieces back to peers.
+		r.err = errSourceDropped
+	}
 	if r.err != nil {
 		for _, pc := range r.job.pieces {
 			if t.pk.active[pc.index] != pc || pc.hashing {
@@ -210,8 +230,17 @@ func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
 			}
 			pc.next = 0
 		}
-		if errors.Is(r.err, context.Canceled) {
+		if errors.Is(r.err, context.Canceled) || errors.Is(r.err, errSourceDropped) {
 			return
+		}
+		if r.s.avoid == nil {
+			r.s.avoid = make(map[int]time.Time)
+		}
+		for _, pc := range r.job.pieces {
+			r.s.avoid[pc.index] = now.Add(avoidFor)
+		}
+		if !r.s.backoff.Ready(now) {
+			return // another worker's failure of the same moment already counted
 		}
 		wait := r.s.backoff.Failure(now, r.err)
 		t.log.Warn("web seed failed; using other sources meanwhile", "url", r.s.src.URL(), "err", r.err, "retry_in", wait.Round(time.Second))
@@ -263,6 +292,9 @@ func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
 // poisoning peer: by default one bad piece drops it (BEP 19).
 func (t *Torrent) onWebSeedHashFail(pc *piece, now time.Time) {
 	s := pc.web
+	if s.backoff.Dropped() {
+		return // already dropped and logged
+	}
 	t.log.Warn("web seed served a piece that failed the hash check", "url", s.src.URL(), "piece", pc.index)
 	if s.backoff.Poisoned(now) {
 		t.log.Warn("dropping web seed for bad data", "url", s.src.URL())
