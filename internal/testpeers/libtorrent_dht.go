@@ -29,6 +29,13 @@ type DHTOptions struct {
 	NoDHT bool
 	// Peers are dialled (host:port) until connected once.
 	Peers []string
+	// KeepSeedConnections keeps connections to other seeds open, which
+	// libtorrent otherwise closes as useless: a seed then still lists
+	// another seed in its PEX messages.
+	KeepSeedConnections bool
+	// NoPEX leaves out libtorrent's ut_pex plugin: the peer neither tells
+	// nor learns of other peers by peer exchange.
+	NoPEX bool
 }
 
 // DHTPeer is a libtorrent peer with the DHT on (or explicitly off), ut_pex
@@ -171,6 +178,12 @@ func startLibtorrentDHT(t testing.TB, mode, source, dir string, opts DHTOptions)
 	args := []string{"-u", script}
 	if opts.NoDHT {
 		args = append(args, "--no-dht")
+	}
+	if opts.NoPEX {
+		args = append(args, "--no-pex")
+	}
+	if opts.KeepSeedConnections {
+		args = append(args, "--keep-seed-connections")
 	}
 	for _, b := range opts.Bootstrap {
 		args = append(args, "--dht-bootstrap", b)

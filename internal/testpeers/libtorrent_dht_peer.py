@@ -2,6 +2,7 @@
 (started by the Go package testpeers, see libtorrent_dht.go).
 
 Usage: libtorrent_dht_peer.py [--dht-bootstrap HOST:PORT]... [--peer HOST:PORT]... [--no-dht]
+                              [--keep-seed-connections] [--no-pex]
                               seed TORRENT SAVE_DIR | get MAGNET_OR_TORRENT SAVE_DIR
 
 Everything listens on 127.0.0.1 at a port chosen by the system (TCP for peers,
@@ -46,8 +47,11 @@ def split_addr(addr):
     return host.strip("[]"), int(port)
 
 
-def session_settings(bootstrap, dht):
+def session_settings(bootstrap, dht, keep_seeds):
     return {
+        # libtorrent closes connections between two seeds by default; a PEX
+        # test keeps them so that a seed can tell others about another seed.
+        "close_redundant_connections": not keep_seeds,
         "listen_interfaces": "127.0.0.1:0",
         "outgoing_interfaces": "",
         "allow_multiple_connections_per_ip": True,
@@ -131,12 +135,17 @@ def read_commands(dialer, stop):
 
 
 def parse_args(argv):
-    bootstrap, peers, dht = [], [], True
+    bootstrap, peers, dht, keep_seeds, pex = [], [], True, False, True
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         flag = argv[i]
-        if flag == "--no-dht":
-            dht = False
+        if flag in ("--no-dht", "--keep-seed-connections", "--no-pex"):
+            if flag == "--no-dht":
+                dht = False
+            elif flag == "--no-pex":
+                pex = False
+            else:
+                keep_seeds = True
             i += 1
             continue
         if i + 1 >= len(argv):
@@ -157,18 +166,24 @@ def parse_args(argv):
         sys.exit("the DHT needs --dht-bootstrap (or --no-dht)")
     for addr in bootstrap:
         split_addr(addr)
-    return bootstrap, peers, dht, rest
+    return bootstrap, peers, dht, keep_seeds, pex, rest
 
 
 def main():
     # session.status() is deprecated but the only way to read dht_nodes in 2.0.
     warnings.simplefilter("ignore", DeprecationWarning)
-    bootstrap, peers, dht, (mode, source, save_dir) = parse_args(sys.argv[1:])
+    bootstrap, peers, dht, keep_seeds, pex, (mode, source, save_dir) = parse_args(sys.argv[1:])
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    ses = lt.session(session_settings(bootstrap, dht))
+    if pex:
+        ses = lt.session(session_settings(bootstrap, dht, keep_seeds))
+    else:
+        # The default plugins less ut_pex: this peer learns of no one.
+        ses = lt.session(session_settings(bootstrap, dht, keep_seeds), flags=0)
+        ses.add_extension("ut_metadata")
+        ses.add_extension("smart_ban")
     unlimit_peer_classes(ses)
 
     if source.startswith("magnet:"):

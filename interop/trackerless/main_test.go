@@ -174,6 +174,12 @@ func (s *sower) when(re *regexp.Regexp) (time.Duration, bool) {
 	return 0, false
 }
 
+// matches reports whether any log line so far matches re.
+func (s *sower) matches(re *regexp.Regexp) bool {
+	_, ok := s.when(re)
+	return ok
+}
+
 // waitLog waits until a log line matches re, or fails the test when ctx
 // ends or the process exits first.
 func (s *sower) waitLog(t testing.TB, ctx context.Context, re *regexp.Regexp) {

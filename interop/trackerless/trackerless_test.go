@@ -132,26 +132,35 @@ func TestSowerMagnetXPE(t *testing.T) {
 
 // TestSowerLearnsPeerByPEX: sower, given only libtorrent seed A (no DHT,
 // no tracker), learns from A's ut_pex message of seed B, which A dialled,
-// and dials B itself. libtorrent sends its first PEX message about a
-// minute after the connection, so this test takes that long.
+// and dials B itself. B has no ut_pex, so no one dials sower: B's address
+// can only have come from A's PEX message (libtorrent sends its first one
+// about 10 s after the connection).
 func TestSowerLearnsPeerByPEX(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
 	dataDir, _, torrent, _ := swarmData(t, "pex.bin")
-	b := testpeers.LibtorrentDHTSeed(t, torrent, dataDir, testpeers.DHTOptions{NoDHT: true})
+	// B has no ut_pex: it cannot learn of sower and dial it, which would
+	// give sower B's address another way (its extension handshake).
+	b := testpeers.LibtorrentDHTSeed(t, torrent, dataDir, testpeers.DHTOptions{NoDHT: true, NoPEX: true, KeepSeedConnections: true})
 	waitPeer(t, ctx, b.Peer)
-	a := testpeers.LibtorrentDHTSeed(t, torrent, dataDir, testpeers.DHTOptions{NoDHT: true, Peers: []string{b.Addr()}})
+	a := testpeers.LibtorrentDHTSeed(t, torrent, dataDir,
+		testpeers.DHTOptions{NoDHT: true, KeepSeedConnections: true, Peers: []string{b.Addr()}})
 	waitPeer(t, ctx, a.Peer)
 
 	out := t.TempDir()
 	port := testpeers.FreePort(t)
+	// Slowed down so that sower is still a leecher, and connected to A,
+	// when A's PEX message comes (a seed drops another seed).
 	get := startSower(t, "get", nil, "get", "-q", "--seed", "--no-dht", "--port", strconv.Itoa(port),
-		"--peer", a.Addr(), "-o", out, torrent)
+		"--download-limit", "40KiB", "--peer", a.Addr(), "-o", out, torrent)
 	// Sower dialling B proves it learnt B: nothing else names B to it.
-	reB := regexp.MustCompile(fmt.Sprintf(`msg="peer connected" peer=127\.0\.0\.1:%d .*outgoing=true`, b.Port))
+	reB := regexp.MustCompile(fmt.Sprintf(`msg="peer connected" .*peer=127\.0\.0\.1:%d .*outgoing=true`, b.Port))
 	get.waitLog(t, ctx, reB)
 	if !sawSower(b) {
 		t.Fatalf("libtorrent B did not see sower's peer id; peers seen: %v", b.PeersSeen())
+	}
+	if get.matches(regexp.MustCompile(`msg="peer connected" .*outgoing=false`)) {
+		t.Fatal("a peer dialled sower: B's address may have come from its handshake rather than PEX")
 	}
 	at, _ := get.when(reB)
 	t.Logf("sower dialled the PEX-learnt peer %v after starting", at)
