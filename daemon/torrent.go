@@ -374,6 +374,9 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 		t.seedStart = time.Now()
 	}
 	d.mu.Unlock()
+	// The check may have turned a queued download into a seed, which
+	// frees a download slot.
+	d.kickScheduler()
 
 	// A seed needs no goroutine besides the engine's: this one runs it.
 	// A download has a second one waiting for completion, until the end
