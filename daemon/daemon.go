@@ -417,9 +417,16 @@ func (d *Daemon) schedule(now time.Time) {
 	s := &d.settings
 	var downloads, seeds []*torrent
 	for _, t := range d.torrents {
-		if t.removing || t.held || t.mi == nil || t.rec.Paused {
+		if t.removing || t.held || t.rec.Paused {
 			if t.cancel != nil && (t.rec.Paused || t.removing) {
 				t.cancel()
+			}
+			continue
+		}
+		if t.mi == nil {
+			if t.cancel == nil && (t.rec.Error == "" || !now.Before(t.retryAt)) {
+				t.rec.Error = ""
+				d.startFetchLocked(t)
 			}
 			continue
 		}
@@ -519,6 +526,12 @@ func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
 		return err
 	}
 	d.extra[ih] = append(d.extra[ih], addrs...)
+	for _, a := range addrs {
+		select {
+		case t.metaPeers <- a: // fetching metadata: these peers may have it
+		default:
+		}
+	}
 	eng := t.eng
 	d.mu.Unlock()
 	if eng != nil {

@@ -209,6 +209,9 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 	if err := t.setMeta(mi); err != nil {
 		return err
 	}
+	if t.cancel != nil {
+		t.cancel() // a fetch in progress is no longer needed
+	}
 	rec := t.rec
 	if err := d.db.put(meta, &rec); err != nil {
 		return err

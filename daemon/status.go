@@ -185,7 +185,11 @@ func (d *Daemon) status(s snapshot, now time.Time) Status {
 		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
 	}
 	if s.stat == StateMetadata {
-		st.Error = "waiting for metadata: this build cannot fetch metadata from peers (BEP 9) yet; add the .torrent file instead"
+		if s.rec.Paused {
+			st.Error = "stopped before its metadata arrived"
+		} else if st.Error == "" {
+			st.Error = "fetching metadata from peers (BEP 9): waiting for peers that have it"
+		}
 	}
 	// t's immutable parts (mi, layout) are set once before the torrent is
 	// visible or under d.mu by AddMetadata; reading the pointers here

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -66,8 +67,9 @@ type torrent struct {
 	seedStart time.Time // when this run started seeding; zero if not seeding
 	last      engine.Stats
 	retryAt   time.Time
-	removing  bool // being removed: invisible, never started again
-	held      bool // being changed while stopped: not started meanwhile
+	metaPeers chan netip.AddrPort // while fetching metadata: where AddPeers sends
+	removing  bool                // being removed: invisible, never started again
+	held      bool                // being changed while stopped: not started meanwhile
 }
 
 func (t *torrent) setMeta(mi *metainfo.MetaInfo) error {
@@ -349,6 +351,7 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 		PeerID:         d.peerID,
 		Port:           d.ln.Port(),
 		Trackers:       mi.Tiers(),
+		InfoBytes:      mi.InfoBytes, // served to peers fetching it from a magnet (BEP 9)
 		Have:           have,
 		FilePriorities: prio,
 		WebSeeds:       mi.WebSeeds(),
