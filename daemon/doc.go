@@ -16,6 +16,13 @@
 // is trusted, and pieces written after the checkpoint are found again
 // instead of downloaded twice.
 //
+// # Magnets
+//
+// A torrent added by magnet link fetches its info dictionary from peers
+// (BEP 9: the link's x.pe, AddPeers and its trackers) and then starts like
+// one added from a file. Without peers the fetch waits on its peer channel
+// and costs nothing; the status says it is waiting.
+//
 // # Control
 //
 // Handler serves the Transmission RPC protocol at /transmission/rpc (so
