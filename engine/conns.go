@@ -202,7 +202,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		cancelled:   make(map[blockKey]struct{}),
 		maxRequests: 250,
 		offered:     -1,
-		depth:       32,
+		depth:       minDepth,
 		connected:   time.Now(),
 		lastPiece:   time.Now(),
 	}

@@ -85,6 +85,8 @@ type peer struct {
 	extIDs         map[string]uint8        // the peer's ids for extensions we speak
 	pexSent        map[netip.AddrPort]bool // addresses we told the peer about
 	pexAt          time.Time
+	lastDownloaded int64 // p.downloaded at depthAt, for the queue depth
+	depthAt        time.Time
 }
 
 func (p *peer) String() string { return p.addr.String() }

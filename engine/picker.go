@@ -192,6 +192,13 @@ func (pc *piece) release(b int) {
 	}
 }
 
+// Bounds of a peer's request queue depth, in blocks: 512 KiB to 32 MiB in
+// flight. The peer's own limit (reqq) caps it further.
+const (
+	minDepth = 32
+	maxDepth = 2048
+)
+
 // requestTimeout is how long a peer may sit on our requests without
 // sending any block before they are handed to other peers.
 const requestTimeout = 30 * time.Second

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -71,7 +72,11 @@ func oneLine(s string) string {
 // newRootCmd assembles the command tree. To add a command, add its
 // constructor to the AddCommand call.
 func newRootCmd() *cobra.Command {
-	var verbose bool
+	var (
+		verbose     bool
+		cpuProfile  string
+		stopProfile = func() {}
+	)
 	root := &cobra.Command{
 		Use:   "sower",
 		Short: "BitTorrent client and tracker",
@@ -82,11 +87,28 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(cmd.ErrOrStderr(), verbose)
+			if cpuProfile == "" {
+				return nil
+			}
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			return nil
 		},
+		PersistentPostRun: func(*cobra.Command, []string) { stopProfile() },
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print debug logs on stderr")
+	// For finding where the time goes in a benchmark; hidden from --help.
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file")
+	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	root.AddCommand(newCreateCmd(), newInfoCmd(), newGetCmd(), newSeedCmd(), newDemoCmd())
