@@ -65,6 +65,12 @@ func (n *Node) lookup(ctx context.Context, target [20]byte, getPeers bool, seeds
 		seeds = append(seeds, n.extraSeeds...)
 	}
 	n.mu.Unlock()
+	if len(known) < K && seeds == nil {
+		// A lookup started before the node joined (a client looks its
+		// torrent up at once) starts from the bootstrap nodes rather
+		// than finding nothing.
+		seeds = n.resolveBootstrap(ctx)
+	}
 
 	var cands []*candidate
 	seenAddr := make(map[netip.AddrPort]bool)

@@ -298,3 +298,12 @@ func (t *Torrent) closePeerQuietly(p *peer) {
 	}
 	p.conn.Close()
 }
+
+// closeSeed drops a connection to a seed once we are a seed too, and does
+// not dial it again for a long while: two seeds have nothing to trade.
+func (t *Torrent) closeSeed(p *peer) {
+	if c := t.known[p.listenAddr()]; c != nil {
+		c.nextTry = time.Now().Add(30 * time.Minute)
+	}
+	t.closePeerQuietly(p)
+}

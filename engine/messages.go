@@ -144,7 +144,7 @@ func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
 	p.seed = bf.Full()
 	if p.seed && t.pk.have.Full() {
 		// Two seeds have nothing to say to each other.
-		t.closePeer(p, "both seeds")
+		t.closeSeed(p)
 		return
 	}
 	t.updateInterest(p)

@@ -233,7 +233,7 @@ func (t *Torrent) markComplete() {
 	for p := range t.peers {
 		t.updateInterest(p)
 		if p.seed && t.pk.have.Full() {
-			t.closePeer(p, "both seeds")
+			t.closeSeed(p)
 		}
 	}
 	t.publishStats(time.Now())

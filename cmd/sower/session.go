@@ -58,7 +58,9 @@ func openSession(ctx context.Context, sf swarmFlags, useDHT bool) (*session, err
 	if len(bootstrap) == 0 {
 		bootstrap = publicRouters
 	}
-	node, err := dht.New(dht.Config{Addr: fmt.Sprintf(":%d", ln.Port()), Bootstrap: bootstrap, Logger: slog.Default()})
+	// An IPv4 node: a dual-stack socket would make the node IPv6 (BEP 32
+	// keeps the families apart), and most of the DHT is IPv4.
+	node, err := dht.New(dht.Config{Addr: fmt.Sprintf("0.0.0.0:%d", ln.Port()), Bootstrap: bootstrap, Logger: slog.Default()})
 	if err != nil {
 		// A busy UDP port costs trackerless discovery, not the download.
 		slog.Warn("DHT disabled", "err", err)
