@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -169,4 +171,50 @@ func TestGetMagnet(t *testing.T) {
 		t.Fatalf("get magnet exit %d: %s", r.code, r.stderr)
 	}
 	sameFiles(t, dir+"/src/pics", dir+"/out/pics")
+}
+
+// TestTrackerlessTorrent: a torrent made with --dht-node and no tracker is
+// found through the DHT node it names, with no other flag.
+func TestTrackerlessTorrent(t *testing.T) {
+	dir := t.TempDir()
+	node := exec.Command(os.Getenv("SOWER_TEST_BIN"), "dht", "--listen", "127.0.0.1:0", "--rate-limit", "0")
+	out, err := node.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Process.Kill(); node.Wait() })
+	first := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		first <- line
+		io.Copy(io.Discard, out)
+	}()
+	var addr string
+	select {
+	case line := <-first:
+		// "listening on ADDR id HEX"
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			t.Fatalf("unexpected first line from sower dht: %q", line)
+		}
+		addr = f[2]
+	case <-time.After(20 * time.Second):
+		t.Fatal("sower dht did not start")
+	}
+	writeData(t, dir, map[string]string{"src/notes.txt": strings.Repeat("trackerless ", 30000)})
+	if r := sower(t, dir, "create", "-q", "--dht-node", addr, "-o", "notes.torrent", "src/notes.txt"); r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	port := freePort(t)
+	seed := startSower(t, dir, "seed", "--port", port, "notes.torrent", "src")
+	defer seed.stop()
+	waitPort(t, port)
+	r := sower(t, dir, "get", "--port", "0", "-o", "out", "notes.torrent")
+	if r.code != 0 {
+		t.Fatalf("get through the DHT: exit %d: %s\nseed: %s", r.code, r.stderr, seed.stderr)
+	}
+	sameFiles(t, dir+"/src", dir+"/out")
 }

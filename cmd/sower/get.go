@@ -82,7 +82,11 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
 			} else if mi, err = metainfo.Load(args[0]); err != nil {
 				return err
 			}
-			sess, err := openSession(ctx, sf, mi == nil || !mi.Info.Private)
+			var nodes []string
+			if mi != nil {
+				nodes = mi.Nodes
+			}
+			sess, err := openSession(ctx, sf, mi == nil || !mi.Info.Private, nodes)
 			if err != nil {
 				return err
 			}
@@ -137,7 +141,7 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
 				return err
 			}
 			sf.superSeed = superSeed
-			sess, err := openSession(ctx, sf, !mi.Info.Private)
+			sess, err := openSession(ctx, sf, !mi.Info.Private, mi.Nodes)
 			if err != nil {
 				return err
 			}

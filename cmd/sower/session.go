@@ -34,7 +34,10 @@ type session struct {
 
 // openSession listens for peers and, when useDHT, joins the DHT on the
 // same port number over UDP.
-func openSession(ctx context.Context, sf swarmFlags, useDHT bool) (*session, error) {
+//
+// nodes are DHT nodes named by the torrent (its BEP 5 "nodes" key): they
+// join the bootstrap list, so a trackerless torrent works without flags.
+func openSession(ctx context.Context, sf swarmFlags, useDHT bool, nodes []string) (*session, error) {
 	sess := &session{flags: sf, peerID: peerwire.NewPeerID()}
 	for _, s := range sf.peers {
 		ap, err := netip.ParseAddrPort(s)
@@ -54,7 +57,7 @@ func openSession(ctx context.Context, sf swarmFlags, useDHT bool) (*session, err
 	if !useDHT || sf.noDHT {
 		return sess, nil
 	}
-	bootstrap := sf.dhtBootstrap
+	bootstrap := append(append([]string(nil), sf.dhtBootstrap...), nodes...)
 	if len(bootstrap) == 0 {
 		bootstrap = publicRouters
 	}
