@@ -212,7 +212,7 @@ func (d *Daemon) status(s snapshot, now time.Time) Status {
 	st.PieceCount = layout.NumPieces()
 	st.PieceSize = mi.Info.PieceLength
 	if s.eng != nil {
-		es := s.eng.Stats()
+		es := s.eng.LastStats()
 		st.Wanted, st.Completed, st.Left = es.Wanted, es.Completed, es.Left
 		st.Downloaded += es.Downloaded
 		st.Uploaded += es.Uploaded

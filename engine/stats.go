@@ -87,6 +87,15 @@ func (t *Torrent) Stats() Stats {
 	return t.stats
 }
 
+// LastStats returns the snapshot the owner published last (at most about
+// a second old) without waiting for it: for listing many torrents at once,
+// where a round trip to each owner would add up.
+func (t *Torrent) LastStats() Stats {
+	t.statsMu.Lock()
+	defer t.statsMu.Unlock()
+	return t.stats
+}
+
 // notRunning is ready when Run has not started, so Stats does not wait
 // for an owner that does not exist yet.
 func (t *Torrent) notRunning() <-chan struct{} {
