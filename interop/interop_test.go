@@ -112,7 +112,7 @@ func sowerGetsFrom(t *testing.T, client, src string) {
 	out := t.TempDir()
 	args := append([]string{"get", "-o", out, "--port", strconv.Itoa(testpeers.FreePort(t)), "--quiet"}, extra...)
 	get := startSower(t, "get", append(args, torrent)...)
-	get.mustExitOK(t, transferWait)
+	get.ExitOK(t, transferWait)
 	testpeers.SameTree(t, src, filepath.Join(out, filepath.Base(src)))
 
 	// libtorrent publishes its counters a moment later than the data
@@ -149,7 +149,7 @@ func sowerSeedsTo(t *testing.T, client, src string) {
 	} else {
 		seed := startSower(t, "seed", "seed", "--port", port, "--quiet", torrent, data)
 		ctx, cancel := context.WithTimeout(context.Background(), seedReadyWait)
-		seed.waitLog(t, ctx, announcedRe)
+		seed.WaitLog(t, ctx, announcedRe)
 		cancel()
 		switch client {
 		case "aria2":

@@ -161,8 +161,8 @@ func TestKillAndResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 	defer cancel()
 	for allocatedBytes(out) < size/2 {
-		if first.exited() {
-			t.Fatalf("first sower get exited (%v) before half the data was on disk", first.err)
+		if first.Exited() {
+			t.Fatalf("first sower get exited (%v) before half the data was on disk", first.Err())
 		}
 		select {
 		case <-ctx.Done():
@@ -170,8 +170,8 @@ func TestKillAndResume(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	first.signal(t, syscall.SIGKILL)
-	err := first.wait(ctx)
+	first.Signal(t, syscall.SIGKILL)
+	err := first.Wait(ctx)
 	var ee interface{ ExitCode() int }
 	if !errors.As(err, &ee) {
 		t.Fatalf("first sower get after SIGKILL: %v, want killed", err)
@@ -180,10 +180,10 @@ func TestKillAndResume(t *testing.T) {
 	t.Logf("killed the first run after %d bytes through the proxy", firstDown)
 
 	second := startSower(t, "get-2", getArgs()...)
-	second.mustExitOK(t, transferWait)
+	second.ExitOK(t, transferWait)
 	testpeers.SameTree(t, src, filepath.Join(out, "resume.bin"))
 
-	m := checkedRe.FindStringSubmatch(second.output(t))
+	m := checkedRe.FindStringSubmatch(second.Output(t))
 	if m == nil {
 		t.Fatalf("second run logged no %q: it did not re-check the data", checkedRe)
 	}

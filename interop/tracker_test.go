@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/internal/sowertest"
 	"github.com/sowerbt/sower/internal/testpeers"
 )
 
@@ -100,20 +101,20 @@ func TestBadTracker(t *testing.T) {
 			get := startSower(t, "get", "get", "--seed", "-o", out, "--port", strconv.Itoa(port), "--quiet", "--peer", seed.Addr(), torrent)
 			ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 			defer cancel()
-			get.waitLog(t, ctx, completeRe)
+			get.WaitLog(t, ctx, completeRe)
 			testpeers.SameTree(t, src, filepath.Join(out, "tracked.bin"))
 
 			if tc.want != nil {
 				// The first failure is logged at once; the retry comes
 				// after the back-off.
 				deadline := time.Now().Add(45 * time.Second)
-				for bt.announces(port) < 2 && time.Now().Before(deadline) && !get.exited() {
+				for bt.announces(port) < 2 && time.Now().Before(deadline) && !get.Exited() {
 					time.Sleep(100 * time.Millisecond)
 				}
 				if n := bt.announces(port); n < 2 {
 					t.Errorf("tracker saw %d announces from sower in 45 s, want a retry", n)
 				}
-				if log := get.output(t); !hasLine(log, tc.want...) {
+				if log := get.Output(t); !sowertest.HasLine(log, tc.want...) {
 					t.Errorf("no log line with all of %q", tc.want)
 				}
 			} else if n := bt.announces(port); n < 1 {
@@ -122,8 +123,8 @@ func TestBadTracker(t *testing.T) {
 
 			// Ctrl-C ends a seeding sower cleanly and promptly even when
 			// the tracker does not answer (it has no "stopped" to send).
-			get.signal(t, syscall.SIGINT)
-			get.mustExitOK(t, 20*time.Second)
+			get.Signal(t, syscall.SIGINT)
+			get.ExitOK(t, 20*time.Second)
 		})
 	}
 }

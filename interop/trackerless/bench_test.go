@@ -49,13 +49,13 @@ func BenchmarkMagnet(b *testing.B) {
 			for b.Loop() {
 				args := append([]string{"get", "-q", "--port", strconv.Itoa(testpeers.FreePort(b)), "-o", b.TempDir()}, sowerNet...)
 				get := startSower(b, "get", nil, append(args, link)...)
-				if err := get.wait(ctx); err != nil {
-					b.Fatalf("sower get: %v\n%s", err, get.tail(20))
+				if err := get.Wait(ctx); err != nil {
+					b.Fatalf("sower get: %v\n%s", err, get.Tail(20))
 				}
-				p, ok1 := get.when(reMetaPeer)
-				m, ok2 := get.when(reMetaDone)
+				p, ok1 := when(get, reMetaPeer)
+				m, ok2 := when(get, reMetaDone)
 				if !ok1 || !ok2 {
-					b.Fatalf("sower get did not log its metadata fetch:\n%s", get.tail(20))
+					b.Fatalf("sower get did not log its metadata fetch:\n%s", get.Tail(20))
 				}
 				peer += p
 				meta += m

@@ -69,12 +69,12 @@ func TestLibtorrentDHTSeedSowerMagnet(t *testing.T) {
 	port := testpeers.FreePort(t)
 	get := startSower(t, "get", nil, "get", "-q", "--port", strconv.Itoa(port), "--dht-bootstrap", boot, "-o", out,
 		magnetLink(ih, "lt-dht-seed.bin"))
-	if err := get.wait(ctx); err != nil {
+	if err := get.Wait(ctx); err != nil {
 		t.Fatalf("sower get: %v", err)
 	}
 	testpeers.SameTree(t, file, filepath.Join(out, filepath.Base(file)))
-	peer, _ := get.when(reMetaPeer)
-	meta, _ := get.when(reMetaDone)
+	peer, _ := when(get, reMetaPeer)
+	meta, _ := when(get, reMetaDone)
 	t.Logf("sower: first metadata peer after %v, metadata after %v (from process start)", peer, meta)
 }
 
@@ -95,7 +95,7 @@ func TestSowerSeedLibtorrentMagnet(t *testing.T) {
 	out := t.TempDir()
 	get := testpeers.LibtorrentDHTGet(t, magnetLink(ih, "sower-dht-seed.bin"), out, testpeers.DHTOptions{Bootstrap: []string{boot}})
 	if err := get.Wait(ctx); err != nil {
-		t.Fatalf("%v (sower seed running: %v)", err, seed.err == nil)
+		t.Fatalf("%v (sower seed running: %v)", err, seed.Err() == nil)
 	}
 	testpeers.SameTree(t, file, filepath.Join(out, filepath.Base(file)))
 	// The metadata and the data can only have come from sower: it is the
@@ -121,11 +121,11 @@ func TestSowerMagnetXPE(t *testing.T) {
 	out := t.TempDir()
 	get := startSower(t, "get", nil, "get", "-q", "--no-dht", "--port", strconv.Itoa(testpeers.FreePort(t)), "-o", out,
 		magnetLink(ih, "xpe.bin", seed.Addr()))
-	if err := get.wait(ctx); err != nil {
+	if err := get.Wait(ctx); err != nil {
 		t.Fatalf("sower get: %v", err)
 	}
 	testpeers.SameTree(t, file, filepath.Join(out, filepath.Base(file)))
-	if _, ok := get.when(reMetaDone); !ok {
+	if _, ok := when(get, reMetaDone); !ok {
 		t.Fatal("sower did not log the metadata fetch")
 	}
 }
@@ -155,14 +155,14 @@ func TestSowerLearnsPeerByPEX(t *testing.T) {
 		"--download-limit", "40KiB", "--peer", a.Addr(), "-o", out, torrent)
 	// Sower dialling B proves it learnt B: nothing else names B to it.
 	reB := regexp.MustCompile(fmt.Sprintf(`msg="peer connected" .*peer=127\.0\.0\.1:%d .*outgoing=true`, b.Port))
-	get.waitLog(t, ctx, reB)
+	get.WaitLog(t, ctx, reB)
 	if !sawSower(b) {
 		t.Fatalf("libtorrent B did not see sower's peer id; peers seen: %v", b.PeersSeen())
 	}
-	if get.matches(regexp.MustCompile(`msg="peer connected" .*outgoing=false`)) {
+	if matches(get, regexp.MustCompile(`msg="peer connected" .*outgoing=false`)) {
 		t.Fatal("a peer dialled sower: B's address may have come from its handshake rather than PEX")
 	}
-	at, _ := get.when(reB)
+	at, _ := when(get, reB)
 	t.Logf("sower dialled the PEX-learnt peer %v after starting", at)
 }
 

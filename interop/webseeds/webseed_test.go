@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/internal/sowertest"
 	"github.com/sowerbt/sower/internal/testpeers"
 )
 
@@ -94,7 +95,7 @@ func createTorrent(t testing.TB, src, webSeed string) string {
 // peers, and returns the process and the folder. With seed it keeps
 // running after completion (--seed), so that a test can wait for log lines
 // about web seeds that are still being tried.
-func startGet(t testing.TB, torrent string, seed bool, peers ...string) (*proc, string) {
+func startGet(t testing.TB, torrent string, seed bool, peers ...string) (*sowertest.Proc, string) {
 	t.Helper()
 	out := t.TempDir()
 	args := []string{"get", "--no-dht", "--port", "0", "--quiet", "-o", out}
@@ -119,7 +120,7 @@ func startSowerSeed(t testing.TB, torrent, src, uploadLimit string) string {
 		args = append(args, "--upload-limit", uploadLimit)
 	}
 	p := startSower(t, "seed", append(args, torrent, holder(t, src))...)
-	p.waitLog(t, seedReadyWait, regexp.MustCompile(`msg=started`))
+	waitLog(t, p, seedReadyWait, regexp.MustCompile(`msg=started`))
 	return "127.0.0.1:" + port
 }
 
@@ -180,9 +181,9 @@ func TestWebSeedAlone(t *testing.T) {
 				t.Parallel()
 				torrent := createTorrent(t, tc.src, tc.url)
 				get, out := startGet(t, torrent, false)
-				get.exitOK(t, transferWait)
+				get.ExitOK(t, transferWait)
 				testpeers.SameTree(t, tc.src, filepath.Join(out, filepath.Base(tc.src)))
-				c := parseCompletion(t, get.output(t))
+				c := parseCompletion(t, get.Output(t))
 				total := treeSize(t, tc.src)
 				if c.web != c.downloaded || c.downloaded < total {
 					t.Errorf("completion line: downloaded %d bytes, %d from web seeds; want all %d from web seeds", c.downloaded, c.web, total)
@@ -216,9 +217,9 @@ func TestWebSeedWithPeers(t *testing.T) {
 	aria2Peer := startAria2Seed(t, torrent, d.single)
 
 	get, out := startGet(t, torrent, false, sowerPeer, aria2Peer)
-	get.exitOK(t, transferWait)
+	get.ExitOK(t, transferWait)
 	testpeers.SameTree(t, d.single, filepath.Join(out, "single.bin"))
-	c := parseCompletion(t, get.output(t))
+	c := parseCompletion(t, get.Output(t))
 	t.Logf("downloaded %d bytes, %d from the web seed", c.downloaded, c.web)
 	if c.web <= 0 || c.web >= singleSize {
 		t.Errorf("web seed bytes %d, want more than 0 and less than %d", c.web, singleSize)
@@ -359,13 +360,13 @@ func TestBadWebSeed(t *testing.T) {
 			// --seed keeps sower running after completion, so that a web
 			// seed request still in flight then can end and be logged.
 			get, out := startGet(t, torrent, true, peer)
-			get.waitLog(t, transferWait, completeRe)
+			waitLog(t, get, transferWait, completeRe)
 			testpeers.SameTree(t, src, filepath.Join(out, filepath.Base(src)))
-			c := parseCompletion(t, get.output(t))
+			c := parseCompletion(t, get.Output(t))
 			t.Logf("downloaded %d bytes, %d from the web seed, %d wasted, %d hash failures", c.downloaded, c.web, c.wasted, c.hashFailures)
 
 			deadline := time.Now().Add(tc.wait)
-			for !hasLine(get.output(t), tc.logParts...) {
+			for !sowertest.HasLine(get.Output(t), tc.logParts...) {
 				if time.Now().After(deadline) {
 					t.Fatalf("no log line with all of %q within %v of completion", tc.logParts, tc.wait)
 				}
@@ -374,7 +375,7 @@ func TestBadWebSeed(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, c)
 			}
-			get.interrupt(t, 30*time.Second)
+			interrupt(t, get, 30*time.Second)
 		})
 	}
 }
