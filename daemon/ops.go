@@ -74,7 +74,7 @@ func (d *Daemon) Add(ctx context.Context, req AddRequest) (AddResult, error) {
 			return AddResult{}, fmt.Errorf("add: %s is not a valid .torrent: %w", req.URL, err)
 		}
 	case req.URL != "":
-		return AddResult{}, fmt.Errorf("add: unsupported URL %q: want magnet:, http: or https:", req.URL)
+		return AddResult{}, fmt.Errorf("add: unsupported URL %q: want a magnet, http or https URL", req.URL)
 	default:
 		return AddResult{}, errors.New("add: no torrent given")
 	}

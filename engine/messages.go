@@ -107,7 +107,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			if pc := t.pk.active[int(m.Index)]; pc != nil {
 				pc.release(int(m.Begin / blockSize))
 			}
-		} else if _, ok := p.cancelled[k]; ok {
+		} else {
 			delete(p.cancelled, k)
 		}
 	case peerwire.AllowedFast:

@@ -69,9 +69,9 @@ func Parse(s string) (*Magnet, error) {
 	if !p.haveBtih {
 		switch {
 		case p.haveBtmh:
-			return nil, errors.New("magnet: v2-only magnet not supported (urn:btmh: without urn:btih:)")
+			return nil, errors.New("magnet: v2-only magnet (urn:btmh without urn:btih) not supported")
 		case p.otherXT != "":
-			return nil, fmt.Errorf("magnet: xt %q is not urn:btih:", p.otherXT)
+			return nil, fmt.Errorf("magnet: xt %q is not a urn:btih topic", p.otherXT)
 		}
 		return nil, errors.New("magnet: missing xt parameter")
 	}

@@ -25,7 +25,6 @@ type sowerNode struct {
 	ln    *engine.Listener
 	store *storage.Memory
 	addr  netip.AddrPort
-	took  time.Duration
 }
 
 // runSower runs the scenario with Sower for the seed and every leecher,
