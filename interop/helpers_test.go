@@ -55,9 +55,6 @@ func startSower(t testing.TB, name string, args ...string) *sowertest.Proc {
 // after which a tracker hands its address to other peers.
 var announcedRe = regexp.MustCompile(`msg="tracker: announced"`)
 
-// startedRe matches sower's log once its data is checked and it listens.
-var startedRe = regexp.MustCompile(`msg=started`)
-
 // seedDir makes a private copy of the data at src (a file, or a torrent's
 // top folder) in a fresh folder laid out as a seeder expects: the folder
 // holds the file or the top folder.
