@@ -89,7 +89,7 @@ ARIA_COMMON=(--no-conf=true --interface=127.0.0.1 --disable-ipv6=true --enable-d
 # startseed CLIENT PORT LOG: start the seeder in the background; its pid in SEED_PID.
 startseed() {
 	case $1 in
-	sower) "$SOWER" seed --port "$2" --quiet "$WORK/bench.torrent" "$WORK/data" >"$3" 2>&1 & ;;
+	sower) "$SOWER" seed --no-dht --port "$2" --quiet "$WORK/bench.torrent" "$WORK/data" >"$3" 2>&1 & ;;
 	aria2) aria2c "${ARIA_COMMON[@]}" --dir="$WORK/data" --listen-port="$2" --seed-ratio=0.0 \
 		--bt-seed-unverified=true "$WORK/bench.torrent" >"$3" 2>&1 & ;;
 	libtorrent) /usr/bin/python3 "$HELPER" lt-seed "$WORK/bench.torrent" "$WORK/data" "$2" >"$3" 2>&1 & ;;
@@ -100,7 +100,7 @@ startseed() {
 # leechcmd CLIENT PORT OUT: the leecher's command line.
 leechcmd() {
 	case $1 in
-	sower) LEECH=("$SOWER" get -o "$3" --port "$2" --quiet "$WORK/bench.torrent") ;;
+	sower) LEECH=("$SOWER" get --no-dht -o "$3" --port "$2" --quiet "$WORK/bench.torrent") ;;
 	aria2) LEECH=(aria2c "${ARIA_COMMON[@]}" --dir="$3" --listen-port="$2" --seed-time=0 "$WORK/bench.torrent") ;;
 	libtorrent) LEECH=(/usr/bin/python3 "$HELPER" lt-get "$WORK/bench.torrent" "$3" "$2") ;;
 	esac
