@@ -71,7 +71,6 @@ func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
 		t.log.Debug("bad extension handshake", "peer", p.addr, "err", err)
 		return
 	}
-	p.extHandshake = true
 	if h.Reqq > 0 {
 		p.maxRequests = min(h.Reqq, 4096)
 	}

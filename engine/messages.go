@@ -111,12 +111,8 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 			delete(p.cancelled, k)
 		}
 	case peerwire.AllowedFast:
-		if p.allowedFast == nil {
-			p.allowedFast = make(map[uint32]bool)
-		}
-		if len(p.allowedFast) < 64 {
-			p.allowedFast[m.Index] = true
-		}
+		// We do not request while choked, so the allowed-fast set is not
+		// used; accepting the message is always legal (BEP 6).
 	case peerwire.Extended:
 		return t.onExtended(p, m)
 

@@ -50,7 +50,6 @@ type peer struct {
 	cancel   context.CancelFunc
 	closed   chan struct{} // closed when both goroutines have stopped
 	uploaded atomic.Int64  // payload bytes sent
-	wire     atomic.Int64  // all bytes received, for rates including overhead
 	// uploads counts the peer's requests queued and not yet answered; the
 	// owner adds, the writer (or a cancel) subtracts.
 	uploads atomic.Int32
@@ -72,8 +71,6 @@ type peer struct {
 	lastPiece      time.Time // last block received
 	connected      time.Time
 	hashFails      int
-	extHandshake   bool
-	allowedFast    map[uint32]bool
 	snubbed        bool      // sent us nothing for snubAfter while we were interested
 	interestedAt   time.Time // when we last became interested, for snubbing
 	unchokedAt     time.Time // when we last unchoked the peer (zero: choked)
@@ -169,7 +166,6 @@ func (t *Torrent) readLoop(ctx context.Context, p *peer, dec *peerwire.Decoder) 
 			copy(b, m.Payload)
 			ev.block = b
 			ev.msg.Payload = nil
-			p.wire.Add(int64(len(m.Payload)) + 13)
 		case m.ID == peerwire.Bitfield || m.ID == peerwire.Extended:
 			ev.msg.Payload = append([]byte(nil), m.Payload...)
 		}
