@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
@@ -363,50 +364,67 @@ func errInterrupted(s engine.Stats, seed bool) error {
 	return fmt.Errorf("interrupted at %.1f%%; run the same command again to resume", s.Progress()*100)
 }
 
-// statusLine draws a one-line progress display on a terminal.
+// statusLine shows progress on a terminal with a progress bar (percent,
+// bytes, rate and ETA from the bar library) whose description carries the
+// swarm figures. It is silent when stderr is not a terminal or with --quiet.
 type statusLine struct {
-	w      io.Writer
-	active bool
-	on     bool
+	w   io.Writer
+	on  bool
+	bar *progressbar.ProgressBar
 }
 
 func newStatusLine(w *os.File, quiet bool) *statusLine {
 	return &statusLine{w: w, on: !quiet && isTerminal(w)}
 }
 
+func (s *statusLine) newBar(total int64, desc string, bytes bool) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(s.w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(bytes),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSetWidth(20),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
 func (s *statusLine) checking(n, total int) {
 	if !s.on {
 		return
 	}
-	s.active = true
-	fmt.Fprintf(s.w, "\r\033[Kchecking existing data: %d/%d pieces", n, total)
+	if s.bar == nil {
+		s.bar = s.newBar(int64(total), "checking existing data (pieces)", false)
+	}
+	s.bar.Set(n)
 }
 
 func (s *statusLine) progress(st engine.Stats) {
 	if !s.on {
 		return
 	}
-	s.active = true
-	eta := "-"
-	if st.DownloadRate > 1 && st.Left > 0 {
-		eta = (time.Duration(float64(st.Left)/st.DownloadRate) * time.Second).Round(time.Second).String()
+	if s.bar == nil {
+		s.bar = s.newBar(st.Wanted, "", true)
 	}
-	fmt.Fprintf(s.w, "\r\033[K%5.1f%% %s  down %s/s  up %s/s  peers %d (%d seeds)  eta %s",
-		st.Progress()*100, bar(st.Progress(), 20), formatSize(int64(st.DownloadRate)), formatSize(int64(st.UploadRate)),
-		st.Peers, st.Seeds, eta)
+	var b strings.Builder
+	fmt.Fprintf(&b, "peers %d (%d seeds)  up %s/s  avail %.2f  ratio %.2f", st.Peers, st.Seeds,
+		formatSize(int64(st.UploadRate)), st.Availability, st.Ratio())
 	if st.WebSeedDownloaded > 0 {
-		fmt.Fprintf(s.w, "  web %s", formatSize(st.WebSeedDownloaded))
+		fmt.Fprintf(&b, "  web %s", formatSize(st.WebSeedDownloaded))
 	}
-	fmt.Fprintf(s.w, "  avail %.2f  ratio %.2f", st.Availability, st.Ratio())
 	if st.Wasted > 0 {
-		fmt.Fprintf(s.w, "  wasted %s (%d hash fails)", formatSize(st.Wasted), st.HashFailures)
+		fmt.Fprintf(&b, "  wasted %s (%d hash fails)", formatSize(st.Wasted), st.HashFailures)
 	}
+	s.bar.Describe(b.String())
+	s.bar.Set64(st.Completed)
 }
 
 func (s *statusLine) done() {
-	if s.active {
+	if s.bar != nil {
+		s.bar.Finish()
 		fmt.Fprintln(s.w)
-		s.active = false
+		s.bar = nil
 	}
 }
 
