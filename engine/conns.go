@@ -54,6 +54,9 @@ func (t *Torrent) learn(addrs []netip.AddrPort) {
 	}
 }
 
+// redialAfter is the first backoff of a failed dial (see dialMore).
+const redialAfter = 500 * time.Millisecond
+
 // dialMore starts dials to known, unconnected peers while limits allow.
 func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	for a, c := range t.known {
@@ -65,7 +68,7 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		}
 		// Back off exponentially on failures; nextTry is pushed now so a
 		// dial in flight is not repeated.
-		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 9)) * 2 * time.Second)
+		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 10)) * redialAfter)
 		t.dialing++
 		wg.Add(1)
 		go func() {

@@ -332,6 +332,8 @@ func (t *Torrent) Run(ctx context.Context) error {
 	}
 
 	tick := time.NewTicker(min(time.Second, t.cfg.RechokeInterval))
+	redial := time.NewTimer(time.Hour)
+	defer redial.Stop()
 	defer tick.Stop()
 	for {
 		select {
@@ -341,7 +343,15 @@ func (t *Torrent) Run(ctx context.Context) error {
 			t.handleEvent(ctx, &wg, ev)
 		case h := <-t.conns:
 			t.dialing -= boolInt(h.outgoing)
+			if h.conn == nil {
+				// A failed dial: try again when its backoff ends rather
+				// than at the next tick (a peer that was just starting
+				// often accepts a moment later).
+				redial.Reset(redialAfter)
+			}
 			t.addConn(ctx, &wg, h)
+		case <-redial.C:
+			t.dialMore(ctx, &wg, time.Now())
 		case addrs := <-t.addPeers:
 			t.learn(addrs)
 			t.dialMore(ctx, &wg, time.Now())
