@@ -27,7 +27,7 @@ const startWait = 20 * time.Second
 // check is done and it is seeding; it fails if the data is incomplete.
 func LibtorrentSeed(t testing.TB, torrent, dataDir string, peers ...string) *Peer {
 	t.Helper()
-	return startLibtorrent(t, "seed", torrent, dataDir, peers)
+	return startPlainLibtorrent(t, "seed", torrent, dataDir, peers)
 }
 
 // LibtorrentGet starts a libtorrent peer that downloads the torrent into
@@ -36,10 +36,11 @@ func LibtorrentSeed(t testing.TB, torrent, dataDir string, peers ...string) *Pee
 // hash-checked; it keeps seeding afterwards until Stop.
 func LibtorrentGet(t testing.TB, torrent, outDir string, peers ...string) *Peer {
 	t.Helper()
-	return startLibtorrent(t, "get", torrent, outDir, peers)
+	return startPlainLibtorrent(t, "get", torrent, outDir, peers)
 }
 
-// ltState is what the script has reported so far.
+// ltState is what the script has reported so far: the lines every mode of
+// the script writes.
 type ltState struct {
 	mu       sync.Mutex
 	port     int
@@ -95,7 +96,31 @@ func parseLtStatus(fields string, st Stats) Stats {
 	return st
 }
 
-func startLibtorrent(t testing.TB, mode, torrent, dir string, peers []string) *Peer {
+// newLtState returns an ltState waiting for the "port" line.
+func newLtState() *ltState {
+	return &ltState{portSeen: make(chan struct{})}
+}
+
+// peerFlags are the script's flags that make it dial each of peers.
+func peerFlags(peers []string) []string {
+	var flags []string
+	for _, p := range peers {
+		flags = append(flags, "--peer", p)
+	}
+	return flags
+}
+
+func startPlainLibtorrent(t testing.TB, mode, torrent, dir string, peers []string) *Peer {
+	t.Helper()
+	state := newLtState()
+	return startLibtorrent(t, "libtorrent-"+mode, peerFlags(peers), mode, torrent, dir, state, state.line)
+}
+
+// startLibtorrent runs the script as name with flags (see the script's
+// usage) in mode on source, saving into dir, and waits until it listens.
+// Each stdout line goes to line, which must pass the lines of the plain
+// script on to state; the returned Peer reads its port and stats there.
+func startLibtorrent(t testing.TB, name string, flags []string, mode, source, dir string, state *ltState, line func(string)) *Peer {
 	t.Helper()
 	python := needLibtorrent(t)
 	work := t.TempDir()
@@ -107,10 +132,9 @@ func startLibtorrent(t testing.TB, mode, torrent, dir string, peers []string) *P
 		t.Fatalf("libtorrent: %v", err)
 	}
 
-	state := &ltState{portSeen: make(chan struct{})}
-	name := "libtorrent-" + mode
-	args := append([]string{"-u", script, mode, torrent, dir}, peers...)
-	proc := startProcess(t, name, exec.Command(python, args...), state.line, true)
+	args := append([]string{"-u", script}, flags...)
+	args = append(args, mode, source, dir)
+	proc := startProcess(t, name, exec.Command(python, args...), line, true)
 
 	select {
 	case <-state.portSeen:

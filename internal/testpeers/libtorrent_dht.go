@@ -2,21 +2,14 @@ package testpeers
 
 import (
 	"context"
-	_ "embed"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-//go:embed libtorrent_dht_peer.py
-var libtorrentDHTScript []byte
 
 // DHTOptions say how a trackerless libtorrent peer finds others.
 type DHTOptions struct {
@@ -160,67 +153,21 @@ func startLibtorrentDHT(t testing.TB, mode, source, dir string, opts DHTOptions)
 		// Never let libtorrent look for the public DHT routers.
 		t.Fatal("libtorrent DHT peer: DHTOptions.Bootstrap is empty (set NoDHT to run without the DHT)")
 	}
-	python := needLibtorrent(t)
-	work := t.TempDir()
-	script := filepath.Join(work, "libtorrent_dht_peer.py")
-	if err := os.WriteFile(script, libtorrentDHTScript, 0o644); err != nil {
-		t.Fatalf("libtorrent: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("libtorrent: %v", err)
-	}
-
-	state := &ltDHTState{
-		lt:     &ltState{portSeen: make(chan struct{})},
-		events: make(map[string]time.Duration),
-	}
-	name := "libtorrent-dht-" + mode
-	args := []string{"-u", script}
-	if opts.NoDHT {
-		args = append(args, "--no-dht")
+	state := &ltDHTState{lt: newLtState(), events: make(map[string]time.Duration)}
+	flags := []string{"--trackerless"}
+	if !opts.NoDHT {
+		// The script turns the DHT on exactly when it has bootstrap nodes.
+		for _, b := range opts.Bootstrap {
+			flags = append(flags, "--dht-bootstrap", b)
+		}
 	}
 	if opts.NoPEX {
-		args = append(args, "--no-pex")
+		flags = append(flags, "--no-pex")
 	}
 	if opts.KeepSeedConnections {
-		args = append(args, "--keep-seed-connections")
+		flags = append(flags, "--keep-seed-connections")
 	}
-	for _, b := range opts.Bootstrap {
-		args = append(args, "--dht-bootstrap", b)
-	}
-	for _, p := range opts.Peers {
-		args = append(args, "--peer", p)
-	}
-	args = append(args, mode, source, dir)
-	proc := startProcess(t, name, exec.Command(python, args...), state.line, true)
-
-	select {
-	case <-state.lt.portSeen:
-	case <-proc.done:
-		t.Fatalf("%s exited before listening: %v\n%s", name, proc.exitErr, tailFile(proc.logPath, logTailLines))
-	case <-time.After(startWait):
-		t.Fatalf("%s did not listen within %v", name, startWait)
-	}
-
-	var stdinMu sync.Mutex
-	p := &Peer{Name: name, LogPath: proc.logPath, proc: proc}
-	state.lt.mu.Lock()
-	p.Port = state.lt.port
-	state.lt.mu.Unlock()
-	p.stats = func(context.Context) (Stats, error) {
-		state.lt.mu.Lock()
-		defer state.lt.mu.Unlock()
-		st := state.lt.stats
-		st.Complete = state.lt.complete
-		return st, state.lt.err
-	}
-	p.connect = func(addr string) error {
-		stdinMu.Lock()
-		defer stdinMu.Unlock()
-		if _, err := fmt.Fprintf(proc.stdin, "connect %s\n", addr); err != nil {
-			return fmt.Errorf("tell libtorrent: %w", err)
-		}
-		return nil
-	}
+	flags = append(flags, peerFlags(opts.Peers)...)
+	p := startLibtorrent(t, "libtorrent-dht-"+mode, flags, mode, source, dir, state.lt, state.line)
 	return &DHTPeer{Peer: p, state: state}
 }
