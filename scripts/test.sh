@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 # Debian packages the interop tests drive (see internal/testpeers).
 REQUIRED_PKGS=(opentracker transmission-cli transmission-daemon aria2 python3-libtorrent mktorrent nginx)
-OPTIONAL_PKGS=(qbittorrent-nox)
+OPTIONAL_PKGS=(qbittorrent-nox chromium)
 
 DEFAULT_FUZZTIME=15
 MIN_FUZZ_SECONDS=5
