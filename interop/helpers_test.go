@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,35 +18,14 @@ import (
 const binEnv = "SOWER_INTEROP_BIN"
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-// runMain builds the sower binary once for the whole run and removes it
-// afterwards.
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "sower-interop")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin, err := sowertest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	os.Setenv(binEnv, bin)
-	return m.Run()
+	os.Exit(sowertest.Main(m, binEnv))
 }
 
 // startSower runs the sower binary that TestMain built (see
 // sowertest.Start).
 func startSower(t testing.TB, name string, args ...string) *sowertest.Proc {
 	t.Helper()
-	bin := os.Getenv(binEnv)
-	if bin == "" {
-		t.Fatal("sower binary not built (TestMain did not run)")
-	}
+	bin := sowertest.Bin(t, binEnv)
 	return sowertest.Start(t, bin, name, args...)
 }
 

@@ -292,3 +292,36 @@ func HasLine(log string, parts ...string) bool {
 	}
 	return false
 }
+
+// Main is a test package's TestMain body: it builds the sower binary once
+// for the whole run into a temporary folder (unless env already names a
+// binary, to test another build), passes its path to the tests in env,
+// runs them and removes the binary. It returns the exit code.
+func Main(m *testing.M, env string) int {
+	if os.Getenv(env) != "" {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "sower-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin, err := Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Setenv(env, bin)
+	return m.Run()
+}
+
+// Bin returns the binary Main built (the path in env).
+func Bin(t testing.TB, env string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	if bin == "" {
+		t.Fatal("sower binary not built (TestMain did not run sowertest.Main)")
+	}
+	return bin
+}

@@ -2,7 +2,6 @@ package trackerless
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -22,27 +21,7 @@ const binEnv = "SOWER_TRACKERLESS_BIN"
 const testTimeout = 3 * time.Minute
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-// runMain builds the sower binary once for the run and removes it after.
-func runMain(m *testing.M) int {
-	if os.Getenv(binEnv) != "" {
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "sower-trackerless")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin, err := sowertest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	os.Setenv(binEnv, bin)
-	return m.Run()
+	os.Exit(sowertest.Main(m, binEnv))
 }
 
 // startSower runs the sower binary (see sowertest.Start). If firstLine is
@@ -50,10 +29,7 @@ func runMain(m *testing.M) int {
 // log too).
 func startSower(t testing.TB, name string, firstLine chan<- string, args ...string) *sowertest.Proc {
 	t.Helper()
-	bin := os.Getenv(binEnv)
-	if bin == "" {
-		t.Fatal("sower binary not built (TestMain did not run)")
-	}
+	bin := sowertest.Bin(t, binEnv)
 	if firstLine == nil {
 		return sowertest.Start(t, bin, name, args...)
 	}

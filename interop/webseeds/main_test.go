@@ -2,7 +2,6 @@ package webseeds
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -24,34 +23,7 @@ import (
 const binEnv = "SOWER_WEBSEEDS_BIN"
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-// runMain builds the sower binary once for all tests and removes it after.
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "sower-webseeds")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin, err := sowertest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	os.Setenv(binEnv, bin)
-	return m.Run()
-}
-
-// sowerBin returns the binary TestMain built.
-func sowerBin(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv(binEnv)
-	if bin == "" {
-		t.Fatal("sower binary not built (TestMain did not run)")
-	}
-	return bin
+	os.Exit(sowertest.Main(m, binEnv))
 }
 
 // runSower runs a short sower command (create, info) and returns its
@@ -60,7 +32,7 @@ func runSower(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, sowerBin(t), args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, sowertest.Bin(t, binEnv), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sower %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -71,7 +43,7 @@ func runSower(t testing.TB, args ...string) string {
 // sowertest.Start).
 func startSower(t testing.TB, name string, args ...string) *sowertest.Proc {
 	t.Helper()
-	return sowertest.Start(t, sowerBin(t), name, args...)
+	return sowertest.Start(t, sowertest.Bin(t, binEnv), name, args...)
 }
 
 // waitLog waits up to d for a line of p's log to match re and returns the
