@@ -284,3 +284,9 @@ func fileSHA256(path string) ([]byte, error) {
 	}
 	return h.Sum(nil), nil
 }
+
+// bar draws a text progress bar of the given width.
+func bar(frac float64, width int) string {
+	n := int(frac * float64(width))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}

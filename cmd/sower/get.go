@@ -427,8 +427,3 @@ func (s *statusLine) done() {
 		s.bar = nil
 	}
 }
-
-func bar(frac float64, width int) string {
-	n := int(frac * float64(width))
-	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
-}
