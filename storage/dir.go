@@ -55,7 +55,16 @@ type Dir struct {
 	lru     list.List // of *handle, most recently used first
 	dirty   []bool    // per file: written since the last Sync
 	closed  bool
+
+	// unflushed counts bytes written since writeback was last started;
+	// guarded by mu.
+	unflushed int64
 }
+
+// writebackEvery is how many written bytes start an early writeback of
+// the file being written (see startWriteback). Small enough that the
+// final Sync waits for little, large enough that the hint costs nothing.
+const writebackEvery = 32 << 20
 
 // handle is a cached open file. It is closed only when no call uses it
 // (refs == 0); one replaced or evicted while in use is doomed and closed by
@@ -290,6 +299,19 @@ func (d *Dir) drop(h *handle, toClose []*os.File) []*os.File {
 	return toClose
 }
 
+// wroteBytes adds n to the unflushed count and reports whether it passed
+// writebackEvery, restarting the count if so.
+func (d *Dir) wroteBytes(n int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unflushed += n
+	if d.unflushed < writebackEvery {
+		return false
+	}
+	d.unflushed = 0
+	return true
+}
+
 // release returns a handle from acquire; wrote marks the file for Sync.
 func (d *Dir) release(h *handle, wrote bool) {
 	d.mu.Lock()
@@ -376,6 +398,9 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 				return done, err
 			}
 			n, err := h.f.WriteAt(src, s.Offset)
+			if d.wroteBytes(int64(n)) {
+				startWriteback(h.f, 0, 0)
+			}
 			d.release(h, n > 0)
 			if err != nil {
 				return done + n, fmt.Errorf("storage: writing %q: %w", d.l.files[s.File].Path, err)
