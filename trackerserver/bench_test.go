@@ -20,14 +20,14 @@ func BenchmarkPeerMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		const torrents, peers = 10_000, 100_000
-		var out []peerOut
+		var out peerList
 		for i := range peers {
 			var p announceParams
 			binary.BigEndian.PutUint32(p.infoHash[:], uint32(i%torrents)*2654435761)
 			binary.BigEndian.PutUint32(p.peerID[:], uint32(i))
 			p.port, p.left, p.numWant = uint16(1024+i/torrents), int64(i%3), 0
 			ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			if out, _, _, err = s.announce(&p, ip, nil, wantV4, out[:0]); err != nil {
+			if _, _, err = s.announce(&p, ip, nil, wantV4, &out); err != nil {
 				b.Fatal(err)
 			}
 		}

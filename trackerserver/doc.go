@@ -5,9 +5,13 @@
 //
 // # Memory
 //
-// Peers live only in memory, in per-torrent hash maps keyed by peer id, with
-// 16 bytes of value per IPv4 peer and 28 per IPv6 peer; with the map's own
-// overhead an IPv4 peer costs about 50 bytes. Memory is bounded by
+// Peers live only in memory, as fixed-size records (34 bytes per IPv4 peer,
+// 46 per IPv6 peer: peer id, the address and port in their compact wire
+// form, last-announce time with the seeder flag, BEP 7 key) packed in one
+// pointer-free byte slice per torrent and address family; swarms of more
+// than a few dozen peers add a 4-byte-per-slot peer-id index. With the
+// per-torrent structures an IPv4 peer costs about 50 bytes of heap at ten
+// peers per torrent. Memory is bounded by
 // Config.MaxTorrents (torrents with at least one peer), Config.MaxPeersPerTorrent
 // and Config.MaxPeers (all peers together): an announce that would exceed a
 // cap is refused with a failure reason instead. Peers that stop announcing

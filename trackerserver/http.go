@@ -1,6 +1,7 @@
 package trackerserver
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -31,7 +32,7 @@ func (s *Server) Handler() http.Handler {
 // scratch is the reusable memory of one request.
 type scratch struct {
 	body  []byte
-	peers []peerOut
+	peers peerList
 }
 
 // clientIP returns the address the request came from, taking the
@@ -106,18 +107,17 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey 
 	}
 	sc := s.getScratch()
 	defer s.putScratch(sc)
-	peers, complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, sc.peers[:0])
-	sc.peers = peers
+	complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, &sc.peers)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("tracker: http announce", "info_hash", hex.EncodeToString(p.infoHash[:]), "peer", netip.AddrPortFrom(ip, p.port),
-			"left", p.left, "event", p.event, "peers_given", len(peers), "err", err)
+			"left", p.left, "event", p.event, "peers_given", len(sc.peers.v4)/v4Stride+len(sc.peers.v6)/v6Stride, "err", err)
 	}
 	if err != nil {
 		s.fail(w, errKind(err), err)
 		return
 	}
 	s.m.announceHTTP.Inc()
-	b := appendAnnounceResponse(sc.body[:0], complete, incomplete, s.cfg.Interval.seconds(), s.cfg.MinInterval.seconds(), peers, p.compact, p.noPeerID)
+	b := appendAnnounceResponse(sc.body[:0], complete, incomplete, s.cfg.Interval.seconds(), s.cfg.MinInterval.seconds(), &sc.peers, p.compact, p.noPeerID)
 	sc.body = b
 	writeBencode(w, b)
 }
@@ -205,7 +205,7 @@ func (d Duration) seconds() int64 { return int64(d) / 1e9 }
 
 // appendAnnounceResponse encodes a successful announce answer. The keys
 // are written in the sorted order bencoding requires.
-func appendAnnounceResponse(b []byte, complete, incomplete int, interval, minInterval int64, peers []peerOut, compact, noPeerID bool) []byte {
+func appendAnnounceResponse(b []byte, complete, incomplete int, interval, minInterval int64, peers *peerList, compact, noPeerID bool) []byte {
 	b = append(b, "d8:completei"...)
 	b = strconv.AppendInt(b, int64(complete), 10)
 	b = append(b, "e10:incompletei"...)
@@ -217,53 +217,58 @@ func appendAnnounceResponse(b []byte, complete, incomplete int, interval, minInt
 	b = append(b, "e5:peers"...)
 	if !compact {
 		b = append(b, 'l')
-		for _, p := range peers {
-			var ip string
-			if p.v4 {
-				ip = netip.AddrFrom4([4]byte(p.ip[:4])).String()
-			} else {
-				ip = netip.AddrFrom16(p.ip).String()
-			}
-			b = append(b, "d2:ip"...)
-			b = strconv.AppendInt(b, int64(len(ip)), 10)
-			b = append(b, ':')
-			b = append(b, ip...)
-			if !noPeerID {
-				b = append(b, "7:peer id20:"...)
-				b = append(b, p.id[:]...)
-			}
-			b = append(b, "4:porti"...)
-			b = strconv.AppendInt(b, int64(p.port), 10)
-			b = append(b, "ee"...)
-		}
+		b = appendPeerDicts(b, peers.v4, v4Stride, noPeerID)
+		b = appendPeerDicts(b, peers.v6, v6Stride, noPeerID)
 		return append(b, "ee"...)
 	}
-	n4 := 0
-	for _, p := range peers {
-		if p.v4 {
-			n4++
-		}
-	}
-	b = strconv.AppendInt(b, int64(n4*6), 10)
-	b = append(b, ':')
-	for _, p := range peers {
-		if p.v4 {
-			b = append(b, p.ip[:4]...)
-			b = append(b, byte(p.port>>8), byte(p.port))
-		}
-	}
-	if n6 := len(peers) - n4; n6 > 0 {
+	b = appendCompact(b, peers.v4, v4Stride)
+	if len(peers.v6) > 0 {
 		b = append(b, "6:peers6"...)
-		b = strconv.AppendInt(b, int64(n6*18), 10)
-		b = append(b, ':')
-		for _, p := range peers {
-			if !p.v4 {
-				b = append(b, p.ip[:]...)
-				b = append(b, byte(p.port>>8), byte(p.port))
-			}
-		}
+		b = appendCompact(b, peers.v6, v6Stride)
 	}
 	return append(b, 'e')
+}
+
+// appendCompact writes records as a BEP 23 (or BEP 7 peers6) string: the
+// address and port part of each record, already in wire form.
+func appendCompact(b, recs []byte, stride int) []byte {
+	alen := stride - idLen - 8
+	b = strconv.AppendInt(b, int64(len(recs)/stride*alen), 10)
+	b = append(b, ':')
+	for off := 0; off < len(recs); off += stride {
+		b = append(b, recs[off+idLen:off+idLen+alen]...)
+	}
+	return b
+}
+
+// appendPeerDicts writes records as the dictionaries of BEP 3's
+// non-compact peer list.
+func appendPeerDicts(b, recs []byte, stride int, noPeerID bool) []byte {
+	alen := stride - idLen - 8
+	for off := 0; off < len(recs); off += stride {
+		r := recs[off : off+stride]
+		a := r[idLen : idLen+alen-2]
+		var ip netip.Addr
+		if len(a) == 4 {
+			ip = netip.AddrFrom4([4]byte(a))
+		} else {
+			ip = netip.AddrFrom16([16]byte(a))
+		}
+		var text [64]byte
+		t := ip.AppendTo(text[:0])
+		b = append(b, "d2:ip"...)
+		b = strconv.AppendInt(b, int64(len(t)), 10)
+		b = append(b, ':')
+		b = append(b, t...)
+		if !noPeerID {
+			b = append(b, "7:peer id20:"...)
+			b = append(b, r[:idLen]...)
+		}
+		b = append(b, "4:porti"...)
+		b = strconv.AppendInt(b, int64(binary.BigEndian.Uint16(r[idLen+alen-2:])), 10)
+		b = append(b, "ee"...)
+	}
+	return b
 }
 
 // getScratch and putScratch recycle per-request buffers through the
@@ -272,11 +277,11 @@ func (s *Server) getScratch() *scratch {
 	if v := s.pool.Get(); v != nil {
 		return v.(*scratch)
 	}
-	return &scratch{body: make([]byte, 0, 512), peers: make([]peerOut, 0, 64)}
+	return &scratch{body: make([]byte, 0, 512)}
 }
 
 func (s *Server) putScratch(sc *scratch) {
-	if cap(sc.body) > 64<<10 || cap(sc.peers) > 4096 {
+	if cap(sc.body) > 64<<10 || cap(sc.peers.v4)+cap(sc.peers.v6) > 64<<10 {
 		return
 	}
 	s.pool.Put(sc)

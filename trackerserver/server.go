@@ -268,35 +268,41 @@ const (
 	wantV6
 )
 
-// announce records an announce from ip and appends the peers to give to
-// out. It returns the swarm's seeder and leecher counts.
-func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want int, out []peerOut) ([]peerOut, int, int, error) {
+// announce records an announce from ip and puts the peers to give in out.
+// It returns the swarm's seeder and leecher counts.
+func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want int, out *peerList) (int, int, error) {
+	out.reset()
 	if !s.allowed(p.infoHash) {
-		return out, 0, 0, errNotListed
+		return 0, 0, errNotListed
 	}
 	now := s.clock()
 	cutoff := s.cutoff(now)
 	ip = ip.Unmap()
 	stopped := p.event == eventStopped
 	seeder := p.left == 0
+	var addrBuf [v6AddrLen]byte
+	var addr []byte
+	if ip.Is4() {
+		a := ip.As4()
+		addr = append(append(addrBuf[:0], a[:]...), byte(p.port>>8), byte(p.port))
+	} else {
+		a := ip.As16()
+		addr = append(append(addrBuf[:0], a[:]...), byte(p.port>>8), byte(p.port))
+	}
 	sh := s.table.shard(p.infoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sw, err := s.table.getOrCreate(sh, p.infoHash, s.loadCompleted)
 	if err != nil {
-		return out, 0, 0, err
+		return 0, 0, err
 	}
-	var wasSeeder bool
-	if ip.Is4() {
-		wasSeeder, err = sw.v4.update(p.peerID, peerEntry[[4]byte]{ip: ip.As4(), port: p.port, seeder: seeder, seen: now, key: p.key}, stopped, &s.table.lim)
-	} else {
-		wasSeeder, err = sw.v6.update(p.peerID, peerEntry[[16]byte]{ip: ip.As16(), port: p.port, seeder: seeder, seen: now, key: p.key}, stopped, &s.table.lim)
-	}
+	wasSeeder, err := s.table.update(sw, &p.peerID, addr, p.key, seeder, now, stopped)
 	if err != nil {
-		return out, 0, 0, err
+		return 0, 0, err
 	}
 	if p.event == eventCompleted && !wasSeeder {
 		sw.completed++
+		sh.markDirty(p.infoHash)
 	}
 	sw.lastActive = now
 	if user != nil {
@@ -308,24 +314,26 @@ func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want
 			n = s.cfg.NumWant
 		}
 		n = min(n, s.cfg.MaxNumWant)
-		start := len(out)
+		var got int
 		if ip.Is4() {
 			if want&wantV4 != 0 {
-				out = sw.v4.collect(out, n, p.peerID, seeder, cutoff)
+				out.v4, got = sw.v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
+				n -= got
 			}
-			if want&wantV6 != 0 {
-				out = sw.v6.collect(out, n-(len(out)-start), p.peerID, seeder, cutoff)
+			if want&wantV6 != 0 && sw.v6 != nil {
+				out.v6, _ = sw.v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
 			}
 		} else {
-			if want&wantV6 != 0 {
-				out = sw.v6.collect(out, n, p.peerID, seeder, cutoff)
+			if want&wantV6 != 0 && sw.v6 != nil {
+				out.v6, got = sw.v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
+				n -= got
 			}
 			if want&wantV4 != 0 {
-				out = sw.v4.collect(out, n-(len(out)-start), p.peerID, seeder, cutoff)
+				out.v4, _ = sw.v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
 			}
 		}
 	}
-	return out, sw.seeders(), sw.leechers(), nil
+	return sw.seeders(), sw.leechers(), nil
 }
 
 // loadCompleted is the download count a swarm starts with.
@@ -438,8 +446,8 @@ func (s *Server) sweep() (peers int) {
 		sh := &s.table.shards[i]
 		sh.mu.Lock()
 		for ih, sw := range sh.swarms {
-			peers += sw.v4.expire(cutoff, &s.table.lim) + sw.v6.expire(cutoff, &s.table.lim)
-			if sw.empty() && sw.completed == sw.stored && sw.lastActive < cutoff {
+			peers += s.table.expire(sw, cutoff)
+			if _, dirty := sh.dirty[ih]; !dirty && sw.empty() && sw.lastActive < cutoff {
 				delete(sh.swarms, ih)
 				s.table.lim.torrents.Add(-1)
 			}
@@ -465,8 +473,8 @@ func (s *Server) flush() error {
 	for i := range s.table.shards {
 		sh := &s.table.shards[i]
 		sh.mu.Lock()
-		for ih, sw := range sh.swarms {
-			if sw.completed != sw.stored {
+		for ih := range sh.dirty {
+			if sw := sh.swarms[ih]; sw != nil {
 				counts[ih] = sw.completed
 			}
 		}
@@ -479,8 +487,9 @@ func (s *Server) flush() error {
 		for ih, n := range counts {
 			sh := s.table.shard(ih)
 			sh.mu.Lock()
-			if sw := sh.swarms[ih]; sw != nil {
-				sw.stored = n
+			// A download completed since the snapshot keeps it dirty.
+			if sw := sh.swarms[ih]; sw == nil || sw.completed == n {
+				delete(sh.dirty, ih)
 			}
 			sh.mu.Unlock()
 		}

@@ -1,35 +1,201 @@
 package trackerserver
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/maphash"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
 
-// ipAddr is the stored form of a peer address: IPv4 and IPv6 peers live in
-// separate maps so that an IPv4 peer does not pay for 16 address bytes.
-type ipAddr interface{ [4]byte | [16]byte }
+// A peer is a fixed-size record in a byte slice of its address family, so
+// that a swarm is one pointer-free allocation (nothing for the garbage
+// collector to scan) and a peer costs its record and little more:
+//
+//	[0, 20)          peer id
+//	[20, 20+a)       address and port exactly as a compact reply carries
+//	                 them (a = 6 for IPv4, 18 for IPv6), so a reply copies
+//	[20+a, 24+a)     clock of the last announce, seeder flag in the top bit
+//	[24+a, 28+a)     BEP 7 key, which lets a peer move to another address
+//
+// 34 bytes per IPv4 peer, 46 per IPv6 peer.
+const (
+	idLen     = 20
+	v4AddrLen = 6
+	v6AddrLen = 18
+	v4Stride  = idLen + v4AddrLen + 8
+	v6Stride  = idLen + v6AddrLen + 8
+	seederBit = 1 << 31
+)
 
-// peerEntry is one peer of a swarm, the value of a map keyed by peer id:
-// 16 bytes for IPv4, 28 for IPv6.
-type peerEntry[A ipAddr] struct {
-	ip     A
-	port   uint16
-	seeder bool
-	// seen is the time of the last announce, in seconds of the server's
-	// clock (see Server.clock).
-	seen uint32
-	// key is the BEP 7 key, which lets a peer move to another address.
-	key uint32
-}
+// Index thresholds: a family is scanned linearly up to indexAt peers (a
+// scan of a few cache lines beats hashing), indexed from there, and drops
+// its index again below unindexAt.
+const (
+	indexAt   = 24
+	unindexAt = 8
+)
 
 // family is the peers of one address family in a swarm.
-type family[A ipAddr] struct {
-	peers   map[[20]byte]peerEntry[A]
-	seeders int
+type family struct {
+	recs    []byte     // records back to back, stride bytes each
+	idx     *peerIndex // nil while the family is small enough to scan
+	seeders int32
+	stride  uint8
 }
 
-func (f *family[A]) len() int { return len(f.peers) }
+// peerIndex is an open-addressing (linear probing) table from peer id to
+// record number, for large swarms. Slots hold record number + 1; 0 is free.
+// The hash is seeded per tracker, so peer ids chosen to collide in one
+// tracker do not collide in another.
+type peerIndex struct {
+	slots []uint32
+}
+
+func (f *family) len() int { return len(f.recs) / int(f.stride) }
+
+func (f *family) rec(i int) []byte {
+	s := int(f.stride)
+	return f.recs[i*s : i*s+s : i*s+s]
+}
+
+func (f *family) addrLen() int { return int(f.stride) - idLen - 8 }
+
+// meta returns a record's seen clock and seeder flag.
+func (f *family) meta(r []byte) (seen uint32, seeder bool) {
+	m := binary.LittleEndian.Uint32(r[idLen+f.addrLen():])
+	return m &^ seederBit, m&seederBit != 0
+}
+
+func (f *family) key(r []byte) uint32 {
+	return binary.LittleEndian.Uint32(r[idLen+f.addrLen()+4:])
+}
+
+func (f *family) setMeta(r []byte, seen uint32, seeder bool, key uint32) {
+	m := seen &^ seederBit
+	if seeder {
+		m |= seederBit
+	}
+	a := f.addrLen()
+	binary.LittleEndian.PutUint32(r[idLen+a:], m)
+	binary.LittleEndian.PutUint32(r[idLen+a+4:], key)
+}
+
+// find returns the record number of id, or -1.
+func (f *family) find(t *swarmTable, id *[20]byte) int {
+	if f.idx == nil {
+		s := int(f.stride)
+		for off := 0; off+s <= len(f.recs); off += s {
+			if string(f.recs[off:off+idLen]) == string(id[:]) {
+				return off / s
+			}
+		}
+		return -1
+	}
+	mask := uint64(len(f.idx.slots) - 1)
+	for h := t.hash(id[:]) & mask; ; h = (h + 1) & mask {
+		v := f.idx.slots[h]
+		if v == 0 {
+			return -1
+		}
+		if string(f.rec(int(v - 1))[:idLen]) == string(id[:]) {
+			return int(v - 1)
+		}
+	}
+}
+
+// indexInsert adds record i to the index, which has a free slot.
+func (f *family) indexInsert(t *swarmTable, i int) {
+	mask := uint64(len(f.idx.slots) - 1)
+	h := t.hash(f.rec(i)[:idLen]) & mask
+	for f.idx.slots[h] != 0 {
+		h = (h + 1) & mask
+	}
+	f.idx.slots[h] = uint32(i + 1)
+}
+
+// indexSlot returns the slot holding record i.
+func (f *family) indexSlot(t *swarmTable, i int) uint64 {
+	mask := uint64(len(f.idx.slots) - 1)
+	h := t.hash(f.rec(i)[:idLen]) & mask
+	for f.idx.slots[h] != uint32(i+1) {
+		h = (h + 1) & mask
+	}
+	return h
+}
+
+// indexDelete frees slot h, shifting later entries of its probe run back
+// so that lookups never stop early at the hole.
+func (f *family) indexDelete(t *swarmTable, h uint64) {
+	slots := f.idx.slots
+	mask := uint64(len(slots) - 1)
+	for j := (h + 1) & mask; slots[j] != 0; j = (j + 1) & mask {
+		home := t.hash(f.rec(int(slots[j] - 1))[:idLen]) & mask
+		// The entry at j may move to h unless its home lies cyclically
+		// in (h, j].
+		if (h < j && h < home && home <= j) || (h > j && (home > h || home <= j)) {
+			continue
+		}
+		slots[h] = slots[j]
+		h = j
+	}
+	slots[h] = 0
+}
+
+// reindex builds the index afresh for the current records (or drops it
+// when the family is small).
+func (f *family) reindex(t *swarmTable) {
+	n := f.len()
+	if n < unindexAt {
+		f.idx = nil
+		return
+	}
+	size := 64
+	for size < 2*n {
+		size *= 2
+	}
+	f.idx = &peerIndex{slots: make([]uint32, size)}
+	for i := range n {
+		f.indexInsert(t, i)
+	}
+}
+
+// remove deletes record i, moving the last record into its place.
+func (f *family) remove(t *swarmTable, i int) {
+	last := f.len() - 1
+	if f.idx != nil {
+		f.indexDelete(t, f.indexSlot(t, i))
+		if i != last {
+			h := f.indexSlot(t, last)
+			f.idx.slots[h] = uint32(i + 1)
+		}
+	}
+	if i != last {
+		copy(f.rec(i), f.rec(last))
+	}
+	f.recs = f.recs[:last*int(f.stride)]
+	if f.idx != nil && last < unindexAt {
+		f.idx = nil
+	}
+}
+
+// appendRec makes room for one more record and returns it. Small slices
+// grow by a quarter (at least two records) rather than doubling: with ten
+// peers to a torrent, doubling would waste a third of the memory.
+func (f *family) appendRec() []byte {
+	s := int(f.stride)
+	n := len(f.recs)
+	if n+s > cap(f.recs) {
+		want := n + max(n/4, 2*s)
+		// slices.Grow of an empty slice asks the allocator for want
+		// bytes and keeps the whole size class it rounds up to.
+		f.recs = append(slices.Grow([]byte(nil), want), f.recs...)
+	}
+	f.recs = f.recs[:n+s]
+	return f.recs[n : n+s : n+s]
+}
 
 // Errors of an update, turned into failure reasons.
 var (
@@ -40,115 +206,152 @@ var (
 )
 
 // update records an announce in the family, or removes the peer for
-// "stopped". It reports whether the peer was known as a seeder before, so
-// that a "completed" event is counted once per download. A peer that
-// changes address keeps its slot only if it proves its identity with the
-// same BEP 7 key.
-func (f *family[A]) update(id [20]byte, e peerEntry[A], stopped bool, lim *limits) (wasSeeder bool, err error) {
-	old, ok := f.peers[id]
+// "stopped". addr is the compact address and port. It reports whether the
+// peer was known as a seeder before, so that a "completed" event is counted
+// once per download. A peer that changes address keeps its slot only if it
+// proves its identity with the same BEP 7 key.
+func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (wasSeeder bool, err error) {
+	i := f.find(t, id)
 	if stopped {
-		if ok {
-			delete(f.peers, id)
-			lim.total.Add(-1)
-			if old.seeder {
+		if i >= 0 {
+			_, wasSeeder = f.meta(f.rec(i))
+			f.remove(t, i)
+			t.lim.total.Add(-1)
+			if wasSeeder {
 				f.seeders--
 			}
 		}
-		return old.seeder, nil
+		return wasSeeder, nil
 	}
-	if ok {
-		if (old.ip != e.ip || old.port != e.port) && old.key != e.key {
+	var r []byte
+	if i >= 0 {
+		r = f.rec(i)
+		if string(r[idLen:idLen+len(addr)]) != string(addr) && f.key(r) != key {
 			return false, errPeerMoved
 		}
-		if old.seeder {
+		if _, wasSeeder = f.meta(r); wasSeeder {
 			f.seeders--
 		}
 	} else {
-		if len(f.peers) >= lim.perTorrent {
+		n := f.len()
+		if n >= t.lim.perTorrent {
 			return false, errSwarmFull
 		}
-		if lim.total.Add(1) > int64(lim.maxTotal) {
-			lim.total.Add(-1)
+		if t.lim.total.Add(1) > int64(t.lim.maxTotal) {
+			t.lim.total.Add(-1)
 			return false, errTrackerFull
 		}
-		if f.peers == nil {
-			f.peers = make(map[[20]byte]peerEntry[A])
+		r = f.appendRec()
+		copy(r, id[:])
+		switch {
+		case f.idx == nil && n+1 >= indexAt:
+			f.reindex(t)
+		case f.idx != nil && 4*(n+1) > 3*len(f.idx.slots):
+			f.reindex(t)
+		case f.idx != nil:
+			f.indexInsert(t, n)
 		}
 	}
-	f.peers[id] = e
-	if e.seeder {
+	copy(r[idLen:], addr)
+	f.setMeta(r, now, seeder, key)
+	if seeder {
 		f.seeders++
 	}
-	return old.seeder, nil
+	return wasSeeder, nil
 }
 
-// expire drops peers last seen before cutoff and returns how many.
-func (f *family[A]) expire(cutoff uint32, lim *limits) int {
+// expire drops peers last seen before cutoff and returns how many. It
+// also hands back memory the family no longer needs.
+func (f *family) expire(t *swarmTable, cutoff uint32) int {
 	n := 0
-	for id, e := range f.peers {
-		if e.seen < cutoff {
-			delete(f.peers, id)
-			if e.seeder {
-				f.seeders--
-			}
-			n++
+	for i := 0; i < f.len(); {
+		seen, seeder := f.meta(f.rec(i))
+		if seen >= cutoff {
+			i++
+			continue
 		}
+		f.remove(t, i) // the last record moves to i: look at i again
+		if seeder {
+			f.seeders--
+		}
+		n++
 	}
-	lim.total.Add(-int64(n))
-	if len(f.peers) == 0 {
-		f.peers = nil // let the map's buckets go
+	t.lim.total.Add(-int64(n))
+	switch {
+	case len(f.recs) == 0:
+		f.recs, f.idx = nil, nil
+	case cap(f.recs) > 2*len(f.recs)+4*int(f.stride):
+		f.recs = append(slices.Grow([]byte(nil), len(f.recs)), f.recs...)
+	}
+	if f.idx != nil && len(f.idx.slots) > 64 && 8*f.len() < len(f.idx.slots) {
+		f.reindex(t)
 	}
 	return n
 }
 
-// collect appends to out up to n peers other than self that were seen at or
-// after cutoff, skipping seeders when noSeeders. Go's map iteration starts at
-// a random place, which spreads the peers handed out over the swarm.
-func (f *family[A]) collect(out []peerOut, n int, self [20]byte, noSeeders bool, cutoff uint32) []peerOut {
-	for id, e := range f.peers {
-		if n <= 0 {
-			break
+// collect appends to out the records of up to n peers other than self
+// that were seen at or after cutoff, skipping seeders when noSeeders. It
+// starts at a random record so that the peers handed out spread over the
+// swarm, and returns out and the number of peers appended.
+func (f *family) collect(out []byte, n int, self *[20]byte, noSeeders bool, cutoff uint32) ([]byte, int) {
+	total := f.len()
+	if n <= 0 || total == 0 {
+		return out, 0
+	}
+	got := 0
+	start := rand.IntN(total)
+	for k := 0; k < total && got < n; k++ {
+		i := start + k
+		if i >= total {
+			i -= total
 		}
-		if id == self || (noSeeders && e.seeder) || e.seen < cutoff {
+		r := f.rec(i)
+		seen, seeder := f.meta(r)
+		if seen < cutoff || (noSeeders && seeder) || string(r[:idLen]) == string(self[:]) {
 			continue
 		}
-		p := peerOut{id: id, port: e.port}
-		switch ip := any(e.ip).(type) {
-		case [4]byte:
-			copy(p.ip[:], ip[:])
-			p.v4 = true
-		case [16]byte:
-			p.ip = ip
-		}
-		out = append(out, p)
-		n--
+		out = append(out, r...)
+		got++
 	}
-	return out
+	return out, got
 }
 
-// peerOut is a peer on its way into a response.
-type peerOut struct {
-	id   [20]byte
-	ip   [16]byte // first 4 bytes when v4
-	v4   bool
-	port uint16
+// peerList is the peers picked for one reply: whole records of each
+// family (v4Stride and v6Stride bytes), reused from request to request.
+type peerList struct {
+	v4, v6 []byte
 }
 
-// swarm is everything known about one torrent.
+func (l *peerList) reset() { l.v4, l.v6 = l.v4[:0], l.v6[:0] }
+
+// swarm is everything known about one torrent: 64 bytes plus the peers.
 type swarm struct {
-	v4 family[[4]byte]
-	v6 family[[16]byte]
-	// completed counts downloads ever (the "downloaded" of a scrape);
-	// stored counts what the database holds, so flushing writes only
-	// changed swarms.
-	completed, stored uint64
+	v4 family
+	v6 *family // nil until an IPv6 peer announces
+	// completed counts downloads ever (the "downloaded" of a scrape).
+	completed uint64
 	// lastActive is the server-clock time of the last announce.
 	lastActive uint32
 }
 
-func (s *swarm) seeders() int  { return s.v4.seeders + s.v6.seeders }
-func (s *swarm) leechers() int { return s.v4.len() + s.v6.len() - s.seeders() }
-func (s *swarm) empty() bool   { return s.v4.len() == 0 && s.v6.len() == 0 }
+func (s *swarm) seeders() int {
+	n := int(s.v4.seeders)
+	if s.v6 != nil {
+		n += int(s.v6.seeders)
+	}
+	return n
+}
+
+func (s *swarm) peers() int {
+	n := s.v4.len()
+	if s.v6 != nil {
+		n += s.v6.len()
+	}
+	return n
+}
+
+func (s *swarm) leechers() int { return s.peers() - s.seeders() }
+func (s *swarm) empty() bool   { return s.peers() == 0 }
 
 // limits are the caps shared by all swarms.
 type limits struct {
@@ -164,6 +367,17 @@ const shardCount = 256
 type shard struct {
 	mu     sync.Mutex
 	swarms map[[20]byte]*swarm
+	// dirty holds the swarms whose download count changed since it was
+	// last written to the database (all that ever changed, without one):
+	// they are not forgotten when empty.
+	dirty map[[20]byte]struct{}
+}
+
+func (sh *shard) markDirty(ih [20]byte) {
+	if sh.dirty == nil {
+		sh.dirty = make(map[[20]byte]struct{})
+	}
+	sh.dirty[ih] = struct{}{}
 }
 
 // swarmTable holds every swarm, sharded by the first byte of the
@@ -171,16 +385,19 @@ type shard struct {
 type swarmTable struct {
 	shards [shardCount]shard
 	lim    limits
+	seed   maphash.Seed // of the peer-id indexes
 }
 
 func newSwarmTable(perTorrent, maxTorrents, maxTotal int) *swarmTable {
-	t := &swarmTable{}
+	t := &swarmTable{seed: maphash.MakeSeed()}
 	t.lim.perTorrent, t.lim.maxTorrents, t.lim.maxTotal = perTorrent, maxTorrents, maxTotal
 	for i := range t.shards {
 		t.shards[i].swarms = make(map[[20]byte]*swarm)
 	}
 	return t
 }
+
+func (t *swarmTable) hash(id []byte) uint64 { return maphash.Bytes(t.seed, id) }
 
 func (t *swarmTable) shard(ih [20]byte) *shard { return &t.shards[ih[0]] }
 
@@ -195,13 +412,39 @@ func (t *swarmTable) getOrCreate(sh *shard, ih [20]byte, load func([20]byte) uin
 		t.lim.torrents.Add(-1)
 		return nil, errTooMany
 	}
-	sw := &swarm{}
+	sw := &swarm{v4: family{stride: v4Stride}}
 	if load != nil {
 		sw.completed = load(ih)
-		sw.stored = sw.completed
 	}
 	sh.swarms[ih] = sw
 	return sw, nil
+}
+
+// update records an announce from addr (the compact form: 6 bytes for
+// IPv4, 18 for IPv6) in the swarm.
+func (t *swarmTable) update(sw *swarm, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (bool, error) {
+	if len(addr) == v4AddrLen {
+		return sw.v4.update(t, id, addr, key, seeder, now, stopped)
+	}
+	if sw.v6 == nil {
+		if stopped {
+			return false, nil
+		}
+		sw.v6 = &family{stride: v6Stride}
+	}
+	return sw.v6.update(t, id, addr, key, seeder, now, stopped)
+}
+
+// expire drops the swarm's silent peers and returns how many.
+func (t *swarmTable) expire(sw *swarm, cutoff uint32) int {
+	n := sw.v4.expire(t, cutoff)
+	if sw.v6 != nil {
+		n += sw.v6.expire(t, cutoff)
+		if sw.v6.len() == 0 {
+			sw.v6 = nil
+		}
+	}
+	return n
 }
 
 // peers returns the number of peers tracked.

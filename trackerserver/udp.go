@@ -214,7 +214,7 @@ func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
 
 func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
 	in := make([]byte, 2048)
-	sc := &scratch{body: make([]byte, 0, 2048), peers: make([]peerOut, 0, udpMaxPeers)}
+	sc := &scratch{body: make([]byte, 0, 2048)}
 	for {
 		var n int
 		var from netip.AddrPort
@@ -302,7 +302,7 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 		if a.numWant < 0 {
 			a.numWant = min(s.cfg.NumWant, udpMaxPeers)
 		}
-		peers, complete, incomplete, err := s.announce(a, from.Addr(), user, want, sc.peers[:0])
+		complete, incomplete, err := s.announce(a, from.Addr(), user, want, &sc.peers)
 		if err != nil {
 			s.m.errors.WithLabelValues(errKind(err)).Inc()
 			return appendUDPError(sc.body[:0], r.tid, err.Error())
@@ -314,13 +314,12 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 		b = binary.BigEndian.AppendUint32(b, uint32(min(s.cfg.Interval.seconds(), math.MaxInt32)))
 		b = binary.BigEndian.AppendUint32(b, clamp32(incomplete))
 		b = binary.BigEndian.AppendUint32(b, clamp32(complete))
-		for _, p := range peers {
-			if p.v4 {
-				b = append(b, p.ip[:4]...)
-			} else {
-				b = append(b, p.ip[:]...)
-			}
-			b = binary.BigEndian.AppendUint16(b, p.port)
+		// One family only: the one the request came from.
+		for off := 0; off < len(sc.peers.v4); off += v4Stride {
+			b = append(b, sc.peers.v4[off+idLen:off+idLen+v4AddrLen]...)
+		}
+		for off := 0; off < len(sc.peers.v6); off += v6Stride {
+			b = append(b, sc.peers.v6[off+idLen:off+idLen+v6AddrLen]...)
 		}
 		return b
 	case udpScrape:
