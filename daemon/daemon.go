@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/storage"
+	"github.com/sowerbt/sower/tracker"
 )
 
 // Config sets up a Daemon. Zero values take the documented defaults.
@@ -47,6 +49,10 @@ type Config struct {
 	RetryAfter time.Duration
 	// FetchTimeout bounds the download of a .torrent given by URL; default 30 s.
 	FetchTimeout time.Duration
+	// ParkAfter is how long a seed stays without peers before it is
+	// parked (no engine, no goroutine; see DefaultParkAfter, the
+	// default); negative never parks.
+	ParkAfter time.Duration
 	// HTTPClient fetches .torrent URLs; default a client with FetchTimeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -107,6 +113,10 @@ type Daemon struct {
 	// wrapStorage, if set (by tests), wraps each run's storage, e.g. to
 	// simulate a full disk.
 	wrapStorage func(storage.Storage) storage.Storage
+	trackers    tracker.Client
+	annKey      uint32        // BEP 7 key, one for the session
+	annFloor    time.Duration // shortest re-announce interval; tests shorten it
+	annKick     chan struct{} // the announce schedule's head moved earlier
 
 	mu       sync.Mutex // guards everything below and every torrent's fields
 	settings Settings
@@ -115,6 +125,7 @@ type Daemon struct {
 	runCtx   context.Context               // set while Run runs; torrents start under it
 	extra    map[[20]byte][]netip.AddrPort // peers given by AddPeers, offered at every start
 	wg       sync.WaitGroup                // torrent goroutines
+	annHeap  annHeap                       // torrents by next announce
 	username string
 	password string
 }
@@ -133,6 +144,9 @@ func Open(cfg Config) (*Daemon, error) {
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 30 * time.Second
+	}
+	if cfg.ParkAfter == 0 {
+		cfg.ParkAfter = DefaultParkAfter
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout}
@@ -163,6 +177,9 @@ func Open(cfg Config) (*Daemon, error) {
 		up:        rate.NewLimiter(rate.Inf, 4<<20),
 		down:      rate.NewLimiter(rate.Inf, 4<<20),
 		kick:      make(chan struct{}, 1),
+		annKick:   make(chan struct{}, 1),
+		annKey:    mrand.Uint32(),
+		annFloor:  tracker.DefaultIntervalFloor,
 		torrents:  make(map[[20]byte]*torrent),
 		byID:      make(map[int]*torrent),
 		extra:     make(map[[20]byte][]netip.AddrPort),
@@ -202,6 +219,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return fail(fmt.Errorf("daemon: listen for peers on %s: %w", cfg.PeerAddr, err))
 	}
+	d.ln.SetWake(func(ih [20]byte) bool { return d.wakeEngine(ih) != nil })
 	if cfg.RPCAddr != "" {
 		d.rpcLn, err = net.Listen("tcp", cfg.RPCAddr)
 		if err != nil {
@@ -270,6 +288,10 @@ func (d *Daemon) loadTorrents() error {
 			}
 		}
 		t.initState()
+		if t.complete && t.rec.Error == "" && !t.rec.Paused {
+			// A verified seed needs no engine until a peer shows up.
+			d.parkLocked(t)
+		}
 		d.torrents[ih] = t
 		d.byID[t.rec.ID] = t
 	}
@@ -309,9 +331,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
+	annCtx, stopAnnounces := context.WithCancel(context.Background())
+	defer stopAnnounces()
+	var annDone sync.WaitGroup
 	d.mu.Lock()
 	d.runCtx = ctx
+	for _, t := range d.torrents {
+		if t.parked {
+			d.announceStartLocked(t)
+		}
+	}
 	d.mu.Unlock()
+	annDone.Go(func() { d.announceLoop(annCtx) })
 	d.log.Info("daemon running", "peer_port", d.PeerPort(), "rpc", d.RPCAddr())
 
 	var result error
@@ -331,6 +362,7 @@ loop:
 		case now := <-tick.C:
 			d.checkpoint()
 			d.applyLimits(now)
+			d.parkIdle(now)
 			d.schedule(now)
 		}
 	}
@@ -349,6 +381,9 @@ loop:
 	d.mu.Unlock()
 	cancel()
 	d.wg.Wait()
+	// Every run has ended: now the trackers hear "stopped".
+	stopAnnounces()
+	annDone.Wait()
 	bg.Wait()
 	if err := d.db.close(); err != nil && result == nil {
 		result = fmt.Errorf("close state database: %w", err)
@@ -423,6 +458,17 @@ func (d *Daemon) schedule(now time.Time) {
 			}
 			continue
 		}
+		if t.parked {
+			if t.seedLimitReached(s, now) {
+				t.rec.Paused = true
+				d.announceStopLocked(t)
+				d.unparkLocked(t)
+				d.saveLocked(t)
+				continue
+			}
+			seeds = append(seeds, t)
+			continue
+		}
 		if t.mi == nil {
 			if t.cancel == nil && (t.rec.Error == "" || !now.Before(t.retryAt)) {
 				t.rec.Error = ""
@@ -462,6 +508,11 @@ func (d *Daemon) admit(ts []*torrent, limit int) {
 	for i, t := range ts {
 		run := limit <= 0 || i < limit
 		switch {
+		case t.parked && !run:
+			d.announceStopLocked(t)
+			d.unparkLocked(t)
+			t.queued = true
+		case t.parked:
 		case run && t.cancel == nil:
 			d.startLocked(t)
 		case !run && t.cancel != nil:
@@ -532,8 +583,13 @@ func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
 		default:
 		}
 	}
-	eng := t.eng
+	eng, parked := t.eng, t.parked
 	d.mu.Unlock()
+	if parked {
+		// They may want what we seed: wake it; the engine dials d.extra.
+		d.wakeEngine(ih)
+		return nil
+	}
 	if eng != nil {
 		eng.AddPeers(addrs...)
 	}

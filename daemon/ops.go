@@ -16,6 +16,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/magnet"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/storage"
 )
 
 // ErrNotFound is returned for an id or info-hash the daemon does not have.
@@ -192,7 +193,7 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 	if t == nil {
 		return ErrNotFound
 	}
-	if t.mi != nil {
+	if t.mi != nil || t.parked {
 		return nil
 	}
 	mi := &metainfo.MetaInfo{Info: *info, InfoBytes: infoBytes, InfoHash: infoHash}
@@ -248,6 +249,10 @@ func (d *Daemon) Stop(ih [20]byte) error {
 		if t.cancel != nil {
 			t.cancel()
 		}
+		if t.parked {
+			d.announceStopLocked(t)
+			d.unparkLocked(t)
+		}
 		return nil
 	})
 }
@@ -281,6 +286,15 @@ func (d *Daemon) Set(ih [20]byte, o TorrentOptions) error {
 	if err != nil {
 		d.mu.Unlock()
 		return err
+	}
+	if o.Priorities != nil && t.parked {
+		// New priorities may leave pieces to download: back to an
+		// ordinary torrent, which the scheduler starts again.
+		if err := d.unparkLocked(t); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		d.announceStopLocked(t)
 	}
 	if o.Priorities != nil && t.layout != nil && len(o.Priorities) != t.layout.NumFiles() {
 		d.mu.Unlock()
@@ -367,6 +381,14 @@ func (d *Daemon) restart(ih [20]byte, f func(*torrent) error) error {
 	d.mu.Unlock()
 	<-exited
 	d.mu.Lock()
+	if t.parked {
+		d.announceStopLocked(t)
+		if err := d.unparkLocked(t); err != nil {
+			t.held = false
+			d.mu.Unlock()
+			return err
+		}
+	}
 	err = f(t)
 	if err == nil {
 		d.saveLocked(t)
@@ -403,15 +425,27 @@ func (d *Daemon) Remove(ih [20]byte, deleteData bool) error {
 	d.mu.Unlock()
 	<-exited
 	d.mu.Lock()
+	var layout *storage.Layout
+	if deleteData {
+		_, layout, err = d.metaFor(t)
+	}
+	if t.parked {
+		d.announceStopLocked(t)
+		t.parked = false
+	}
 	delete(d.torrents, ih)
 	delete(d.byID, t.rec.ID)
 	delete(d.extra, ih)
 	d.mu.Unlock()
+	if err != nil {
+		d.log.Warn("remove: data files unknown, left in place", "torrent", t.rec.Name, "err", err)
+		layout = nil
+	}
 	if err := d.db.delete(t.rec.InfoHash); err != nil {
 		return err
 	}
-	if deleteData && t.layout != nil {
-		if err := removeData(t); err != nil {
+	if layout != nil {
+		if err := removeData(t, layout); err != nil {
 			return err
 		}
 	}
@@ -421,10 +455,10 @@ func (d *Daemon) Remove(ih [20]byte, deleteData bool) error {
 
 // removeData deletes a torrent's files, its parts file and the folders
 // that become empty, but nothing else in the download folder.
-func removeData(t *torrent) error {
+func removeData(t *torrent, layout *storage.Layout) error {
 	var errs []error
 	dirs := map[string]bool{}
-	for _, p := range t.dataPaths() {
+	for _, p := range dataPaths(t.rec.DownloadDir, layout) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -432,7 +466,7 @@ func removeData(t *torrent) error {
 			dirs[dir] = true
 		}
 	}
-	first := t.layout.File(0).Path
+	first := layout.File(0).Path
 	name, _, _ := strings.Cut(first, "/")
 	os.Remove(filepath.Join(t.rec.DownloadDir, "."+name+".parts"))
 	// Deepest first, so parents are empty when their turn comes.

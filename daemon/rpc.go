@@ -771,11 +771,21 @@ func filePrioArgs(args map[string]json.RawMessage, n int, cur []engine.Priority)
 // applyFileArgs maps Transmission's file indices (real files only) onto
 // the layout's files (which include BEP 47 padding) and sets priorities.
 func (d *Daemon) applyFileArgs(ih [20]byte, args map[string]json.RawMessage) error {
+	if p, _ := filePrioArgs(args, 0, nil); p == nil {
+		return nil // no file arguments
+	}
 	d.mu.Lock()
 	t, err := d.lookup(ih)
 	if err != nil {
 		d.mu.Unlock()
 		return err
+	}
+	if t.parked {
+		if err := d.unparkLocked(t); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		d.announceStopLocked(t)
 	}
 	if t.layout == nil {
 		d.mu.Unlock()

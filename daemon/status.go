@@ -4,10 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
-	"sort"
-	"sync"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/sowerbt/sower/engine"
@@ -78,68 +75,33 @@ type Detail struct {
 	Have []byte `json:"have"`
 }
 
-// snapshot is what status needs of a torrent, copied under d.mu so the
-// engine can be asked for stats without holding the lock.
-type snapshot struct {
-	t    *torrent
-	rec  record
-	eng  *engine.Torrent
-	stat State
-	prog float64
-}
-
-func (d *Daemon) snapshotLocked(t *torrent) snapshot {
-	s := snapshot{t: t, rec: t.rec, eng: t.eng, stat: t.state()}
-	if s.stat == StateChecking && t.toCheck > 0 {
-		s.prog = float64(t.checked) / float64(t.toCheck)
-	}
-	return s
-}
-
-// List returns every torrent, ordered by id.
+// List returns every torrent, ordered by id. It holds the lock once for
+// all of them: a running engine's figures come from its last published
+// snapshot (LastStats), a parked torrent's from its summary, so listing a
+// thousand torrents asks no goroutine anything.
 func (d *Daemon) List() []Status {
+	now := time.Now()
 	d.mu.Lock()
-	snaps := make([]snapshot, 0, len(d.torrents))
+	out := make([]Status, 0, len(d.torrents))
 	for _, t := range d.torrents {
 		if !t.removing {
-			snaps = append(snaps, d.snapshotLocked(t))
+			out = append(out, d.statusLocked(t, now))
 		}
 	}
 	d.mu.Unlock()
-	out := make([]Status, len(snaps))
-	now := time.Now()
-	// A running engine answers Stats on its owner goroutine; asking a few
-	// at a time hides that round trip when there are many torrents.
-	workers := min(len(snaps), 4*runtime.GOMAXPROCS(0))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(snaps) {
-					return
-				}
-				out[i] = d.status(snaps[i], now)
-			}
-		})
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b Status) int { return a.ID - b.ID })
 	return out
 }
 
 // Get returns one torrent's status.
 func (d *Daemon) Get(ih [20]byte) (Status, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	t, err := d.lookup(ih)
 	if err != nil {
-		d.mu.Unlock()
 		return Status{}, err
 	}
-	s := d.snapshotLocked(t)
-	d.mu.Unlock()
-	return d.status(s, time.Now()), nil
+	return d.statusLocked(t, time.Now()), nil
 }
 
 // ByID maps a Transmission id to an info-hash.
@@ -153,66 +115,53 @@ func (d *Daemon) ByID(id int) ([20]byte, error) {
 	return t.ih, nil
 }
 
-// have returns the verified pieces: the engine's when running, else the
-// checkpoint's.
-func (s snapshot) have() bitfield.Bitfield {
-	n := s.t.layoutPieces()
-	if s.eng != nil {
-		return s.eng.Have()
+// haveLocked returns the verified pieces: the engine's when running, else
+// the checkpoint's; d.mu is held.
+func (t *torrent) haveLocked() bitfield.Bitfield {
+	n := int(t.sum.pieces)
+	if t.eng != nil {
+		return t.eng.Have()
 	}
-	if s.rec.HaveValid {
-		if b, err := bitfield.FromBytes(s.rec.Have, n); err == nil {
+	if t.rec.HaveValid {
+		if b, err := bitfield.FromBytes(t.rec.Have, n); err == nil {
 			return b
 		}
 	}
 	return bitfield.New(n)
 }
 
-func (t *torrent) layoutPieces() int {
-	if t.layout == nil {
-		return 0
-	}
-	return t.layout.NumPieces()
-}
-
-func (d *Daemon) status(s snapshot, now time.Time) Status {
-	t, r := s.t, s.rec
+// statusLocked computes t's Status; d.mu is held.
+func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
+	r := &t.rec
+	stat := t.state()
 	st := Status{
-		ID: r.ID, InfoHash: r.InfoHash, Name: r.Name, State: s.stat.String(), Error: r.Error,
+		ID: r.ID, InfoHash: r.InfoHash, Name: r.Name, State: stat.String(), Error: r.Error,
 		Paused: r.Paused, Queue: r.Queue, Dir: r.DownloadDir, AddedAt: r.AddedAt, DoneAt: r.DoneAt,
-		Magnet: r.Magnet, CheckDone: s.prog, ETA: -1,
+		Magnet: r.Magnet, ETA: -1, SeedSecs: t.seedSecs(now),
 		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Wasted: r.Wasted,
 		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
 	}
-	if s.stat == StateMetadata {
-		if s.rec.Paused {
+	if stat == StateChecking && t.toCheck > 0 {
+		st.CheckDone = float64(t.checked) / float64(t.toCheck)
+	}
+	if stat == StateMetadata {
+		if r.Paused {
 			st.Error = "stopped before its metadata arrived"
 		} else if st.Error == "" {
 			st.Error = "fetching metadata from peers (BEP 9): waiting for peers that have it"
 		}
 	}
-	// t's immutable parts (mi, layout) are set once before the torrent is
-	// visible or under d.mu by AddMetadata; reading the pointers here
-	// relies on the snapshot having been taken after that.
-	d.mu.Lock()
-	mi, layout := t.mi, t.layout
-	seedSecs := t.seedSecs(now)
-	var wanted bitfield.Bitfield
-	if layout != nil {
-		wanted = t.wantedPieces()
-	}
-	d.mu.Unlock()
-	st.SeedSecs = seedSecs
-	if mi == nil {
+	if t.mi == nil && !t.parked {
 		return st
 	}
 	st.HasMeta = true
-	st.Private = mi.Info.Private
-	st.TotalSize = mi.Info.TotalLength()
-	st.PieceCount = layout.NumPieces()
-	st.PieceSize = mi.Info.PieceLength
-	if s.eng != nil {
-		es := s.eng.LastStats()
+	st.Private = t.sum.private
+	st.TotalSize = t.sum.total
+	st.PieceCount = int(t.sum.pieces)
+	st.PieceSize = t.sum.pieceLen
+	switch {
+	case t.eng != nil:
+		es := t.eng.LastStats()
 		st.Wanted, st.Completed, st.Left = es.Wanted, es.Completed, es.Left
 		st.Downloaded += es.Downloaded
 		st.Uploaded += es.Uploaded
@@ -220,20 +169,12 @@ func (d *Daemon) status(s snapshot, now time.Time) Status {
 		st.HashFailures = es.HashFailures
 		st.DownloadRate, st.UploadRate = es.DownloadRate, es.UploadRate
 		st.Peers, st.Seeds, st.Availability = es.Peers, es.Seeds, es.Availability
-	} else {
-		have := s.have()
-		for i := range wanted.Len() {
-			if !wanted.Has(i) {
-				continue
-			}
-			size := layout.PieceSize(i)
-			st.Wanted += size
-			if have.Has(i) {
-				st.Completed += size
-			}
-		}
-		st.Left = st.Wanted - st.Completed
+	case t.parked:
+		st.Wanted, st.Completed = t.sum.wanted, t.sum.completed
+	default:
+		st.Wanted, st.Completed = t.sizes(t.haveLocked())
 	}
+	st.Left = st.Wanted - st.Completed
 	if st.Wanted > 0 {
 		st.Progress = float64(st.Completed) / float64(st.Wanted)
 	} else {
@@ -263,22 +204,24 @@ func (d *Daemon) Detail(ih [20]byte) (Detail, error) {
 		d.mu.Unlock()
 		return Detail{}, err
 	}
-	s := d.snapshotLocked(t)
-	mi, layout := t.mi, t.layout
-	var prio []engine.Priority
-	if layout != nil {
-		prio = t.priorities()
+	det := Detail{Status: d.statusLocked(t, time.Now())}
+	mi, layout, err := d.metaFor(t)
+	if err != nil {
+		d.mu.Unlock()
+		return Detail{}, fmt.Errorf("torrent %x: %w", ih, err)
 	}
-	d.mu.Unlock()
-	det := Detail{Status: d.status(s, time.Now())}
 	if mi == nil {
+		d.mu.Unlock()
 		return det, nil
 	}
+	prio := priorities(t.rec.Priorities, layout.NumFiles())
+	have := t.haveLocked()
+	eng := t.eng
+	d.mu.Unlock()
 	det.Trackers = mi.Tiers()
-	have := s.have()
 	det.Have = have.Bytes()
-	if s.eng != nil {
-		det.Peerlist = s.eng.Stats().Peerlist
+	if eng != nil {
+		det.Peerlist = eng.Stats().Peerlist
 	}
 	det.Files = fileStatuses(layout, have, prio)
 	return det, nil

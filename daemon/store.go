@@ -139,6 +139,23 @@ func (s *store) put(meta []byte, recs ...*record) error {
 	return nil
 }
 
+// getMeta returns a torrent's stored metainfo.
+func (s *store) getMeta(infoHash string) ([]byte, error) {
+	var m []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get([]byte(infoHash))
+		if v == nil {
+			return fmt.Errorf("no metainfo stored for %s", infoHash)
+		}
+		m = append([]byte(nil), v...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load metainfo: %w", err)
+	}
+	return m, nil
+}
+
 func (s *store) delete(infoHash string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketTorrents).Delete([]byte(infoHash)); err != nil {

@@ -45,17 +45,26 @@ func (s State) String() string {
 
 // torrent is the daemon's view of one torrent. Every field is guarded by
 // Daemon.mu. A torrent that is not running holds no goroutine and no
-// buffers: only its record, metainfo and layout.
+// buffers: only its record, metainfo and layout; a parked one not even
+// its metainfo (see park.go).
 type torrent struct {
 	ih       [20]byte
 	rec      record
-	mi       *metainfo.MetaInfo // nil while waiting for metadata
-	layout   *storage.Layout
+	mi       *metainfo.MetaInfo // nil while waiting for metadata, and while parked
+	layout   *storage.Layout    // nil with mi
+	sum      summary            // sizes of mi, kept while parked
+	tiers    [][]string         // announce tiers (interned URLs), kept while parked
+	ann      announceState
 	complete bool // every wanted piece is verified (per the last known have)
+	parked   bool // an idle seed without an engine; it counts as running
+	parking  bool // the run is ending so the torrent parks
+	// idleSince is when a running seed was first seen without peers.
+	idleSince time.Time
 
 	// While running:
 	cancel    context.CancelFunc // nil when not running
 	exited    chan struct{}      // closed when the run goroutine returns
+	ready     chan struct{}      // closed once the engine takes connections, or the run ended
 	eng       *engine.Torrent    // nil while checking
 	dir       *storage.Dir
 	checking  bool
@@ -81,6 +90,11 @@ func (t *torrent) setMeta(mi *metainfo.MetaInfo) error {
 		t.rec.Priorities = nil
 	}
 	t.mi, t.layout = mi, layout
+	t.sum.total, t.sum.pieceLen = mi.Info.TotalLength(), mi.Info.PieceLength
+	t.sum.pieces, t.sum.private = int32(layout.NumPieces()), mi.Info.Private
+	if t.tiers == nil {
+		t.tiers = internTiers(mi.Tiers())
+	}
 	if t.rec.Name == "" || t.rec.Magnet != "" {
 		t.rec.Name = mi.Info.Name
 	}
@@ -103,11 +117,16 @@ func (t *torrent) initState() {
 
 // priorities returns the per-file priorities for the engine.
 func (t *torrent) priorities() []engine.Priority {
-	p := make([]engine.Priority, t.layout.NumFiles())
+	return priorities(t.rec.Priorities, t.layout.NumFiles())
+}
+
+// priorities expands stored priorities (nil: all Normal) for n files.
+func priorities(stored []int8, n int) []engine.Priority {
+	p := make([]engine.Priority, n)
 	for i := range p {
 		p[i] = engine.Normal
-		if t.rec.Priorities != nil {
-			p[i] = engine.Priority(t.rec.Priorities[i])
+		if len(stored) == n {
+			p[i] = engine.Priority(stored[i])
 		}
 	}
 	return p
@@ -130,6 +149,22 @@ func (t *torrent) wantedPieces() bitfield.Bitfield {
 	return w
 }
 
+// sizes returns the bytes of the wanted pieces, and of those in have.
+func (t *torrent) sizes(have bitfield.Bitfield) (wanted, completed int64) {
+	w := t.wantedPieces()
+	for i := range w.Len() {
+		if !w.Has(i) {
+			continue
+		}
+		size := t.layout.PieceSize(i)
+		wanted += size
+		if have.Has(i) {
+			completed += size
+		}
+	}
+	return wanted, completed
+}
+
 func (t *torrent) leftPieces(have bitfield.Bitfield) int {
 	w := t.wantedPieces()
 	n := 0
@@ -144,6 +179,8 @@ func (t *torrent) leftPieces(have bitfield.Bitfield) int {
 // state derives the torrent's State; d.mu is held.
 func (t *torrent) state() State {
 	switch {
+	case t.parked:
+		return StateSeeding
 	case t.rec.Error != "" && t.cancel == nil:
 		return StateError
 	case t.mi == nil:
@@ -169,8 +206,8 @@ func (t *torrent) seedLimitReached(s *Settings, now time.Time) bool {
 	if ratioLimit > 0 {
 		up, down := t.rec.Uploaded+t.last.Uploaded, t.rec.Downloaded+t.last.Downloaded
 		base := down
-		if base == 0 && t.mi != nil {
-			base = t.mi.Info.TotalLength()
+		if base == 0 {
+			base = t.sum.total
 		}
 		if base > 0 && float64(up)/float64(base) >= ratioLimit {
 			return true
@@ -196,17 +233,23 @@ func (d *Daemon) startLocked(t *torrent) {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	t.cancel = cancel
 	t.exited = make(chan struct{})
+	ready := make(chan struct{})
+	isReady := sync.OnceFunc(func() { close(ready) })
+	t.ready = ready
 	t.queued = false
 	t.checking = true
 	t.checked, t.toCheck = 0, 0
 	t.runStart = time.Now()
+	t.idleSince = time.Time{}
 	t.last = engine.Stats{}
+	d.announceStartLocked(t)
 	rec := t.rec
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer close(t.exited)
-		err := d.runTorrent(ctx, t, rec)
+		defer isReady()
+		err := d.runTorrent(ctx, t, rec, isReady)
 		d.finishRun(t, err)
 	}()
 }
@@ -218,10 +261,17 @@ func (d *Daemon) finishRun(t *torrent, err error) {
 	t.eng = nil
 	t.dir = nil
 	t.checking = false
+	parking := t.parking
+	t.parking = false
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.rec.Error = err.Error()
 		t.retryAt = time.Now().Add(d.cfg.RetryAfter)
 		d.log.Warn("torrent stopped with an error", "torrent", t.rec.Name, "err", err)
+	}
+	if parking && t.rec.Error == "" && t.complete && !t.removing && !t.held && !t.rec.Paused && d.runCtx != nil {
+		d.parkLocked(t)
+	} else {
+		d.announceStopLocked(t)
 	}
 	if !t.removing {
 		d.saveLocked(t)
@@ -278,7 +328,7 @@ func checkWritable(dir string) error {
 // runTorrent checks (only what the checkpoint cannot vouch for), then runs
 // the engine until ctx ends or storage fails, and writes a final exact
 // checkpoint.
-func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err error) {
+func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record, isReady func()) (err error) {
 	d.mu.Lock()
 	mi, layout := t.mi, t.layout
 	prio := t.priorities()
@@ -348,9 +398,10 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 	}
 	watch := &errWatch{Storage: st, stop: stopRun}
 	eng, err := engine.New(&mi.Info, t.ih, layout, watch, engine.Config{
-		PeerID:         d.peerID,
-		Port:           d.ln.Port(),
-		Trackers:       mi.Tiers(),
+		PeerID: d.peerID,
+		Port:   d.ln.Port(),
+		// No Trackers: the daemon announces (announce.go), so parking
+		// and waking send no "stopped"/"started" pair.
 		InfoBytes:      mi.InfoBytes, // served to peers fetching it from a magnet (BEP 9)
 		Have:           have,
 		FilePriorities: prio,
@@ -364,11 +415,11 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record) (err er
 	if err != nil {
 		return err
 	}
-	d.ln.Add(runCtx, eng)
-	defer d.ln.Remove(t.ih)
-
 	d.mu.Lock()
 	t.eng, t.dir, t.checking = eng, dir, false
+	d.ln.Add(runCtx, eng)
+	defer d.ln.Remove(t.ih)
+	isReady()
 	if peers := d.extra[t.ih]; len(peers) > 0 {
 		eng.AddPeers(peers...)
 	}
@@ -417,6 +468,7 @@ func (d *Daemon) onComplete(t *torrent) {
 	if t.rec.DoneAt.IsZero() {
 		t.rec.DoneAt = time.Now()
 	}
+	d.announceCompletedLocked(t)
 	d.mu.Unlock()
 	d.checkpointOne(t)
 	d.kickScheduler()
@@ -548,12 +600,12 @@ func (d *Daemon) checkpointRecord(t *torrent) *record {
 	return &r
 }
 
-// dataPaths lists the OS paths of t's files (not padding) under its folder.
-func (t *torrent) dataPaths() []string {
+// dataPaths lists the OS paths of a layout's files (not padding) under dir.
+func dataPaths(dir string, layout *storage.Layout) []string {
 	var out []string
-	for _, f := range t.layout.Files() {
+	for _, f := range layout.Files() {
 		if !f.Padding {
-			out = append(out, filepath.Join(t.rec.DownloadDir, filepath.FromSlash(f.Path)))
+			out = append(out, filepath.Join(dir, filepath.FromSlash(f.Path)))
 		}
 	}
 	return out

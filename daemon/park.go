@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/storage"
+)
+
+// Parking. A seed with no peer connection for Config.ParkAfter is parked:
+// its engine stops (without telling the trackers: the daemon announces,
+// see announce.go) and its metainfo and layout are dropped, so what is
+// left is the torrent struct, with no goroutine and no buffer. It still
+// counts as seeding: the listener wakes it when a peer's handshake names
+// its info-hash, and so does an announce that finds leechers, or AddPeers.
+// Waking reloads the metainfo from the state database and trusts the
+// exact checkpoint written when it parked: nothing is hashed.
+
+// DefaultParkAfter is how long a seed stays idle (no peer connected)
+// before it is parked. Long enough that a peer which disconnects and
+// comes back at once does not restart the engine; short enough that a
+// daemon seeding thousands of torrents holds engines only for the few
+// that have peers.
+const DefaultParkAfter = 30 * time.Second
+
+// wakeTimeout bounds how long a wake waits for the engine to take
+// connections (a parked torrent starts without hashing, in milliseconds).
+const wakeTimeout = 10 * time.Second
+
+// summary is what status needs of a torrent's metainfo, kept while the
+// metainfo itself is dropped.
+type summary struct {
+	total, pieceLen   int64
+	wanted, completed int64 // of the wanted pieces, as of parking
+	pieces            int32
+	private           bool
+}
+
+// parkIdle parks the running seeds that have had no peer for ParkAfter.
+func (d *Daemon) parkIdle(now time.Time) {
+	if d.cfg.ParkAfter < 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runCtx == nil {
+		return
+	}
+	for _, t := range d.torrents {
+		if t.eng == nil || t.cancel == nil || !t.complete || t.parking || t.removing || t.held {
+			continue
+		}
+		if t.eng.LastStats().Peers > 0 {
+			t.idleSince = time.Time{}
+			continue
+		}
+		if t.idleSince.IsZero() {
+			t.idleSince = now
+			continue
+		}
+		if now.Sub(t.idleSince) >= d.cfg.ParkAfter {
+			t.parking = true
+			t.cancel()
+		}
+	}
+}
+
+// parkLocked drops a stopped seed's metainfo and marks it parked; d.mu is
+// held. Its run, if any, has ended with an exact checkpoint.
+func (d *Daemon) parkLocked(t *torrent) {
+	if t.layout != nil {
+		n := t.layout.NumPieces()
+		have, err := bitfield.FromBytes(t.rec.Have, n)
+		if err != nil {
+			have = bitfield.New(n)
+		}
+		t.sum.wanted, t.sum.completed = t.sizes(have)
+	}
+	t.mi, t.layout = nil, nil
+	t.parked = true
+	t.seedStart = time.Now() // a parked torrent is seeding
+	t.lastHave = nil
+	t.idleSince = time.Time{}
+	t.last = engine.Stats{}
+}
+
+// unparkLocked makes a parked torrent an ordinary stopped one again,
+// with its metainfo reloaded; d.mu is held. The caller starts it or not.
+func (d *Daemon) unparkLocked(t *torrent) error {
+	if !t.parked {
+		return nil
+	}
+	t.rec.SeedSecs = t.seedSecs(time.Now())
+	t.seedStart = time.Time{}
+	t.parked = false
+	mi, err := d.loadMeta(t)
+	if err == nil {
+		err = t.setMeta(mi)
+	}
+	if err != nil {
+		t.rec.Error = fmt.Sprintf("stored metainfo unreadable: %v", err)
+		t.retryAt = time.Now().Add(d.cfg.RetryAfter)
+		return fmt.Errorf("torrent %s: %w", t.rec.Name, err)
+	}
+	return nil
+}
+
+// loadMeta reads a torrent's metainfo from the state database.
+func (d *Daemon) loadMeta(t *torrent) (*metainfo.MetaInfo, error) {
+	raw, err := d.db.getMeta(t.rec.InfoHash)
+	if err != nil {
+		return nil, err
+	}
+	mi, err := metainfo.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("stored metainfo: %w", err)
+	}
+	return mi, nil
+}
+
+// metaFor returns t's metainfo and layout, read from the state database
+// (and not kept) if t is parked; nil for a magnet without metadata. d.mu
+// is held.
+func (d *Daemon) metaFor(t *torrent) (*metainfo.MetaInfo, *storage.Layout, error) {
+	if !t.parked {
+		return t.mi, t.layout, nil
+	}
+	mi, err := d.loadMeta(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
+	if err != nil {
+		return nil, nil, fmt.Errorf("torrent layout: %w", err)
+	}
+	return mi, layout, nil
+}
+
+// wakeEngine starts a parked torrent and returns its engine once it takes
+// connections; for a torrent already running it waits for its engine.
+// It returns nil for a torrent that is not running or parked (stopped,
+// queued, failed, unknown) or if the engine is not ready in time.
+func (d *Daemon) wakeEngine(ih [20]byte) *engine.Torrent {
+	deadline := time.Now().Add(wakeTimeout)
+	d.mu.Lock()
+	for {
+		t := d.torrents[ih]
+		if t == nil || t.removing || d.runCtx == nil || d.runCtx.Err() != nil {
+			d.mu.Unlock()
+			return nil
+		}
+		var wait <-chan struct{}
+		switch {
+		case t.parked:
+			if err := d.unparkLocked(t); err != nil {
+				d.log.Warn("wake parked torrent", "err", err)
+				d.mu.Unlock()
+				return nil
+			}
+			d.log.Debug("waking parked torrent", "torrent", t.rec.Name)
+			d.startLocked(t)
+			wait = t.ready
+		case t.cancel == nil:
+			d.mu.Unlock()
+			return nil
+		case t.parking:
+			wait = t.exited // then it is parked, and woken above
+		case t.eng != nil:
+			eng := t.eng
+			d.mu.Unlock()
+			return eng
+		default:
+			wait = t.ready // starting
+		}
+		d.mu.Unlock()
+		select {
+		case <-wait:
+		case <-time.After(time.Until(deadline)):
+			return nil
+		}
+		d.mu.Lock()
+		if time.Now().After(deadline) {
+			d.mu.Unlock()
+			return nil
+		}
+	}
+}
