@@ -265,6 +265,7 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 	}
 	t.releaseAll(p)
 	t.releaseOffer(p)
+	t.forgetServing(p)
 	if !p.amChoking {
 		t.fillSlots()
 	}

@@ -104,6 +104,11 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		k := makeKey(m.Index, m.Begin)
 		if _, ok := p.pending[k]; ok {
 			delete(p.pending, k)
+			if !p.peerChoking {
+				// A reject while unchoked is a refusal of this piece, not
+				// of everything: ask others for it (see dedup.go).
+				p.noteRefused(int(m.Index), time.Now())
+			}
 			if pc := t.pk.active[int(m.Index)]; pc != nil {
 				pc.release(int(m.Begin / blockSize))
 			}
@@ -178,6 +183,10 @@ func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
 		}
 	}
 	if p.amChoking || !t.pk.have.Has(int(m.Index)) {
+		reject()
+		return nil
+	}
+	if t.refuseDuplicate(p, int(m.Index), time.Now()) {
 		reject()
 		return nil
 	}

@@ -83,6 +83,8 @@ type peer struct {
 	pexAt          time.Time
 	lastDownloaded int64 // p.downloaded at depthAt, for the queue depth
 	depthAt        time.Time
+	refused        map[int]time.Time // pieces the peer rejected, when (see dedup.go)
+	dupRefused     map[int]time.Time // pieces we refused the peer as duplicates, since when
 }
 
 func (p *peer) String() string { return p.addr.String() }

@@ -264,9 +264,10 @@ func (t *Torrent) fillRequests(p *peer) {
 // piece by rarity, and at the very end a block already requested from
 // another peer (end game).
 func (t *Torrent) nextBlock(p *peer) (*piece, int) {
+	now := time.Now()
 	for _, i := range t.pk.order {
 		pc := t.pk.active[i]
-		if !pc.mayFetch(p) || pc.web != nil {
+		if !pc.mayFetch(p) || pc.web != nil || p.refusedRecently(i, now) {
 			continue
 		}
 		if b := pc.unrequested(); b >= 0 {
@@ -291,7 +292,7 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	// and the others are cancelled.
 	for _, i := range t.pk.order {
 		pc := t.pk.active[i]
-		if !pc.mayFetch(p) {
+		if !pc.mayFetch(p) || p.refusedRecently(i, now) {
 			continue
 		}
 		for b := range pc.blocks {

@@ -19,11 +19,14 @@ type Stats struct {
 	Uploaded           int64 // payload bytes sent
 	Wasted             int64 // duplicate blocks and pieces that failed the hash check
 	HashFailures       int
-	DownloadRate       float64 // bytes per second, smoothed
-	UploadRate         float64
-	Peers, Seeds       int // connected peers, of which seeds
-	Known              int // addresses known, connected or not
-	Banned             int // addresses banned for bad data
+	// DuplicateRefusals counts requests we refused while seeding because
+	// the piece was already in the swarm or on its way to another peer.
+	DuplicateRefusals int64
+	DownloadRate      float64 // bytes per second, smoothed
+	UploadRate        float64
+	Peers, Seeds      int // connected peers, of which seeds
+	Known             int // addresses known, connected or not
+	Banned            int // addresses banned for bad data
 	// Availability is the number of distributed copies among the connected
 	// peers and us: the number of full copies (the rarest piece's count)
 	// plus the fraction of pieces held by more than that.
@@ -130,6 +133,7 @@ func (t *Torrent) publishStats(now time.Time) {
 	s.Uploaded = up
 	s.Wasted = t.wasted
 	s.HashFailures = t.hashFails
+	s.DuplicateRefusals = t.dupRefusals
 	s.DownloadRate = t.down.rate
 	s.UploadRate = t.up.rate
 	s.Peers = len(t.peers)

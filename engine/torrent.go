@@ -153,6 +153,8 @@ type Torrent struct {
 	// Owner state.
 	pk                          *picker
 	peers                       map[*peer]struct{}
+	serving                     map[int]*peer // seed: who each piece is being sent to (dedup.go)
+	dupRefusals                 int64         // requests refused as duplicates
 	byAddr                      map[netip.AddrPort]*peer
 	known                       map[netip.AddrPort]*candidate
 	banned                      map[netip.AddrPort]bool // see banKey

@@ -1,0 +1,102 @@
+package engine
+
+import "time"
+
+// A seed's upload is what a young swarm waits for: every piece it sends
+// twice is one piece less of new data. Leechers cannot see each other's
+// requests, so several of them often ask the seed for the same piece at
+// the same moment, or ask for a piece a neighbour finished a moment ago.
+// A seed therefore refuses (BEP 6 reject) a request for a piece that is
+// already in the swarm or on its way to another peer, and a leecher that
+// is refused a piece asks that peer for other pieces for a while and
+// takes the refused one from whoever has it. Refusals are bounded: a peer
+// is refused a given piece only during dupWindow after the first refusal,
+// then served, so a piece whose only other holder is slow, gone, or never
+// unchokes the requester still arrives.
+
+// dupWindow bounds how long one peer is refused one piece, and how long a
+// refused leecher keeps off that piece at that peer. A few seconds is
+// many pieces' time on a fast swarm and a short wait on a slow one.
+const dupWindow = 3 * time.Second
+
+// refuseDuplicate reports whether we, a seed, should reject p's request
+// for piece i because another connected leecher has it or is being sent
+// it.
+// It records the piece as being sent to p when it does not refuse.
+func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
+	if !t.pk.have.Full() || t.superSeeding() || !p.fast() {
+		return false
+	}
+	if t.serving == nil {
+		t.serving = make(map[int]*peer)
+	}
+	owner := t.serving[i]
+	if owner != nil {
+		if _, live := t.peers[owner]; !live {
+			owner = nil
+		}
+	}
+	elsewhere := owner != nil && owner != p
+	if !elsewhere && t.pk.avail[i] > 0 {
+		// Only a leecher holding the piece spares our upload; another
+		// seed's copy costs the swarm the same as ours.
+		seeds := 0
+		for q := range t.peers {
+			if q.seed {
+				seeds++
+			}
+		}
+		elsewhere = t.pk.avail[i] > seeds
+	}
+	if !elsewhere {
+		t.serving[i] = p
+		return false
+	}
+	first, ok := p.dupRefused[i]
+	if !ok {
+		if p.dupRefused == nil {
+			p.dupRefused = make(map[int]time.Time)
+		}
+		p.dupRefused[i] = now
+		t.dupRefusals++
+		return true
+	}
+	if now.Sub(first) < dupWindow {
+		t.dupRefusals++
+		return true
+	}
+	delete(p.dupRefused, i)
+	t.serving[i] = p
+	return false
+}
+
+// forgetServing drops a departed peer from the pieces it was being sent.
+func (t *Torrent) forgetServing(p *peer) {
+	for i, q := range t.serving {
+		if q == p {
+			delete(t.serving, i)
+		}
+	}
+}
+
+// noteRefused records that p rejected our request for a block of piece i.
+func (p *peer) noteRefused(i int, now time.Time) {
+	if p.refused == nil {
+		p.refused = make(map[int]time.Time)
+	}
+	p.refused[i] = now
+}
+
+// refusedRecently reports whether p rejected piece i within dupWindow, so
+// its blocks should be asked of other peers first.
+func (p *peer) refusedRecently(i int, now time.Time) bool {
+	at, ok := p.refused[i]
+	if !ok {
+		return false
+	}
+	if now.Sub(at) >= dupWindow {
+		delete(p.refused, i)
+		return false
+	}
+	return true
+}
