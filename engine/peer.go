@@ -29,6 +29,7 @@ func (k blockKey) begin() uint32           { return uint32(k) }
 type outItem struct {
 	msg    peerwire.Message
 	upload bool // msg is a Request from the peer: answer with a Piece read from storage
+	lazy   bool // may wait up to lazyDelay for company (see sendLazy)
 }
 
 // peer is one connection. Fields under "owner" are touched only by the
@@ -93,6 +94,15 @@ func (p *peer) fast() bool { return p.reserved.SupportsFast() }
 
 // send queues a message without blocking; the writer goroutine sends it.
 func (p *peer) send(m peerwire.Message) { p.enqueue(outItem{msg: m}) }
+
+// sendLazy queues a message that may wait up to lazyDelay to share a
+// write with others. Have messages go to every peer for every piece: in a
+// busy swarm, one write (and one wake-up on both sides) per have costs
+// more CPU than the data, and a few milliseconds of delay cost nothing.
+func (p *peer) sendLazy(m peerwire.Message) { p.enqueue(outItem{msg: m, lazy: true}) }
+
+// lazyDelay bounds how long a lazy message waits for company.
+const lazyDelay = 5 * time.Millisecond
 
 func (p *peer) enqueue(it outItem) {
 	p.mu.Lock()
@@ -188,7 +198,15 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 	var batch []outItem
 	keepAlive := time.NewTimer(t.cfg.KeepAlive)
 	defer keepAlive.Stop()
+	lazy := time.NewTimer(time.Hour)
+	lazy.Stop()
+	defer lazy.Stop()
+	lazyArmed := false
 	flush := func() error {
+		if lazyArmed {
+			lazy.Stop()
+			lazyArmed = false
+		}
 		if len(out) == 0 {
 			return nil
 		}
@@ -205,6 +223,12 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			return ctx.Err()
 		case <-keepAlive.C:
 			batch = append(batch[:0], outItem{msg: peerwire.Message{KeepAlive: true}})
+		case <-lazy.C:
+			lazyArmed = false
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
 		case <-p.notify:
 			p.mu.Lock()
 			batch = append(batch[:0], p.queue...)
@@ -212,7 +236,9 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			p.queue = p.queue[:0]
 			p.mu.Unlock()
 		}
+		urgent := false
 		for _, it := range batch {
+			urgent = urgent || !it.lazy
 			if !it.upload {
 				out = it.msg.AppendTo(out)
 				continue
@@ -235,10 +261,15 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 		p.mu.Lock()
 		more := len(p.queue) > 0
 		p.mu.Unlock()
-		if !more {
+		switch {
+		case more:
+		case urgent:
 			if err := flush(); err != nil {
 				return err
 			}
+		case !lazyArmed && len(out) > 0:
+			lazy.Reset(lazyDelay)
+			lazyArmed = true
 		}
 		keepAlive.Reset(t.cfg.KeepAlive)
 	}

@@ -135,7 +135,7 @@ func (t *Torrent) onHashed(r hashResult) {
 	t.pk.left--
 	for p := range t.peers {
 		if !p.has.Has(i) {
-			p.send(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+			p.sendLazy(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
 		}
 		if p.amInterested && p.has.Has(i) {
 			t.updateInterest(p)

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,6 +43,7 @@ type options struct {
 	dir      string
 	keep     bool
 	debug    bool
+	cpuprof  string
 }
 
 // implModes lists what an implementation can run, and whether it is known.
@@ -70,6 +72,19 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opts.cpuprof != "" {
+		f, err := os.Create(opts.cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "swarm:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "swarm:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, opts, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "swarm:", err)
 		stop()
@@ -90,13 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	dir := fs.String("dir", "", "scratch folder (default a new one under $TMPDIR)")
 	keep := fs.Bool("keep", false, "keep the scratch folder and its logs")
 	debug := fs.Bool("debug", false, "write Sower debug logs and per-peer stats to the scratch folder (implies -keep)")
+	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the whole run (Sower's peers run in this process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	o := &options{rate: *rate, dir: *dir, keep: *keep || *debug, debug: *debug, modes: map[string][]Mode{}}
+	o := &options{rate: *rate, dir: *dir, keep: *keep || *debug, debug: *debug, cpuprof: *cpuprof, modes: map[string][]Mode{}}
 	for f := range strings.SplitSeq(*n, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || v < 1 || v > 200 {
