@@ -13,9 +13,10 @@ import (
 // BenchmarkGetPeers measures get_peers lookups in simulated networks of
 // real nodes over the in-memory transport. Per lookup it reports the
 // median and 95th percentile of queries sent and rounds (the longest
-// referral chain), the share of lookups that missed the announced peer,
-// and the memory the network holds per node (heap and goroutine stacks
-// after a GC, divided by the node count). Build time is not timed.
+// referral chain, see lookup), the share of lookups that missed the
+// announced peer, the memory the network holds per node (heap and
+// goroutine stacks after a GC, divided by the node count) and the queries
+// each node sent to join and settle. Build time is not timed.
 //
 //	go test -run '^$' -bench BenchmarkGetPeers -benchtime 200x ./dht
 func BenchmarkGetPeers(b *testing.B) {
@@ -24,6 +25,10 @@ func BenchmarkGetPeers(b *testing.B) {
 			before := memInUse()
 			s := newSim(b, size, simOptions{queryTimeout: 2 * time.Second, settle: true})
 			perNode := (memInUse() - before) / uint64(size)
+			var joinQueries uint64
+			for _, n := range s.nodes {
+				joinQueries += n.Stats().QueriesSent
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			type swarm struct {
@@ -60,6 +65,7 @@ func BenchmarkGetPeers(b *testing.B) {
 			b.ReportMetric(float64(percentile(rounds, 95)), "rounds-p95")
 			b.ReportMetric(100*float64(misses)/float64(len(queries)), "miss-%")
 			b.ReportMetric(float64(perNode), "bytes/node")
+			b.ReportMetric(float64(joinQueries)/float64(size), "join-queries/node")
 		})
 	}
 }

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,7 @@ type candidate struct {
 type LookupStats struct {
 	Queries   int // queries sent
 	Responses int // replies received
-	Rounds    int // longest chain of referrals to a node that answered
+	Rounds    int // longest referral chain to a node that answered (see lookup)
 	Peers     int // distinct peers found (get_peers only)
 }
 
@@ -56,6 +57,12 @@ type lookupResult struct {
 // Alpha queries in flight to the closest candidates not yet asked, and
 // ends when the K closest candidates that did not fail have all answered.
 // onPeer gets each distinct peer from get_peers replies.
+//
+// There is no round barrier: a new query goes out as soon as any reply
+// arrives. Rounds are still counted, as the critical path: the nodes from
+// our own table are round 1, a node first named in a round-r reply is
+// round r+1 (the shortest such chain if several replies name it), and the
+// lookup's Rounds is the highest round among the nodes that answered.
 func (n *Node) lookup(ctx context.Context, target [20]byte, getPeers bool, seeds []netip.AddrPort, onPeer func(netip.AddrPort)) lookupResult {
 	var res lookupResult
 	now := n.now()
@@ -225,6 +232,17 @@ func (n *Node) lookup(ctx context.Context, target [20]byte, getPeers bool, seeds
 		found, _ := parseCompactNodes(nodes, n.v6) // lengths were validated on receipt
 		for _, f := range found {
 			if f.id == n.id || seenID[f.id] || seenAddr[f.addr] || f.addr == n.addr {
+				if seenID[f.id] {
+					// Queries overlap, so a node may first be heard of
+					// through a longer chain than this one; its round
+					// is that of the shortest chain, as it would be in
+					// a lookup that waits for each round to finish.
+					for _, o := range cands {
+						if o.c.id == f.id && o.round > c.round+1 {
+							o.round = c.round + 1
+						}
+					}
+				}
 				continue
 			}
 			seenID[f.id], seenAddr[f.addr] = true, true
@@ -304,9 +322,12 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 
 // Bootstrap joins the DHT: it looks up our own id starting from the
 // configured bootstrap nodes, the nodes of the state file and those given
-// to AddNode, which fills the routing table with our neighbourhood. Run
-// calls it at start and whenever the table runs low; it fails only if no
-// node answered.
+// to AddNode, which fills the routing table with our neighbourhood, then
+// refreshes every bucket farther than that neighbourhood, as Kademlia's
+// join does: the own-id lookup meets few nodes far from us, and a table
+// with sparse far buckets makes every later lookup (ours and those we
+// answer) take more hops. Run calls it at start and whenever the table
+// runs low; it fails only if no node answered the own-id lookup.
 func (n *Node) Bootstrap(ctx context.Context) error {
 	ctx, done, err := n.begin(ctx)
 	if err != nil {
@@ -320,7 +341,35 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 	if res.Responses == 0 {
 		return errors.New("dht: bootstrap: no node answered")
 	}
+	n.mu.Lock()
+	far := make([]int, len(n.table.buckets)-1)
+	for i := range far {
+		far[i] = i
+	}
+	n.mu.Unlock()
+	n.refresh(ctx, far)
 	return nil
+}
+
+// refresh looks up a random id in each of the given buckets, all at once,
+// and marks them refreshed; the nodes that answer fill those buckets and
+// their replacement caches.
+func (n *Node) refresh(ctx context.Context, buckets []int) {
+	var wg sync.WaitGroup
+	for _, b := range buckets {
+		var rnd [20]byte
+		crand.Read(rnd[:])
+		n.mu.Lock()
+		if b >= len(n.table.buckets) {
+			n.mu.Unlock()
+			continue
+		}
+		target := n.table.randomIDInBucket(b, rnd)
+		n.table.buckets[b].changed = n.now()
+		n.mu.Unlock()
+		wg.Go(func() { n.lookup(ctx, target, false, nil, nil) })
+	}
+	wg.Wait()
 }
 
 // GetPeers looks up peers for infoHash. Peers are sent on the returned

@@ -2,7 +2,6 @@ package dht
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -53,20 +52,9 @@ func (n *Node) maintainOnce(ctx context.Context) {
 	}
 	// Refresh a few stale buckets per tick, so a long-idle node does not
 	// burst hundreds of queries at once.
-	for i, b := range stale {
-		if i == 3 || ctx.Err() != nil {
-			break
-		}
-		var rnd [20]byte
-		crand.Read(rnd[:])
-		n.mu.Lock()
-		target := n.table.randomIDInBucket(b, rnd)
-		if b < len(n.table.buckets) {
-			n.table.buckets[b].changed = now
-		}
-		n.mu.Unlock()
+	if len(stale) > 0 {
 		if lctx, done, err := n.begin(ctx); err == nil {
-			n.lookup(lctx, target, false, nil, nil)
+			n.refresh(lctx, stale[:min(3, len(stale))])
 			done()
 		}
 	}

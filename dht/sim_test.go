@@ -27,9 +27,10 @@ type sim struct {
 type simOptions struct {
 	queryTimeout time.Duration
 	joinParallel int
-	// settle makes every node refresh its neighbourhood once after all
-	// have joined, as the periodic bucket refresh of a network that has
-	// run for a while would.
+	// settle makes every node look up its own id once more after all
+	// have joined, as the periodic refresh of its own bucket in a network
+	// that has run for a while would: nodes that joined later near it
+	// enter its table.
 	settle bool
 }
 
@@ -85,8 +86,14 @@ func newSim(tb testing.TB, n int, opt simOptions) *sim {
 			go func() {
 				defer jwg.Done()
 				defer func() { <-sem }()
-				if err := node.Bootstrap(ctx); err != nil {
-					tb.Errorf("node %d: refresh: %v", i, err)
+				lctx, done, err := node.begin(ctx)
+				if err != nil {
+					tb.Errorf("node %d: %v", i, err)
+					return
+				}
+				defer done()
+				if res := node.lookup(lctx, node.id, false, nil, nil); res.Responses == 0 {
+					tb.Errorf("node %d: refresh: no node answered", i)
 				}
 			}()
 		}

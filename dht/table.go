@@ -11,6 +11,9 @@ import (
 // on (BEP 5 uses 8).
 const K = 8
 
+// maxRepl bounds each bucket's replacement cache.
+const maxRepl = 4 * K
+
 // Node liveness rules of BEP 5: a node is good while it has answered us
 // within goodFor; nodes failing maxFails queries in a row are bad.
 const (
@@ -132,7 +135,21 @@ func (t *table) wouldInsert(c contact, now time.Time) bool {
 			return true
 		}
 	}
-	return false
+	return b.wantsRepl(c.id, now)
+}
+
+// wantsRepl reports whether the replacement cache would take a new node
+// with this id: it has room, or holds a node that has gone quiet.
+func (b *bucket) wantsRepl(id [20]byte, now time.Time) bool {
+	if len(b.repl) < maxRepl {
+		return !slices.ContainsFunc(b.repl, func(r *entry) bool { return r.id == id })
+	}
+	for _, r := range b.repl {
+		if r.id == id {
+			return false
+		}
+	}
+	return !b.repl[0].good(now)
 }
 
 // seen records a message from c. responded says whether it was a reply to
@@ -235,7 +252,7 @@ func (b *bucket) addRepl(e *entry) {
 			return
 		}
 	}
-	if len(b.repl) >= K {
+	if len(b.repl) >= maxRepl {
 		copy(b.repl, b.repl[1:])
 		b.repl = b.repl[:len(b.repl)-1]
 	}
@@ -275,15 +292,39 @@ func (t *table) failed(c contact, now time.Time) bool {
 	return true
 }
 
-// closest returns up to n non-bad contacts closest to target.
+// closest returns up to n non-bad contacts closest to target. The good
+// nodes of the replacement caches count as well: they answered us
+// recently, and the larger sample of each part of the id space they add
+// lets a reply or a lookup's first queries land closer to the target.
+//
+// Only the buckets that can hold the answer are sorted. With b the bucket
+// target falls in, every node of b is closer to target than any node
+// elsewhere, then come the buckets after b (they share exactly b bits with
+// target), then buckets b-1, b-2, ... in that order; groups are taken in
+// that order until n contacts are in hand.
 func (t *table) closest(target [20]byte, n int, now time.Time) []contact {
-	out := make([]contact, 0, t.size)
-	for _, b := range t.buckets {
+	var out []contact
+	add := func(b *bucket) {
 		for _, e := range b.nodes {
 			if !e.bad(now) {
 				out = append(out, e.contact)
 			}
 		}
+		for _, e := range b.repl {
+			if e.good(now) {
+				out = append(out, e.contact)
+			}
+		}
+	}
+	bi := t.bucketIndex(target)
+	add(t.buckets[bi])
+	if len(out) < n {
+		for _, b := range t.buckets[bi+1:] {
+			add(b)
+		}
+	}
+	for i := bi - 1; i >= 0 && len(out) < n; i-- {
+		add(t.buckets[i])
 	}
 	slices.SortFunc(out, func(a, b contact) int { return distanceCmp(target, a.id, b.id) })
 	if len(out) > n {
