@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -117,6 +118,10 @@ type Daemon struct {
 	annKey      uint32        // BEP 7 key, one for the session
 	annFloor    time.Duration // shortest re-announce interval; tests shorten it
 	annKick     chan struct{} // the announce schedule's head moved earlier
+	// lastListSize is the length of the last torrent-get reply, to size
+	// the next one's buffer in one allocation.
+	lastListSize atomic.Int64
+	gzPool       sync.Pool // *gzip.Writer, see gzipped
 
 	mu       sync.Mutex // guards everything below and every torrent's fields
 	settings Settings

@@ -16,6 +16,20 @@
 // is trusted, and pieces written after the checkpoint are found again
 // instead of downloaded twice.
 //
+// # Idle seeds cost almost nothing
+//
+// A seed with no peer connected is parked: after its check when no peer
+// is waiting for it, or after Config.ParkAfter without peers. A parked
+// torrent has no engine, no goroutine and no buffer, and its metainfo is
+// dropped (it is reloaded from the state database when needed); it lists
+// as seeding. The daemon itself, not each engine, announces torrents to
+// their trackers, from one goroutine with a timer heap, so a parked seed
+// stays announced and parking sends no "stopped". A peer's handshake for
+// a parked torrent (through engine.Listener.SetWake), an announce that
+// finds leechers, or AddPeers wakes it: its engine starts from the exact
+// checkpoint written when it parked, without hashing, and takes the
+// connection.
+//
 // # Magnets
 //
 // A torrent added by magnet link fetches its info dictionary from peers

@@ -28,7 +28,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("/api/", d.csrf(d.apiHandler()))
 	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.Handle("/", webHandler())
-	return d.auth(gzipped(mux))
+	return d.auth(d.gzipped(mux))
 }
 
 // auth demands basic auth when credentials are set.
@@ -87,8 +87,10 @@ func sameHost(a, b string) bool {
 }
 
 // gzipped compresses answers for clients that ask (transmission-remote
-// does), except metrics, which promhttp compresses itself.
-func gzipped(next http.Handler) http.Handler {
+// does), except metrics, which promhttp compresses itself. It uses the
+// fastest level, and reuses compressors: a default-level writer costs
+// more CPU, and its allocation more memory, than a poller's whole list.
+func (d *Daemon) gzipped(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" || !acceptsGzip(r.Header.Get("Accept-Encoding")) {
 			next.ServeHTTP(w, r)
@@ -96,8 +98,17 @@ func gzipped(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Content-Encoding", "gzip")
 		w.Header().Add("Vary", "Accept-Encoding")
-		gz := gzip.NewWriter(w)
-		defer gz.Close()
+		gz, _ := d.gzPool.Get().(*gzip.Writer)
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		} else {
+			gz.Reset(w)
+		}
+		defer func() {
+			gz.Close()
+			gz.Reset(io.Discard) // drop the reference to w
+			d.gzPool.Put(gz)
+		}()
 		next.ServeHTTP(&gzipWriter{ResponseWriter: w, w: gz}, r)
 	})
 }

@@ -84,7 +84,7 @@ func (d *Daemon) parkLocked(t *torrent) {
 	t.seedStart = time.Now() // a parked torrent is seeding
 	t.lastHave = nil
 	t.idleSince = time.Time{}
-	t.last = engine.Stats{}
+	t.lastUp, t.lastDown = 0, 0
 }
 
 // unparkLocked makes a parked torrent an ordinary stopped one again,
@@ -161,6 +161,7 @@ func (d *Daemon) wakeEngine(ih [20]byte) *engine.Torrent {
 				return nil
 			}
 			d.log.Debug("waking parked torrent", "torrent", t.rec.Name)
+			t.waking = true
 			d.startLocked(t)
 			wait = t.ready
 		case t.cancel == nil:

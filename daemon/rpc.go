@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,12 +61,29 @@ func (d *Daemon) serveRPC(w http.ResponseWriter, r *http.Request) {
 		resp.Result = err.Error()
 	} else {
 		resp.Result = "success"
+		if raw, ok := args.(rawArgs); ok {
+			// Already encoded (torrent-get): framed as is, not re-scanned.
+			buf := make([]byte, 0, len(raw)+64+len(req.Tag))
+			buf = append(buf, `{"result":"success","arguments":`...)
+			buf = append(buf, raw...)
+			if len(req.Tag) > 0 {
+				buf = append(buf, `,"tag":`...)
+				buf = append(buf, req.Tag...)
+			}
+			buf = append(buf, "}\n"...)
+			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+			w.Write(buf)
+			return
+		}
 		if args != nil {
 			resp.Arguments = args
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
+
+// rawArgs are RPC reply arguments already encoded as a JSON object.
+type rawArgs []byte
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
@@ -421,11 +440,12 @@ func (d *Daemon) torrentGet(args map[string]json.RawMessage) (any, error) {
 			needDetail = true
 		}
 	}
-	// The reply is written field by field in the order asked, instead of
-	// through a map per torrent, which encoding/json would sort: listing
-	// a thousand torrents is the hot path of every poller.
-	buf := make([]byte, 0, 256*len(list))
-	buf = append(buf, '[')
+	// The reply is written field by field in the order asked, with
+	// strconv rather than encoding/json for the scalars, into one buffer
+	// sized from the last reply: listing a thousand torrents is the hot
+	// path of every poller.
+	buf := make([]byte, 0, max(int(d.lastListSize.Load()), 64*len(list)*len(fields)/4+64))
+	buf = append(buf, `{"torrents":[`...)
 	for i, s := range list {
 		var det *Detail
 		if needDetail {
@@ -444,23 +464,64 @@ func (d *Daemon) torrentGet(args map[string]json.RawMessage) (any, error) {
 			if !ok {
 				continue
 			}
-			enc, err := json.Marshal(v)
-			if err != nil {
-				return nil, fmt.Errorf("torrent-get: field %q: %v", f, err)
-			}
 			if !first {
 				buf = append(buf, ',')
 			}
 			first = false
-			key, _ := json.Marshal(f)
-			buf = append(buf, key...)
+			buf = appendJSONString(buf, f)
 			buf = append(buf, ':')
-			buf = append(buf, enc...)
+			var err error
+			if buf, err = appendJSONValue(buf, v); err != nil {
+				return nil, fmt.Errorf("torrent-get: field %q: %v", f, err)
+			}
 		}
 		buf = append(buf, '}')
 	}
-	buf = append(buf, ']')
-	return map[string]any{"torrents": json.RawMessage(buf), "removed": []int{}}, nil
+	buf = append(buf, `],"removed":[]}`...)
+	d.lastListSize.Store(int64(len(buf)))
+	return rawArgs(buf), nil
+}
+
+// appendJSONValue appends v as JSON: the scalar types of torrent-get by
+// hand, anything else through encoding/json.
+func appendJSONValue(buf []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case int:
+		return strconv.AppendInt(buf, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(buf, x, 10), nil
+	case bool:
+		return strconv.AppendBool(buf, x), nil
+	case string:
+		return appendJSONString(buf, x), nil
+	case float64:
+		// encoding/json's form for the common range; the rest (huge,
+		// tiny, NaN) goes through it.
+		if a := math.Abs(x); a == 0 || (a >= 1e-6 && a < 1e21) {
+			return strconv.AppendFloat(buf, x, 'f', -1, 64), nil
+		}
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return buf, err
+	}
+	return append(buf, enc...), nil
+}
+
+// appendJSONString appends s quoted; strings that need escaping (quotes,
+// control bytes, non-ASCII, HTML characters) go through encoding/json so
+// the output matches it byte for byte.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(buf, enc...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // trField computes one torrent-get field; unknown fields are left out, as

@@ -15,19 +15,21 @@ import (
 // Status is a snapshot of one torrent, the common ground of the RPC, the
 // web UI and the command line.
 type Status struct {
-	ID       int       `json:"id"`
-	InfoHash string    `json:"info_hash"`
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
-	Error    string    `json:"error,omitempty"`
-	Paused   bool      `json:"paused"`
-	Queue    int       `json:"queue"`
-	Dir      string    `json:"download_dir"`
-	AddedAt  time.Time `json:"added_at"`
-	DoneAt   time.Time `json:"done_at,omitzero"`
-	Magnet   string    `json:"magnet,omitempty"`
-	HasMeta  bool      `json:"has_metadata"`
-	Private  bool      `json:"private"`
+	ID       int    `json:"id"`
+	InfoHash string `json:"info_hash"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Error    string `json:"error,omitempty"`
+	Paused   bool   `json:"paused"`
+	// Parked: an idle seed without an engine, woken by the next peer.
+	Parked  bool      `json:"parked,omitempty"`
+	Queue   int       `json:"queue"`
+	Dir     string    `json:"download_dir"`
+	AddedAt time.Time `json:"added_at"`
+	DoneAt  time.Time `json:"done_at,omitzero"`
+	Magnet  string    `json:"magnet,omitempty"`
+	HasMeta bool      `json:"has_metadata"`
+	Private bool      `json:"private"`
 
 	TotalSize  int64   `json:"total_size"`
 	Wanted     int64   `json:"wanted"`    // bytes selected for download
@@ -137,7 +139,7 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 	st := Status{
 		ID: r.ID, InfoHash: r.InfoHash, Name: r.Name, State: stat.String(), Error: r.Error,
 		Paused: r.Paused, Queue: r.Queue, Dir: r.DownloadDir, AddedAt: r.AddedAt, DoneAt: r.DoneAt,
-		Magnet: r.Magnet, ETA: -1, SeedSecs: t.seedSecs(now),
+		Magnet: r.Magnet, ETA: -1, SeedSecs: t.seedSecs(now), Parked: t.parked,
 		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Wasted: r.Wasted,
 		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
 	}

@@ -58,6 +58,7 @@ type torrent struct {
 	complete bool // every wanted piece is verified (per the last known have)
 	parked   bool // an idle seed without an engine; it counts as running
 	parking  bool // the run is ending so the torrent parks
+	waking   bool // this run was started for a peer: it must not park before serving
 	// idleSince is when a running seed was first seen without peers.
 	idleSince time.Time
 
@@ -71,10 +72,10 @@ type torrent struct {
 	checked   int // pieces checked so far, while checking
 	toCheck   int
 	queued    bool
-	lastHave  []byte // bytes of the last committed checkpoint
-	runStart  time.Time
+	lastHave  []byte    // bytes of the last committed checkpoint
 	seedStart time.Time // when this run started seeding; zero if not seeding
-	last      engine.Stats
+	lastUp    int64     // this run's counters at the last checkpoint
+	lastDown  int64
 	retryAt   time.Time
 	metaPeers chan netip.AddrPort // while fetching metadata: where AddPeers sends
 	removing  bool                // being removed: invisible, never started again
@@ -204,7 +205,7 @@ func (t *torrent) seedLimitReached(s *Settings, now time.Time) bool {
 		ratioLimit = s.SeedRatioLimit
 	}
 	if ratioLimit > 0 {
-		up, down := t.rec.Uploaded+t.last.Uploaded, t.rec.Downloaded+t.last.Downloaded
+		up, down := t.rec.Uploaded+t.lastUp, t.rec.Downloaded+t.lastDown
 		base := down
 		if base == 0 {
 			base = t.sum.total
@@ -232,22 +233,22 @@ func (t *torrent) seedSecs(now time.Time) int64 {
 func (d *Daemon) startLocked(t *torrent) {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	t.cancel = cancel
-	t.exited = make(chan struct{})
+	exited := make(chan struct{})
+	t.exited = exited
 	ready := make(chan struct{})
 	isReady := sync.OnceFunc(func() { close(ready) })
 	t.ready = ready
 	t.queued = false
 	t.checking = true
 	t.checked, t.toCheck = 0, 0
-	t.runStart = time.Now()
 	t.idleSince = time.Time{}
-	t.last = engine.Stats{}
+	t.lastUp, t.lastDown = 0, 0
 	d.announceStartLocked(t)
 	rec := t.rec
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer close(t.exited)
+		defer close(exited)
 		defer isReady()
 		err := d.runTorrent(ctx, t, rec, isReady)
 		d.finishRun(t, err)
@@ -257,12 +258,12 @@ func (d *Daemon) startLocked(t *torrent) {
 // finishRun records how a run ended.
 func (d *Daemon) finishRun(t *torrent, err error) {
 	d.mu.Lock()
-	t.cancel = nil
+	t.cancel, t.exited, t.ready = nil, nil, nil // the run goroutine closes its own
 	t.eng = nil
 	t.dir = nil
 	t.checking = false
 	parking := t.parking
-	t.parking = false
+	t.parking, t.waking = false, false
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.rec.Error = err.Error()
 		t.retryAt = time.Now().Add(d.cfg.RetryAfter)
@@ -383,9 +384,17 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record, isReady
 	// From here on pieces may be written that the checkpoint does not
 	// cover: mark it inexact, durably, before the engine starts.
 	d.mu.Lock()
+	t.complete = t.leftPieces(have) == 0
+	if t.complete && !t.waking && d.cfg.ParkAfter >= 0 && len(d.extra[t.ih]) == 0 {
+		// A seed with nobody to call needs no engine until a peer
+		// comes: park at once (finishRun does), with an exact checkpoint.
+		t.rec.Have, t.rec.HaveValid, t.rec.Clean = have.Bytes(), true, true
+		t.parking = true
+		d.mu.Unlock()
+		return nil
+	}
 	t.rec.Have, t.rec.HaveValid, t.rec.Clean = have.Bytes(), true, false
 	t.lastHave = bytes.Clone(have.Bytes())
-	t.complete = t.leftPieces(have) == 0
 	d.saveLocked(t)
 	upLim, downLim := d.torrentLimiters(t)
 	d.mu.Unlock()
@@ -516,7 +525,7 @@ func (d *Daemon) finalCheckpoint(t *torrent, eng *engine.Torrent, dir *storage.D
 	t.rec.Wasted += st.Wasted
 	t.rec.SeedSecs = t.seedSecs(now)
 	t.seedStart = time.Time{}
-	t.last = engine.Stats{}
+	t.lastUp, t.lastDown = 0, 0
 	// finishRun saves the record.
 }
 
@@ -564,7 +573,7 @@ func (d *Daemon) checkpointRecord(t *torrent) *record {
 	have := eng.Have()
 	st := eng.Stats()
 	d.mu.Lock()
-	t.last = st
+	t.lastUp, t.lastDown = st.Uploaded, st.Downloaded
 	changed := !bytes.Equal(have.Bytes(), t.lastHave)
 	d.mu.Unlock()
 	if changed {

@@ -38,6 +38,7 @@ func main() {
 	clients := flag.String("clients", "sower,transmission,qbittorrent", "clients to measure, comma-separated")
 	lists := flag.Int("lists", 20, "full listings to time")
 	idle := flag.Duration("idle", 10*time.Second, "idle window for the CPU measurement")
+	settle := flag.Duration("settle", 45*time.Second, "wait after all torrents seed before measuring idle memory (Sower parks idle seeds after 30 s)")
 	restart := flag.Int64("restart", 0, "instead: restart-to-seeding of one torrent of this many bytes (clean stop and SIGKILL)")
 	flag.Parse()
 	if *restart > 0 {
@@ -50,7 +51,7 @@ func main() {
 	}
 	defer os.RemoveAll(work)
 	torrents := generate(work, *n, *size)
-	fmt.Printf("%d torrents of %d bytes; idle window %s; %d full lists\n\n", *n, *size, *idle, *lists)
+	fmt.Printf("%d torrents of %d bytes; settle %s; idle window %s; %d full lists\n\n", *n, *size, *settle, *idle, *lists)
 	fmt.Println("| client | base RSS MiB | RSS per torrent KiB | add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, name := range strings.Split(*clients, ",") {
@@ -65,7 +66,7 @@ func main() {
 		default:
 			log.Fatalf("unknown client %q", name)
 		}
-		r, err := measure(c, filepath.Join(work, name), filepath.Join(work, "data"), torrents, *lists, *idle)
+		r, err := measure(c, filepath.Join(work, name), filepath.Join(work, "data"), torrents, *lists, *settle, *idle)
 		if err != nil {
 			log.Printf("%s: %v", name, err)
 			continue
@@ -115,7 +116,7 @@ type client interface {
 	list() error
 }
 
-func measure(c client, dir, data string, torrents [][]byte, lists int, idle time.Duration) (result, error) {
+func measure(c client, dir, data string, torrents [][]byte, lists int, settle, idle time.Duration) (result, error) {
 	var r result
 	os.MkdirAll(dir, 0o755)
 	cmd, err := c.start(dir, data, freePort(), freePort())
@@ -160,7 +161,7 @@ func measure(c client, dir, data string, torrents [][]byte, lists int, idle time
 		time.Sleep(200 * time.Millisecond)
 	}
 	r.addVerify = time.Since(start)
-	time.Sleep(5 * time.Second) // settle
+	time.Sleep(settle) // the same for every client
 	r.rss = rssKiB(cmd.Process.Pid)
 	cpu0, t0 := cpuTicks(cmd.Process.Pid), time.Now()
 	time.Sleep(idle)
