@@ -372,25 +372,47 @@ func (n *Node) refresh(ctx context.Context, buckets []int) {
 	wg.Wait()
 }
 
-// GetPeers looks up peers for infoHash. Peers are sent on the returned
-// channel as they are found, each once; the channel is closed when the
-// lookup ends (it converged, ctx was cancelled or the node stopped). The
-// caller must drain it or cancel ctx.
+// GetPeers looks up peers for infoHash, through the partner node too if
+// n has one (see Pair). Peers are sent on the returned channel as they are
+// found, each once; the channel is closed when the lookups end (they
+// converged, ctx was cancelled or the node stopped). The caller must drain
+// it or cancel ctx.
 func (n *Node) GetPeers(ctx context.Context, infoHash [20]byte) (<-chan netip.AddrPort, error) {
 	ctx, done, err := n.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p := n.getPartner()
+	var pctx context.Context
+	var pdone func()
+	if p != nil {
+		// A partner that is not running (its family has no network)
+		// leaves the lookup to n alone.
+		if pctx, pdone, err = p.begin(ctx); err != nil {
+			p = nil
+		}
+	}
 	ch := make(chan netip.AddrPort, 16)
-	go func() {
+	onPeer := func(a netip.AddrPort) {
+		select {
+		case ch <- a:
+		case <-ctx.Done():
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		defer done()
-		defer close(ch)
-		n.lookup(ctx, infoHash, true, nil, func(p netip.AddrPort) {
-			select {
-			case ch <- p:
-			case <-ctx.Done():
-			}
+		n.lookup(ctx, infoHash, true, nil, onPeer)
+	})
+	if p != nil {
+		wg.Go(func() {
+			defer pdone()
+			p.lookup(pctx, infoHash, true, nil, onPeer)
 		})
+	}
+	go func() {
+		wg.Wait()
+		close(ch)
 	}()
 	return ch, nil
 }
@@ -413,8 +435,26 @@ func (n *Node) LookupPeers(ctx context.Context, infoHash [20]byte) ([]netip.Addr
 // lookup, then sends announce_peer with their tokens to the K closest
 // nodes that answered. With impliedPort the receivers use the source port
 // of our UDP packets instead (for peers behind NAT sharing the DHT port).
-// It fails if no node accepted the announce.
+// A partner node (see Pair) announces in its family at the same time. It
+// fails if no node accepted the announce in either family.
 func (n *Node) Announce(ctx context.Context, infoHash [20]byte, port uint16, impliedPort bool) error {
+	p := n.getPartner()
+	if p == nil {
+		return n.announce(ctx, infoHash, port, impliedPort)
+	}
+	var perr error
+	var wg sync.WaitGroup
+	wg.Go(func() { perr = p.announce(ctx, infoHash, port, impliedPort) })
+	err := n.announce(ctx, infoHash, port, impliedPort)
+	wg.Wait()
+	if err == nil || perr == nil {
+		return nil
+	}
+	return errors.Join(err, perr)
+}
+
+// announce is Announce in n's own family.
+func (n *Node) announce(ctx context.Context, infoHash [20]byte, port uint16, impliedPort bool) error {
 	ctx, done, err := n.begin(ctx)
 	if err != nil {
 		return err

@@ -114,6 +114,8 @@ type Node struct {
 	wg            sync.WaitGroup // lookups started by the owner
 	lastBootstrap time.Time
 	lastSave      time.Time
+	partner       *Node // the other family's node, see Pair
+	paired        bool  // n is some node's partner
 
 	c counters
 }
@@ -266,7 +268,13 @@ func (n *Node) Stats() Stats {
 // node is pinged and enters the table only if it answers.
 func (n *Node) AddNode(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	if !addr.IsValid() || addr.Port() == 0 || (addr.Addr().Is6() != n.v6) {
+	if !addr.IsValid() || addr.Port() == 0 {
+		return
+	}
+	if addr.Addr().Is6() != n.v6 {
+		if p := n.getPartner(); p != nil {
+			p.AddNode(addr)
+		}
 		return
 	}
 	n.mu.Lock()
@@ -280,6 +288,40 @@ func (n *Node) AddNode(addr netip.AddrPort) {
 	if running {
 		_, _ = n.send(contact{addr: addr}, false, "ping", &args{}, func(*msg, error) {})
 	}
+}
+
+// Pair makes other, a node of the other address family run by the same
+// client, n's partner: BEP 32 keeps an IPv4 and an IPv6 DHT apart, one
+// routing table each, but a client wants peers from both, and its callers
+// (such as the engine) hold one node. GetPeers and Announce on n then run
+// on both nodes, and AddNode passes addresses of other's family to it.
+// other still works on its own. A node has at most one partner and cannot
+// be partnered both ways.
+func (n *Node) Pair(other *Node) error {
+	if other == nil || other == n || other.v6 == n.v6 {
+		return errors.New("dht: pair: the partner must be a node of the other address family")
+	}
+	// Lock in a fixed order (IPv4 first) so two Pair calls cannot
+	// deadlock.
+	first, second := n, other
+	if n.v6 {
+		first, second = other, n
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if n.partner != nil || n.paired || other.partner != nil || other.paired {
+		return errors.New("dht: pair: a node already has a partner")
+	}
+	n.partner, other.paired = other, true
+	return nil
+}
+
+func (n *Node) getPartner() *Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.partner
 }
 
 // Run serves the socket and maintains the routing table (bootstrap,

@@ -66,10 +66,13 @@ func (p *rawPeer) query(to *Node, q string, a map[string]any) *msg {
 	return m
 }
 
-// startNode runs a single node on net until the test ends.
+// startNode runs a single node on net (on cfg.Conn if set, else at a
+// fresh IPv4 address) until the test ends.
 func startNode(t *testing.T, mn *memnet.Network, cfg Config) *Node {
 	t.Helper()
-	cfg.Conn = mn.Listen()
+	if cfg.Conn == nil {
+		cfg.Conn = mn.Listen()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
