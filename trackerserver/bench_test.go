@@ -2,7 +2,11 @@ package trackerserver
 
 import (
 	"encoding/binary"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"testing"
 )
@@ -27,7 +31,7 @@ func BenchmarkPeerMemory(b *testing.B) {
 			binary.BigEndian.PutUint32(p.peerID[:], uint32(i))
 			p.port, p.left, p.numWant = uint16(1024+i/torrents), int64(i%3), 0
 			ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			if _, _, err = s.announce(&p, ip, nil, wantV4, &out); err != nil {
+			if _, _, err = s.announce(&p, ip, nil, wantV4, s.clock(), &out); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -48,3 +52,86 @@ func BenchmarkHTTPAnnounceParse(b *testing.B) {
 		}
 	}
 }
+
+// benchServer is a tracker filled like bench/tracker's: 100k IPv4 peers
+// over 10k torrents, a third of them seeders.
+func benchServer(b *testing.B) (*Server, [][20]byte) {
+	s, err := New(Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const torrents, peers = 10_000, 100_000
+	hashes := make([][20]byte, torrents)
+	for i := range hashes {
+		binary.BigEndian.PutUint32(hashes[i][:], uint32(i)*2654435761)
+		binary.BigEndian.PutUint32(hashes[i][16:], uint32(i))
+	}
+	var out peerList
+	for i := range peers {
+		var p announceParams
+		p.infoHash = hashes[i%torrents]
+		binary.BigEndian.PutUint32(p.peerID[:], uint32(i))
+		p.port, p.left, p.numWant = uint16(1024+i/torrents), int64(i%3), 0
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if _, _, err := s.announce(&p, ip, nil, wantV4, s.clock(), &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, hashes
+}
+
+// BenchmarkUDPAnnounce measures one BEP 15 announce through handleUDP
+// (connection id check, parsing, the swarm update and the reply), without
+// the socket.
+func BenchmarkUDPAnnounce(b *testing.B) {
+	s, hashes := benchServer(b)
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	cid := s.ids.issue(s.cfg.Now().Unix(), from)
+	pkt := make([]byte, udpAnnounceLen)
+	binary.BigEndian.PutUint64(pkt, cid)
+	binary.BigEndian.PutUint32(pkt[8:], udpAnnounce)
+	binary.BigEndian.PutUint32(pkt[92:], 50)
+	binary.BigEndian.PutUint16(pkt[96:], 6881)
+	sc := &scratch{body: make([]byte, 0, 2048)}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		copy(pkt[16:], hashes[i%len(hashes)][:])
+		binary.BigEndian.PutUint32(pkt[36:], uint32(i%100_000))
+		if out := s.handleUDP(pkt, from, sc); len(out) < 20 || binary.BigEndian.Uint32(out) != udpAnnounce {
+			b.Fatalf("reply %q", out)
+		}
+	}
+}
+
+// BenchmarkHTTPAnnounce measures one announce through the HTTP handler,
+// without the socket.
+func BenchmarkHTTPAnnounce(b *testing.B) {
+	s, hashes := benchServer(b)
+	h := s.Handler()
+	urls := make([]string, 1024)
+	for i := range urls {
+		urls[i] = "/announce?info_hash=" + url.QueryEscape(string(hashes[i*7%len(hashes)][:])) + "&peer_id=-BN0001-" +
+			fmt.Sprintf("%012d", i) + "&port=6881&uploaded=0&downloaded=0&left=100&compact=1&numwant=50"
+	}
+	reqs := make([]*http.Request, len(urls))
+	for i, u := range urls {
+		reqs[i] = httptest.NewRequest("GET", u, nil)
+	}
+	w := &discardWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		h.ServeHTTP(w, reqs[i%len(reqs)])
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing, so that the
+// benchmark measures the handler rather than a recorder.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}

@@ -107,7 +107,7 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey 
 	}
 	sc := s.getScratch()
 	defer s.putScratch(sc)
-	complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, &sc.peers)
+	complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, s.clock(), &sc.peers)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("tracker: http announce", "info_hash", hex.EncodeToString(p.infoHash[:]), "peer", netip.AddrPortFrom(ip, p.port),
 			"left", p.left, "event", p.event, "peers_given", len(sc.peers.v4)/v4Stride+len(sc.peers.v6)/v6Stride, "err", err)

@@ -39,6 +39,17 @@ type running struct {
 // ends; stop shuts it down early and returns Serve's and Close's error.
 func start(t *testing.T, cfg Config, network string) *running {
 	t.Helper()
+	return startWrapped(t, cfg, network, nil)
+}
+
+// plainPacketConn hides the *net.UDPConn behind a PacketConn, which makes
+// the server read one packet at a time instead of in batches.
+type plainPacketConn struct{ net.PacketConn }
+
+// startWrapped is start with the UDP socket passed through wrap (when not
+// nil) before the server sees it.
+func startWrapped(t *testing.T, cfg Config, network string, wrap func(net.PacketConn) net.PacketConn) *running {
+	t.Helper()
 	host := "127.0.0.1"
 	if network == "6" {
 		host = "::1"
@@ -64,7 +75,11 @@ func start(t *testing.T, cfg Config, network string) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, []net.Listener{ln}, []net.PacketConn{pc}) }()
+	served := pc
+	if wrap != nil {
+		served = wrap(pc)
+	}
+	go func() { done <- srv.Serve(ctx, []net.Listener{ln}, []net.PacketConn{served}) }()
 	var stopped bool
 	var stopErr error
 	stop := func() error {
@@ -173,6 +188,14 @@ func TestHTTPSwarm(t *testing.T) {
 
 func TestUDPSwarm(t *testing.T) {
 	swarmScenario(t, start(t, Config{}, "4").udpURL)
+}
+
+// TestUDPSwarmUnbatched runs the scenario through the one-packet-at-a-time
+// path that serves sockets other than *net.UDPConn (and every socket
+// outside Linux).
+func TestUDPSwarmUnbatched(t *testing.T) {
+	rt := startWrapped(t, Config{}, "4", func(pc net.PacketConn) net.PacketConn { return plainPacketConn{pc} })
+	swarmScenario(t, rt.udpURL)
 }
 
 func TestIPv6Swarm(t *testing.T) {

@@ -87,8 +87,10 @@ func (f *family) setMeta(r []byte, seen uint32, seeder bool, key uint32) {
 func (f *family) find(t *swarmTable, id *[20]byte) int {
 	if f.idx == nil {
 		s := int(f.stride)
+		tail := idTail(id[:])
 		for off := 0; off+s <= len(f.recs); off += s {
-			if string(f.recs[off:off+idLen]) == string(id[:]) {
+			r := f.recs[off : off+idLen]
+			if idTail(r) == tail && string(r) == string(id[:]) {
 				return off / s
 			}
 		}
@@ -105,6 +107,12 @@ func (f *family) find(t *swarmTable, id *[20]byte) int {
 		}
 	}
 }
+
+// idTail returns the last 8 bytes of a peer id, which differ between
+// peers even when the first 8 (the client's name and version, by
+// convention) do not: comparing them first rejects most records at the
+// cost of one load.
+func idTail(id []byte) uint64 { return binary.LittleEndian.Uint64(id[idLen-8 : idLen]) }
 
 // indexInsert adds record i to the index, which has a free slot.
 func (f *family) indexInsert(t *swarmTable, i int) {
@@ -299,6 +307,7 @@ func (f *family) collect(out []byte, n int, self *[20]byte, noSeeders bool, cuto
 		return out, 0
 	}
 	got := 0
+	tail := idTail(self[:])
 	start := rand.IntN(total)
 	for k := 0; k < total && got < n; k++ {
 		i := start + k
@@ -307,7 +316,7 @@ func (f *family) collect(out []byte, n int, self *[20]byte, noSeeders bool, cuto
 		}
 		r := f.rec(i)
 		seen, seeder := f.meta(r)
-		if seen < cutoff || (noSeeders && seeder) || string(r[:idLen]) == string(self[:]) {
+		if seen < cutoff || (noSeeders && seeder) || (idTail(r) == tail && string(r[:idLen]) == string(self[:])) {
 			continue
 		}
 		out = append(out, r...)

@@ -215,7 +215,7 @@ func TestConcurrentAnnounceAndSweep(t *testing.T) {
 				}
 				// A peer id seen from two addresses with different keys
 				// is refused; that is part of the mix.
-				if _, _, err := s.announce(&p, ip, nil, wantV4|wantV6, &out); err != nil && err != errPeerMoved {
+				if _, _, err := s.announce(&p, ip, nil, wantV4|wantV6, s.clock(), &out); err != nil && err != errPeerMoved {
 					t.Error(err)
 					return
 				}

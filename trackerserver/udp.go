@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 )
 
 // BEP 15 constants.
@@ -212,9 +213,18 @@ func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
 	return nil
 }
 
-func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
-	in := make([]byte, 2048)
-	sc := &scratch{body: make([]byte, 0, 2048)}
+// Buffer sizes of the UDP workers: a request longer than udpReadLen is
+// truncated (BEP 41 options beyond it are lost); udpReplyCap holds the
+// largest answer, 20 + 74*18 bytes.
+const (
+	udpReadLen  = 2048
+	udpReplyCap = 2048
+)
+
+// udpLoop answers packets one at a time until pc is closed.
+func (s *Server) udpLoop(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
+	in := make([]byte, udpReadLen)
+	sc := &scratch{body: make([]byte, 0, udpReplyCap)}
 	for {
 		var n int
 		var from netip.AddrPort
@@ -255,7 +265,12 @@ func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPCo
 
 // handleUDP answers one packet; nil means no answer.
 func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte {
-	now := s.cfg.Now().Unix()
+	return s.handleUDPAt(pkt, from, s.cfg.Now(), sc)
+}
+
+// handleUDPAt is handleUDP at time t.
+func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *scratch) []byte {
+	now := t.Unix()
 	// The connection id is checked before the rest, so that only clients
 	// that proved their address get more than this one short answer.
 	if len(pkt) >= udpHeaderLen && binary.BigEndian.Uint32(pkt[8:]) != udpConnect &&
@@ -302,7 +317,7 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 		if a.numWant < 0 {
 			a.numWant = min(s.cfg.NumWant, udpMaxPeers)
 		}
-		complete, incomplete, err := s.announce(a, from.Addr(), user, want, &sc.peers)
+		complete, incomplete, err := s.announce(a, from.Addr(), user, want, s.clockAt(t), &sc.peers)
 		if err != nil {
 			s.m.errors.WithLabelValues(errKind(err)).Inc()
 			return appendUDPError(sc.body[:0], r.tid, err.Error())

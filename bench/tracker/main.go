@@ -182,15 +182,23 @@ func startTarget(ctx context.Context, name string, o options, data swarmData) (*
 	if err := tg.cmd.Start(); err != nil {
 		return nil, nil, err
 	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = tg.cmd.Wait(); close(done) }()
 	cleanup := func() {
-		tg.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { tg.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
-			tg.cmd.Process.Kill()
-			<-done
+			// It died under load: the figures are void, and the log says why.
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			fmt.Fprintf(os.Stderr, "%s exited during the run (%v); log tail:\n%s\n", name, waitErr, log[max(0, len(log)-4000):])
+		default:
+			tg.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				tg.cmd.Process.Kill()
+				<-done
+			}
 		}
 		logf.Close()
 		os.RemoveAll(dir)
@@ -292,6 +300,9 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 			}
 			return res.lat[min(n-1, int(math.Ceil(p*float64(n)))-1)]
 		}
+		if res.firstErr != nil {
+			fmt.Fprintf(os.Stderr, "%s %s: %d errors, e.g. %v\n", tg.name, proto, res.errors, res.firstErr)
+		}
 		cpuPer := float64(cpu1-cpu0) / float64(time.Microsecond) / math.Max(1, float64(n))
 		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f MB | %.0f |\n", tg.name, proto,
 			float64(n)/res.elapsed.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
@@ -307,9 +318,10 @@ type loadWorker interface {
 }
 
 type result struct {
-	lat     []time.Duration
-	errors  int
-	elapsed time.Duration
+	lat      []time.Duration
+	errors   int
+	firstErr error // an example of what the errors were
+	elapsed  time.Duration
 }
 
 // drive runs conc workers: with d == 0 each peer announces once in order;
@@ -335,6 +347,7 @@ func drive(ctx context.Context, conc int, d time.Duration, peers int, mk func(in
 			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
 			lat := make([]time.Duration, 0, 1<<14)
 			errs := 0
+			var firstErr error
 			for ctx.Err() == nil {
 				var i int
 				if d == 0 {
@@ -359,6 +372,9 @@ func drive(ctx context.Context, conc int, d time.Duration, peers int, mk func(in
 				t0 := time.Now()
 				if err := wk.announce(ih, id, port, left); err != nil {
 					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
 					if errs > 1000 && len(lat) == 0 {
 						errc <- err
 						return
@@ -370,6 +386,9 @@ func drive(ctx context.Context, conc int, d time.Duration, peers int, mk func(in
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
 			res.errors += errs
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
 			mu.Unlock()
 		}()
 	}

@@ -1,0 +1,216 @@
+//go:build linux
+
+package trackerserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpWorker answers packets on pc until it is closed, in batches when the
+// socket allows.
+func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
+	if b := newUDPBatch(uc); b != nil {
+		return s.udpBatchLoop(ctx, b)
+	}
+	return s.udpLoop(ctx, pc, uc)
+}
+
+// udpBatchLoop is udpLoop with recvmmsg and sendmmsg.
+func (s *Server) udpBatchLoop(ctx context.Context, b *udpBatch) error {
+	var sc scratch
+	fail := func(err error) { s.log.Debug("tracker: udp reply", "err", err) }
+	for {
+		n, err := b.read()
+		if err == nil {
+			k := 0
+			t := s.cfg.Now() // once per batch: reading the clock is not free
+			for i := range n {
+				pkt, from, ok := b.packet(i)
+				if !ok {
+					continue
+				}
+				sc.body = b.reply(k)
+				if out := s.handleUDPAt(pkt, from, t, &sc); len(out) > 0 {
+					b.queue(k, i, out)
+					k++
+				}
+			}
+			err = b.flush(k, fail)
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+	}
+}
+
+// udpBatchSize is how many datagrams one recvmmsg or sendmmsg call moves.
+// Under load the socket queue holds many requests, and taking them 32 at a
+// time saves a system call and a trip through the poller per packet.
+const udpBatchSize = 32
+
+// mmsghdr is struct mmsghdr of recvmmsg(2): Go pads it as C does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// udpBatch is one worker's buffers for batched reads and writes. It is
+// allocated once and never moves, so the kernel may be given pointers
+// into it.
+type udpBatch struct {
+	rc syscall.RawConn
+
+	in      [udpBatchSize]mmsghdr
+	inIov   [udpBatchSize]unix.Iovec
+	inNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
+	inBufs  [udpBatchSize][udpReadLen]byte
+
+	out      [udpBatchSize]mmsghdr
+	outIov   [udpBatchSize]unix.Iovec
+	outNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
+	outBufs  [udpBatchSize][]byte // reply of each queued message
+}
+
+// newUDPBatch prepares batched I/O on uc, or returns nil when the socket
+// does not allow it (then the worker reads one packet at a time).
+func newUDPBatch(uc *net.UDPConn) *udpBatch {
+	if uc == nil {
+		return nil
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	b := &udpBatch{rc: rc}
+	for i := range b.in {
+		b.inIov[i].Base = &b.inBufs[i][0]
+		b.inIov[i].SetLen(udpReadLen)
+		b.in[i].hdr.Name = &b.inNames[i][0]
+		b.in[i].hdr.Iov = &b.inIov[i]
+		b.in[i].hdr.SetIovlen(1)
+		b.out[i].hdr.Name = &b.outNames[i][0]
+		b.out[i].hdr.Iov = &b.outIov[i]
+		b.out[i].hdr.SetIovlen(1)
+	}
+	for i := range b.outBufs {
+		b.outBufs[i] = make([]byte, 0, udpReplyCap)
+	}
+	return b
+}
+
+// read waits for datagrams and returns how many were received (at least
+// one), or the socket's error (net.ErrClosed after Close).
+func (b *udpBatch) read() (int, error) {
+	for i := range b.in {
+		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		b.in[i].hdr.Flags = 0
+		b.in[i].n = 0
+	}
+	var n int
+	var errno syscall.Errno
+	err := b.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatchSize, unix.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // wait until the socket is readable
+			}
+			n, errno = int(r), e
+			return true
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, fmt.Errorf("recvmmsg: %w", errno)
+	}
+	return n, nil
+}
+
+// packet returns datagram i of the last read and its sender. ok is false
+// for a sender address of an unknown family.
+func (b *udpBatch) packet(i int) (pkt []byte, from netip.AddrPort, ok bool) {
+	name := &b.inNames[i]
+	pkt = b.inBufs[i][:b.in[i].n]
+	// sa_family is in host order; the port is in network order.
+	switch *(*uint16)(unsafe.Pointer(&name[0])) {
+	case unix.AF_INET:
+		from = netip.AddrPortFrom(netip.AddrFrom4([4]byte(name[4:8])), binary.BigEndian.Uint16(name[2:4]))
+	case unix.AF_INET6:
+		from = netip.AddrPortFrom(netip.AddrFrom16([16]byte(name[8:24])), binary.BigEndian.Uint16(name[2:4]))
+	default:
+		return nil, netip.AddrPort{}, false
+	}
+	return pkt, from, true
+}
+
+// reply returns an empty buffer for the answer to datagram i of the last
+// read; queue sends it.
+func (b *udpBatch) reply(k int) []byte { return b.outBufs[k][:0] }
+
+// queue adds reply k, an answer to datagram i (whose sender address,
+// including any IPv6 scope, it goes back to).
+func (b *udpBatch) queue(k, i int, reply []byte) {
+	b.outBufs[k] = reply
+	b.outNames[k] = b.inNames[i]
+	b.out[k].hdr.Namelen = b.in[i].hdr.Namelen
+	b.outIov[k].Base = unsafe.SliceData(reply)
+	b.outIov[k].SetLen(len(reply))
+}
+
+// flush sends the first n queued replies. A reply the kernel refuses is
+// reported through fail and skipped; the others still go.
+func (b *udpBatch) flush(n int, fail func(error)) error {
+	for sent := 0; sent < n; {
+		var r int
+		var errno syscall.Errno
+		err := b.rc.Write(func(fd uintptr) bool {
+			for {
+				v, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
+				switch e {
+				case unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false // wait until the socket is writable
+				}
+				r, errno = int(v), e
+				return true
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if errno != 0 || r <= 0 {
+			// The first message failed (an unreachable address, say):
+			// drop it and go on with the rest.
+			fail(fmt.Errorf("sendmmsg: %w", errno))
+			r = 1
+		}
+		sent += r
+	}
+	for k := range n {
+		// Keep the buffers (replies are appended to them) but let the
+		// kernel-facing pointers go with the next queue.
+		b.outBufs[k] = b.outBufs[k][:0]
+	}
+	return nil
+}
