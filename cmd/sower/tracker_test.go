@@ -76,6 +76,9 @@ func TestTrackerAndScrape(t *testing.T) {
 	if r = sower(t, dir, "tracker", "passkey", "list", "--data", data); !strings.Contains(r.stdout, "alice  (revoked)") {
 		t.Errorf("list: %+v", r)
 	}
+	if r = sower(t, dir, "tracker", "--gc-percent", "0", "--data", ""); r.code != 2 || !strings.Contains(r.stderr, "--gc-percent 0") {
+		t.Errorf("gc-percent 0: %+v", r)
+	}
 	if r = sower(t, dir, "tracker", "--http", "", "--udp", ""); r.code != 2 {
 		t.Errorf("nothing to serve: %+v", r)
 	}
