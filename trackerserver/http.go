@@ -1,6 +1,7 @@
 package trackerserver
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -42,8 +43,21 @@ func (s *Server) clientIP(r *http.Request) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, errors.New("cannot tell the client's address")
 	}
-	ip := ap.Addr().Unmap()
-	if s.cfg.RealIPHeader == "" {
+	var hdr string
+	var has bool
+	if s.cfg.RealIPHeader != "" {
+		if h := r.Header.Values(s.cfg.RealIPHeader); len(h) > 0 {
+			hdr, has = h[len(h)-1], true
+		}
+	}
+	return s.clientIPFrom(ap.Addr(), hdr, has)
+}
+
+// clientIPFrom is clientIP given the connection's address and the last
+// value of the real-IP header (has is false without one).
+func (s *Server) clientIPFrom(remote netip.Addr, hdr string, has bool) (netip.Addr, error) {
+	ip := remote.Unmap()
+	if s.cfg.RealIPHeader == "" || !has {
 		return ip, nil
 	}
 	trusted := false
@@ -56,11 +70,7 @@ func (s *Server) clientIP(r *http.Request) (netip.Addr, error) {
 	if !trusted {
 		return ip, nil
 	}
-	h := r.Header.Values(s.cfg.RealIPHeader)
-	if len(h) == 0 {
-		return ip, nil
-	}
-	v := h[len(h)-1]
+	v := hdr
 	if i := strings.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}
@@ -90,52 +100,57 @@ func (s *Server) authorize(passkey string) (*userAcct, error) {
 }
 
 func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey string) {
-	user, err := s.authorize(passkey)
-	if err != nil {
-		s.fail(w, "access", err)
-		return
-	}
-	p, err := parseAnnounceQuery(r.URL.RawQuery)
-	if err != nil {
-		s.fail(w, "bad_request", err)
-		return
-	}
-	ip, err := s.clientIP(r)
-	if err != nil {
-		s.fail(w, "bad_request", err)
-		return
-	}
 	sc := s.getScratch()
 	defer s.putScratch(sc)
+	ip, err := s.clientIP(r)
+	writeBencode(w, s.announceBody(sc, r.URL.RawQuery, passkey, ip, err))
+}
+
+// announceBody answers an HTTP announce from ip (or ipErr when the
+// client's address is unusable) with a bencoded body built in sc.body.
+func (s *Server) announceBody(sc *scratch, rawQuery, passkey string, ip netip.Addr, ipErr error) []byte {
+	user, err := s.authorize(passkey)
+	if err != nil {
+		return s.failure(sc, "access", err)
+	}
+	p, err := parseAnnounceQuery(rawQuery)
+	if err != nil {
+		return s.failure(sc, "bad_request", err)
+	}
+	if ipErr != nil {
+		return s.failure(sc, "bad_request", ipErr)
+	}
 	complete, incomplete, err := s.announce(&p, ip, user, wantV4|wantV6, s.clock(), &sc.peers)
-	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("tracker: http announce", "info_hash", hex.EncodeToString(p.infoHash[:]), "peer", netip.AddrPortFrom(ip, p.port),
 			"left", p.left, "event", p.event, "peers_given", len(sc.peers.v4)/v4Stride+len(sc.peers.v6)/v6Stride, "err", err)
 	}
 	if err != nil {
-		s.fail(w, errKind(err), err)
-		return
+		return s.failure(sc, errKind(err), err)
 	}
 	s.m.announceHTTP.Inc()
-	b := appendAnnounceResponse(sc.body[:0], complete, incomplete, s.cfg.Interval.seconds(), s.cfg.MinInterval.seconds(), &sc.peers, p.compact, p.noPeerID)
-	sc.body = b
-	writeBencode(w, b)
+	sc.body = appendAnnounceResponse(sc.body[:0], complete, incomplete, s.cfg.Interval.seconds(), s.cfg.MinInterval.seconds(), &sc.peers, p.compact, p.noPeerID)
+	return sc.body
 }
 
 func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey string) {
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	writeBencode(w, s.scrapeBody(sc, r.URL.RawQuery, passkey))
+}
+
+// scrapeBody answers an HTTP scrape with a bencoded body built in sc.body.
+func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey string) []byte {
 	if _, err := s.authorize(passkey); err != nil {
-		s.fail(w, "access", err)
-		return
+		return s.failure(sc, "access", err)
 	}
-	hashes, err := parseScrapeQuery(r.URL.RawQuery, s.cfg.MaxScrapeHashes)
+	hashes, err := parseScrapeQuery(rawQuery, s.cfg.MaxScrapeHashes)
 	if err != nil {
-		s.fail(w, "bad_request", err)
-		return
+		return s.failure(sc, "bad_request", err)
 	}
 	if len(hashes) == 0 {
 		if !s.cfg.FullScrape {
-			s.fail(w, "bad_request", qerr("info_hash", "missing (this tracker does not answer full scrapes)"))
-			return
+			return s.failure(sc, "bad_request", qerr("info_hash", "missing (this tracker does not answer full scrapes)"))
 		}
 		for _, t := range s.Torrents() {
 			hashes = append(hashes, t.InfoHash)
@@ -144,7 +159,7 @@ func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey st
 	slices.SortFunc(hashes, func(a, b [20]byte) int { return strings.Compare(string(a[:]), string(b[:])) })
 	hashes = slices.Compact(hashes)
 	s.m.scrapeHTTP.Inc()
-	b := []byte("d5:filesd")
+	b := append(sc.body[:0], "d5:filesd"...)
 	for _, ih := range hashes {
 		if !s.allowed(ih) {
 			continue
@@ -163,8 +178,8 @@ func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey st
 		b = strconv.AppendInt(b, int64(st.incomplete), 10)
 		b = append(b, "ee"...)
 	}
-	b = append(b, "ee"...)
-	writeBencode(w, b)
+	sc.body = append(b, "ee"...)
+	return sc.body
 }
 
 // errKind sorts announce errors for the errors metric.
@@ -180,17 +195,18 @@ func errKind(err error) string {
 	return "internal"
 }
 
-// fail answers with a bencoded failure reason. BEP 3 trackers answer
-// refusals with status 200 so that clients read the body.
-func (s *Server) fail(w http.ResponseWriter, kind string, err error) {
+// failure counts a refused request and returns its bencoded failure
+// reason, built in sc.body. BEP 3 trackers answer refusals with status 200
+// so that clients read the body.
+func (s *Server) failure(sc *scratch, kind string, err error) []byte {
 	s.m.errors.WithLabelValues(kind).Inc()
 	msg := err.Error()
-	b := []byte("d14:failure reason")
+	b := append(sc.body[:0], "d14:failure reason"...)
 	b = strconv.AppendInt(b, int64(len(msg)), 10)
 	b = append(b, ':')
 	b = append(b, msg...)
-	b = append(b, 'e')
-	writeBencode(w, b)
+	sc.body = append(b, 'e')
+	return sc.body
 }
 
 func writeBencode(w http.ResponseWriter, b []byte) {

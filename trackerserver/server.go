@@ -525,20 +525,30 @@ func (s *Server) Serve(ctx context.Context, httpLns []net.Listener, udpConns []n
 	defer cancel()
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second, // slowloris
+		ReadHeaderTimeout: headerTimeout, // slowloris
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeadLen,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, len(httpLns)+len(udpConns)+1)
+	errc := make(chan error, 2*len(httpLns)+len(udpConns)+1)
 	var wg sync.WaitGroup
-	for _, ln := range httpLns {
-		wg.Add(1)
+	fronts := make([]*httpFront, len(httpLns))
+	for i, ln := range httpLns {
+		f := &httpFront{s: s, ln: ln, handOff: newHandOffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
+		fronts[i] = f
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(f.handOff); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http tracker on %s: %w", ln.Addr(), err)
+				cancel()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := f.serve(); err != nil {
 				errc <- fmt.Errorf("http tracker on %s: %w", ln.Addr(), err)
 				cancel()
 			}
@@ -560,6 +570,9 @@ func (s *Server) Serve(ctx context.Context, httpLns []net.Listener, udpConns []n
 		s.maintain(ctx)
 	}()
 	<-ctx.Done()
+	for _, f := range fronts {
+		f.shutdown()
+	}
 	shCtx, shCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer shCancel()
 	if err := hs.Shutdown(shCtx); err != nil {
