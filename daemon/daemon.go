@@ -131,8 +131,12 @@ type Daemon struct {
 	extra    map[[20]byte][]netip.AddrPort // peers given by AddPeers, offered at every start
 	wg       sync.WaitGroup                // torrent goroutines
 	annHeap  annHeap                       // torrents by next announce
-	username string
-	password string
+	// parkedSinceRelease counts torrents parked since releaseMemory last
+	// ran, at lastRelease.
+	parkedSinceRelease int
+	lastRelease        time.Time
+	username           string
+	password           string
 }
 
 // Open loads the state in cfg.DataDir and opens the peer (and RPC)
@@ -369,6 +373,7 @@ loop:
 			d.applyLimits(now)
 			d.parkIdle(now)
 			d.schedule(now)
+			d.releaseMemory(now)
 		}
 	}
 	if srv != nil {

@@ -39,6 +39,7 @@ func (d *Daemon) startFetchLocked(t *torrent) {
 	go func() {
 		defer d.wg.Done()
 		defer close(t.exited)
+		defer cancel()
 		info, err := d.fetchMetadata(ctx, m, peers, initial)
 		d.mu.Lock()
 		t.cancel, t.metaPeers = nil, nil

@@ -252,6 +252,7 @@ func (d *Daemon) startLocked(t *torrent) {
 		defer isReady()
 		err := d.runTorrent(ctx, t, rec, isReady)
 		d.finishRun(t, err)
+		cancel() // detach ctx from the daemon's: a run that ends alone would leak it
 	}()
 }
 

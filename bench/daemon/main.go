@@ -52,8 +52,8 @@ func main() {
 	defer os.RemoveAll(work)
 	torrents := generate(work, *n, *size)
 	fmt.Printf("%d torrents of %d bytes; settle %s; idle window %s; %d full lists\n\n", *n, *size, *settle, *idle, *lists)
-	fmt.Println("| client | base RSS MiB | RSS per torrent KiB | add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| client | base RSS MiB | RSS per torrent KiB | of which anon KiB | add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, name := range strings.Split(*clients, ",") {
 		var c client
 		switch name {
@@ -71,8 +71,8 @@ func main() {
 			log.Printf("%s: %v", name, err)
 			continue
 		}
-		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f |\n", name, float64(r.baseRSS)/1024,
-			float64(r.rss-r.baseRSS)/float64(len(torrents)), r.addVerify.Seconds(), r.idleCPU, float64(r.list.Microseconds())/1000, float64(r.rssAfter)/1024)
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f |\n", name, float64(r.baseRSS)/1024,
+			float64(r.rss-r.baseRSS)/float64(len(torrents)), float64(r.anon-r.baseAnon)/float64(len(torrents)), r.addVerify.Seconds(), r.idleCPU, float64(r.list.Microseconds())/1000, float64(r.rssAfter)/1024)
 	}
 }
 
@@ -101,6 +101,7 @@ func generate(work string, n, size int) [][]byte {
 
 type result struct {
 	baseRSS, rss, rssAfter int64 // KiB
+	baseAnon, anon         int64 // KiB, the RssAnon part
 	addVerify, list        time.Duration
 	idleCPU                float64
 }
@@ -143,6 +144,7 @@ func measure(c client, dir, data string, torrents [][]byte, lists int, settle, i
 	}
 	time.Sleep(2 * time.Second)
 	r.baseRSS = rssKiB(cmd.Process.Pid)
+	r.baseAnon = statusKiB(cmd.Process.Pid, "RssAnon:")
 	start := time.Now()
 	for _, t := range torrents {
 		if err := c.add(t, data); err != nil {
@@ -163,6 +165,7 @@ func measure(c client, dir, data string, torrents [][]byte, lists int, settle, i
 	r.addVerify = time.Since(start)
 	time.Sleep(settle) // the same for every client
 	r.rss = rssKiB(cmd.Process.Pid)
+	r.anon = statusKiB(cmd.Process.Pid, "RssAnon:")
 	cpu0, t0 := cpuTicks(cmd.Process.Pid), time.Now()
 	time.Sleep(idle)
 	r.idleCPU = float64(cpuTicks(cmd.Process.Pid)-cpu0) / 100 / time.Since(t0).Seconds() * 100
@@ -186,10 +189,15 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func rssKiB(pid int) int64 {
+func rssKiB(pid int) int64 { return statusKiB(pid, "VmRSS:") }
+
+// statusKiB reads one field of /proc/PID/status: VmRSS is RssAnon (heap,
+// stacks) plus RssFile (mapped files: the program's own code, mapped
+// databases) plus RssShmem.
+func statusKiB(pid int, field string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseInt(f[1], 10, 64)
 			return v
