@@ -21,8 +21,10 @@ const dupWindow = 3 * time.Second
 
 // refuseDuplicate reports whether we, a seed, should reject p's request
 // for piece i because another connected leecher has it or is being sent
-// it.
-// It records the piece as being sent to p when it does not refuse.
+// it. It records the piece as being sent to p when it does not refuse.
+// A piece already being sent to p is never refused (its blocks belong
+// together), and once p's refusal window for a piece has passed, p gets
+// that piece whenever it asks.
 func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 	if !t.pk.have.Full() || t.superSeeding() || !p.fast() {
 		return false
@@ -31,12 +33,20 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 		t.serving = make(map[int]*peer)
 	}
 	owner := t.serving[i]
-	if owner != nil {
-		if _, live := t.peers[owner]; !live {
-			owner = nil
-		}
+	if owner == p {
+		return false
 	}
-	elsewhere := owner != nil && owner != p
+	if first, ok := p.dupRefused[i]; ok && now.Sub(first) >= dupWindow {
+		t.serving[i] = p
+		return false
+	}
+	elsewhere := false
+	if owner != nil {
+		// The owner counts while it is still fetching the piece; once it
+		// has it, it is one of the holders counted below.
+		_, live := t.peers[owner]
+		elsewhere = live && !owner.has.Has(i)
+	}
 	if !elsewhere && t.pk.avail[i] > 0 {
 		// Only a leecher holding the piece spares our upload; another
 		// seed's copy costs the swarm the same as ours.
@@ -52,22 +62,14 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 		t.serving[i] = p
 		return false
 	}
-	first, ok := p.dupRefused[i]
-	if !ok {
+	if _, ok := p.dupRefused[i]; !ok {
 		if p.dupRefused == nil {
 			p.dupRefused = make(map[int]time.Time)
 		}
 		p.dupRefused[i] = now
-		t.dupRefusals++
-		return true
 	}
-	if now.Sub(first) < dupWindow {
-		t.dupRefusals++
-		return true
-	}
-	delete(p.dupRefused, i)
-	t.serving[i] = p
-	return false
+	t.dupRefusals++
+	return true
 }
 
 // forgetServing drops a departed peer from the pieces it was being sent.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/peerwire"
 )
 
@@ -64,10 +65,27 @@ func TestSeedRefusesDuplicates(t *testing.T) {
 		t.Fatalf("request for a piece only a seed has answered with %v, want the block", got)
 	}
 	// Refusals end after dupWindow, so a slow or absent holder cannot
-	// starve the requester.
+	// starve the requester, and then every block of the piece is served.
 	b.dupRefused[3] = time.Now().Add(-dupWindow - time.Second)
-	if got := req(b, 3); got != peerwire.Piece {
-		t.Fatalf("request after the refusal window answered with %v, want the block", got)
+	for range 3 {
+		if got := req(b, 3); got != peerwire.Piece {
+			t.Fatalf("request after the refusal window answered with %v, want the block", got)
+		}
+	}
+	// A receiver that completed the piece and became a seed no longer
+	// holds it for others.
+	a.has.SetAll()
+	a.seed = true
+	for i := range tor.pk.avail {
+		tor.pk.avail[i]++
+	}
+	if got := req(d, 7); got != peerwire.Piece {
+		t.Fatalf("request for a piece only seeds have answered with %v, want the block", got)
+	}
+	a.has = bitfield.New(tor.pk.numPieces)
+	a.seed = false
+	for i := range tor.pk.avail {
+		tor.pk.avail[i]--
 	}
 	if tor.dupRefusals != 2 {
 		t.Fatalf("%d duplicate refusals counted, want 2", tor.dupRefusals)

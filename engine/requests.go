@@ -134,9 +134,10 @@ func (t *Torrent) onHashed(r hashResult) {
 	t.pk.have.Set(i)
 	t.pk.left--
 	for p := range t.peers {
-		if !p.has.Has(i) {
-			p.sendLazy(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
-		}
+		// Every peer hears of the piece, even one that has it: a seed
+		// counts what its leechers hold (availability, and refusing
+		// duplicates), which suppressed haves would hide from it.
+		p.sendLazy(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
 		if p.amInterested && p.has.Has(i) {
 			t.updateInterest(p)
 		}

@@ -23,8 +23,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +44,7 @@ type options struct {
 	keep     bool
 	debug    bool
 	cpuprof  string
+	slots    int
 }
 
 // implModes lists what an implementation can run, and whether it is known.
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	dir := fs.String("dir", "", "scratch folder (default a new one under $TMPDIR)")
 	keep := fs.Bool("keep", false, "keep the scratch folder and its logs")
 	debug := fs.Bool("debug", false, "write Sower debug logs and per-peer stats to the scratch folder (implies -keep)")
+	slots := fs.Int("slots", 0, "Sower's upload slots per peer (0: the engine's default), to compare choker settings")
 	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the whole run (Sower's peers run in this process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	o := &options{rate: *rate, dir: *dir, keep: *keep || *debug, debug: *debug, cpuprof: *cpuprof, modes: map[string][]Mode{}}
+	o := &options{rate: *rate, dir: *dir, keep: *keep || *debug, debug: *debug, cpuprof: *cpuprof, slots: *slots, modes: map[string][]Mode{}}
 	for f := range strings.SplitSeq(*n, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || v < 1 || v > 200 {
@@ -188,7 +190,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 						return err
 					}
 					sc := &Scenario{Leechers: n, Rate: o.rate, Data: data, Torrent: torrent, Meta: mi,
-						Size: size, Work: work, Debug: o.debug}
+						Size: size, Work: work, Debug: o.debug, Slots: o.slots}
 					sc.Timeout = max(3*time.Minute, 15*sc.Ideal())
 					log.Info("run", "impl", impl, "mode", mode, "leechers", n, "size", formatSize(size))
 					res, err := runOne(ctx, sc, impl, mode)

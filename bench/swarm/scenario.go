@@ -38,6 +38,7 @@ type Scenario struct {
 	Work     string        // scratch folder for this run
 	Timeout  time.Duration // for the download phase
 	Debug    bool          // verbose logs into Work
+	Slots    int           // Sower's upload slots per peer (engine.Config.MaxUnchoked); 0 is the engine's default
 }
 
 // Ideal is the fastest any swarm can finish: every byte must leave the

@@ -58,7 +58,7 @@ func runSower(ctx context.Context, sc *Scenario, mode Mode) (Result, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		store := storage.NewMemory(layout)
-		cfg := engine.Config{EndGame: policy, Logger: log.With("peer", name)}
+		cfg := engine.Config{EndGame: policy, Logger: log.With("peer", name), MaxUnchoked: sc.Slots}
 		if seed {
 			if err := fillFromFile(store, sc.Data); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
