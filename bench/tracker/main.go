@@ -22,7 +22,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,8 +221,27 @@ func startTarget(ctx context.Context, name string, o options, data swarmData) (*
 	return tg, cleanup, nil
 }
 
+// escapeBytes percent-encodes every byte but the unreserved ones, as
+// BitTorrent clients do. url.QueryEscape would turn a 0x20 byte into '+',
+// which trackers (opentracker and Sower alike) read as a literal '+': one
+// info-hash in thirteen would then name another torrent.
+func escapeBytes(b []byte) string {
+	const hexDigits = "0123456789ABCDEF"
+	var sb strings.Builder
+	for _, c := range b {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			sb.WriteByte(c)
+			continue
+		}
+		sb.WriteByte('%')
+		sb.WriteByte(hexDigits[c>>4])
+		sb.WriteByte(hexDigits[c&15])
+	}
+	return sb.String()
+}
+
 func announceURL(base string, ih, id [20]byte, port uint16, left int64, event string) string {
-	u := base + "?info_hash=" + url.QueryEscape(string(ih[:])) + "&peer_id=" + url.QueryEscape(string(id[:])) +
+	u := base + "?info_hash=" + escapeBytes(ih[:]) + "&peer_id=" + escapeBytes(id[:]) +
 		"&port=" + strconv.Itoa(int(port)) + "&uploaded=0&downloaded=0&left=" + strconv.FormatInt(left, 10) + "&compact=1&numwant=50"
 	if event != "" {
 		u += "&event=" + event
