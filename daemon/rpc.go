@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -419,6 +420,16 @@ func (d *Daemon) torrentGet(args map[string]json.RawMessage) (any, error) {
 	if len(fields) == 0 {
 		return nil, errors.New("torrent-get: argument \"fields\" missing")
 	}
+	needDetail := false
+	for _, f := range fields {
+		switch f {
+		case "files", "fileStats", "priorities", "wanted", "peers", "pieces", "trackers", "trackerStats", "peersFrom", "webseeds":
+			needDetail = true
+		}
+	}
+	if _, ok := args["ids"]; !ok && !needDetail {
+		return d.listAll(fields)
+	}
 	var list []Status
 	if _, ok := args["ids"]; ok {
 		ids, err := d.ids(args)
@@ -432,13 +443,6 @@ func (d *Daemon) torrentGet(args map[string]json.RawMessage) (any, error) {
 		}
 	} else {
 		list = d.List()
-	}
-	needDetail := false
-	for _, f := range fields {
-		switch f {
-		case "files", "fileStats", "priorities", "wanted", "peers", "pieces", "trackers", "trackerStats", "peersFrom", "webseeds":
-			needDetail = true
-		}
 	}
 	// The reply is written field by field in the order asked, with
 	// strconv rather than encoding/json for the scalars, into one buffer
@@ -480,6 +484,126 @@ func (d *Daemon) torrentGet(args map[string]json.RawMessage) (any, error) {
 	buf = append(buf, `],"removed":[]}`...)
 	d.lastListSize.Store(int64(len(buf)))
 	return rawArgs(buf), nil
+}
+
+// listAll answers a torrent-get of every torrent without per-file or
+// per-peer fields, the request pollers repeat: each torrent's status is
+// computed and written straight into the reply under one hold of the
+// lock, so a list of a thousand makes one buffer and little else.
+func (d *Daemon) listAll(fields []string) (any, error) {
+	now := time.Now()
+	buf := make([]byte, 0, max(int(d.lastListSize.Load()), 4096))
+	buf = append(buf, `{"torrents":[`...)
+	d.mu.Lock()
+	ts := make([]*torrent, 0, len(d.torrents))
+	for _, t := range d.torrents {
+		if !t.removing {
+			ts = append(ts, t)
+		}
+	}
+	slices.SortFunc(ts, func(a, b *torrent) int { return a.rec.ID - b.rec.ID })
+	for i, t := range ts {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		st := d.statusLocked(t, now)
+		var err error
+		if buf, err = appendTorrent(buf, fields, &st); err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+	}
+	d.mu.Unlock()
+	buf = append(buf, `],"removed":[]}`...)
+	d.lastListSize.Store(int64(len(buf)))
+	return rawArgs(buf), nil
+}
+
+// appendTorrent writes one torrent's requested fields as a JSON object.
+func appendTorrent(buf []byte, fields []string, s *Status) ([]byte, error) {
+	buf = append(buf, '{')
+	first := true
+	for _, f := range fields {
+		mark := len(buf)
+		if !first {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, f)
+		buf = append(buf, ':')
+		var ok bool
+		if buf, ok = appendScalarField(buf, f, s); !ok {
+			v, known := trField(f, *s, nil)
+			if !known {
+				buf = buf[:mark] // unknown fields are left out
+				continue
+			}
+			var err error
+			if buf, err = appendJSONValue(buf, v); err != nil {
+				return nil, fmt.Errorf("torrent-get: field %q: %v", f, err)
+			}
+		}
+		first = false
+	}
+	return append(buf, '}'), nil
+}
+
+// appendScalarField writes the fields of a list poll without boxing them
+// in interfaces; the values are trField's (a test holds them equal). It
+// reports false for other fields.
+func appendScalarField(buf []byte, f string, s *Status) ([]byte, bool) {
+	i := func(v int64) ([]byte, bool) { return strconv.AppendInt(buf, v, 10), true }
+	switch f {
+	case "id":
+		return i(int64(s.ID))
+	case "name":
+		return appendJSONString(buf, s.Name), true
+	case "hashString":
+		return appendJSONString(buf, s.InfoHash), true
+	case "status":
+		return i(int64(trStatus(*s)))
+	case "error":
+		if s.Error != "" && s.State == "error" {
+			return i(3)
+		}
+		return i(0)
+	case "errorString":
+		return appendJSONString(buf, s.Error), true
+	case "rateDownload":
+		return i(int64(s.DownloadRate))
+	case "rateUpload":
+		return i(int64(s.UploadRate))
+	case "eta":
+		if s.ETA < 0 || s.Left == 0 {
+			return i(-1)
+		}
+		return i(s.ETA)
+	case "totalSize":
+		return i(s.TotalSize)
+	case "sizeWhenDone":
+		return i(s.Wanted)
+	case "leftUntilDone":
+		return i(s.Left)
+	case "haveValid":
+		return i(s.Completed)
+	case "downloadedEver":
+		return i(s.Downloaded)
+	case "uploadedEver":
+		return i(s.Uploaded)
+	case "peersConnected":
+		return i(int64(s.Peers))
+	case "peersSendingToUs":
+		if s.State == "downloading" {
+			return i(int64(s.Seeds))
+		}
+		return i(0)
+	case "peersGettingFromUs":
+		return i(int64(s.Peers - s.Seeds))
+	case "queuePosition":
+		return i(int64(s.Queue))
+	case "isFinished":
+		return strconv.AppendBool(buf, s.Paused && s.HasMeta && s.Left == 0), true
+	}
+	return buf, false
 }
 
 // appendJSONValue appends v as JSON: the scalar types of torrent-get by

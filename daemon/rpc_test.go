@@ -312,3 +312,37 @@ func TestTransmissionRemote(t *testing.T) {
 		t.Fatalf("-l after -r still lists it:\n%s", o)
 	}
 }
+
+// TestScalarFieldsMatchTrField holds the hand-written encoding of the
+// list fields equal to encoding/json's of trField's values.
+func TestScalarFieldsMatchTrField(t *testing.T) {
+	statuses := []Status{
+		{ID: 7, Name: `a "quoted" name <b>`, InfoHash: "00ff", State: "seeding", HasMeta: true, Wanted: 100, Completed: 100, TotalSize: 120,
+			Downloaded: 5, Uploaded: 1 << 40, Peers: 3, Seeds: 1, Queue: 2, UploadRate: 12.7, DownloadRate: 3.2},
+		{ID: 8, Name: "naïve", State: "downloading", HasMeta: true, Wanted: 100, Completed: 40, Left: 60, ETA: 30, Peers: 5, Seeds: 4},
+		{ID: 9, Name: "x", State: "error", Error: "disk full\n", Paused: true, HasMeta: true, Left: 0, ETA: -1},
+		{ID: 10, Name: "m", State: "metadata", Error: "fetching metadata", ETA: -1, Left: 1},
+		{ID: 11, Name: "q", State: "queued", HasMeta: true, Left: 0, Paused: true},
+	}
+	fields := []string{"id", "name", "hashString", "status", "error", "errorString", "rateDownload", "rateUpload", "eta",
+		"totalSize", "sizeWhenDone", "leftUntilDone", "haveValid", "downloadedEver", "uploadedEver", "peersConnected",
+		"peersSendingToUs", "peersGettingFromUs", "queuePosition", "isFinished"}
+	for _, s := range statuses {
+		for _, f := range fields {
+			got, ok := appendScalarField(nil, f, &s)
+			if !ok {
+				t.Fatalf("field %q not handled", f)
+			}
+			v, _ := trField(f, s, nil)
+			want, _ := json.Marshal(v)
+			if string(got) != string(want) {
+				t.Errorf("torrent %d field %q: %s, want %s", s.ID, f, got, want)
+			}
+		}
+		all := append([]string{"percentDone", "uploadRatio", "nonsense"}, fields...)
+		obj, err := appendTorrent(nil, all, &s)
+		if err != nil || !json.Valid(obj) {
+			t.Fatalf("torrent %d: %s is not valid JSON (%v)", s.ID, obj, err)
+		}
+	}
+}
