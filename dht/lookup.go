@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -267,6 +268,7 @@ func (n *Node) lookup(ctx context.Context, target [20]byte, getPeers bool, seeds
 	cancel()
 	drain(results, inflight)
 	res.closest = finalClosest(cands)
+	n.log.Debug("dht: lookup done", "method", method, "target", hex.EncodeToString(target[:]), "v6", n.v6, "queries", res.Queries, "responses", res.Responses, "rounds", res.Rounds, "peers", res.Peers)
 	return res
 }
 
@@ -400,18 +402,17 @@ func (n *Node) GetPeers(ctx context.Context, infoHash [20]byte) (<-chan netip.Ad
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer done()
-		n.lookup(ctx, infoHash, true, nil, onPeer)
-	})
+	wg.Go(func() { n.lookup(ctx, infoHash, true, nil, onPeer) })
 	if p != nil {
-		wg.Go(func() {
-			defer pdone()
-			p.lookup(pctx, infoHash, true, nil, onPeer)
-		})
+		wg.Go(func() { p.lookup(pctx, infoHash, true, nil, onPeer) })
 	}
 	go func() {
 		wg.Wait()
+		// Only now: ending n's context ends the partner's too.
+		if p != nil {
+			pdone()
+		}
+		done()
 		close(ch)
 	}()
 	return ch, nil

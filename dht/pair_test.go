@@ -76,6 +76,24 @@ func TestPairCoversBothFamilies(t *testing.T) {
 		}
 	}
 
+	// A node whose own family has no network yet: its lookup ends at
+	// once, and must not cut its partner's short.
+	lone := startNode(t, mn, Config{})
+	if err := lone.Pair(v6[10]); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = lone.GetPeers(ctx, ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for p := range ch {
+		got = append(got, p)
+	}
+	if !slices.Equal(got, want[1:]) {
+		t.Errorf("GetPeers of a node alone in its family found %v, want %v through its partner", got, want[1:])
+	}
+
 	ih2 := [20]byte{0x12, 0x34}
 	if err := me4.Announce(ctx, ih2, 2000, false); err != nil {
 		t.Fatal(err)
