@@ -14,10 +14,14 @@ import "time"
 // then served, so a piece whose only other holder is slow, gone, or never
 // unchokes the requester still arrives.
 
-// dupWindow bounds how long one peer is refused one piece, and how long a
-// refused leecher keeps off that piece at that peer. A few seconds is
-// many pieces' time on a fast swarm and a short wait on a slow one.
+// dupWindow bounds how long one peer is refused one piece. A few seconds
+// is many pieces' time on a fast swarm and a short wait on a slow one.
 const dupWindow = 3 * time.Second
+
+// refusedSkip is how long a refused leecher keeps off that piece at that
+// peer. Shorter than dupWindow: the seed stops refusing as soon as it
+// has nothing fresher to send, and asking again costs one round trip.
+const refusedSkip = time.Second
 
 // refuseDuplicate reports whether we, a seed, should reject p's request
 // for piece i because another connected leecher has it or is being sent
@@ -34,6 +38,12 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 	}
 	owner := t.serving[i]
 	if owner == p {
+		return false
+	}
+	if !t.freshPieces(now) {
+		// Every piece is out already: refusing would only idle our
+		// upload while the requester waits for a neighbour.
+		t.serving[i] = p
 		return false
 	}
 	if first, ok := p.dupRefused[i]; ok && now.Sub(first) >= dupWindow {
@@ -72,6 +82,34 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 	return true
 }
 
+// freshPieces reports whether some piece has neither been sent by us nor
+// is held by a connected leecher: while there is one, our upload is best
+// spent on it. The answer is recomputed at most every freshEvery, since
+// it scans every piece.
+func (t *Torrent) freshPieces(now time.Time) bool {
+	if now.Sub(t.freshAt) < freshEvery {
+		return t.fresh
+	}
+	t.freshAt = now
+	seeds := 0
+	for q := range t.peers {
+		if q.seed {
+			seeds++
+		}
+	}
+	t.fresh = false
+	for i, a := range t.pk.avail {
+		if a <= seeds && t.serving[i] == nil {
+			t.fresh = true
+			break
+		}
+	}
+	return t.fresh
+}
+
+// freshEvery bounds how stale freshPieces' answer may be.
+const freshEvery = 250 * time.Millisecond
+
 // forgetServing drops a departed peer from the pieces it was being sent.
 func (t *Torrent) forgetServing(p *peer) {
 	for i, q := range t.serving {
@@ -89,14 +127,14 @@ func (p *peer) noteRefused(i int, now time.Time) {
 	p.refused[i] = now
 }
 
-// refusedRecently reports whether p rejected piece i within dupWindow, so
+// refusedRecently reports whether p rejected piece i within refusedSkip, so
 // its blocks should be asked of other peers first.
 func (p *peer) refusedRecently(i int, now time.Time) bool {
 	at, ok := p.refused[i]
 	if !ok {
 		return false
 	}
-	if now.Sub(at) >= dupWindow {
+	if now.Sub(at) >= refusedSkip {
 		delete(p.refused, i)
 		return false
 	}

@@ -90,6 +90,23 @@ func TestSeedRefusesDuplicates(t *testing.T) {
 	if tor.dupRefusals != 2 {
 		t.Fatalf("%d duplicate refusals counted, want 2", tor.dupRefusals)
 	}
+	// Once every piece is out, nothing is refused: our upload has
+	// nothing better to do.
+	for j := range tor.pk.numPieces {
+		if tor.serving[j] == nil {
+			tor.serving[j] = c
+		}
+	}
+	tor.freshAt = time.Time{}
+	if got := req(d, 3); got != peerwire.Piece {
+		t.Fatalf("request with every piece out answered with %v, want the block", got)
+	}
+	for j, q := range tor.serving {
+		if q == c {
+			delete(tor.serving, j)
+		}
+	}
+	tor.freshAt = time.Time{}
 	// A piece whose receiver left is served to the next who asks.
 	if got := req(a, 4); got != peerwire.Piece {
 		t.Fatalf("first request for piece 4 answered with %v", got)
@@ -107,10 +124,10 @@ func TestRefusedPieceAskedElsewhere(t *testing.T) {
 		t.Fatal("piece refused before any reject")
 	}
 	p.noteRefused(7, now)
-	if !p.refusedRecently(7, now.Add(dupWindow/2)) {
+	if !p.refusedRecently(7, now.Add(refusedSkip/2)) {
 		t.Fatal("refusal forgotten within the window")
 	}
-	if p.refusedRecently(7, now.Add(dupWindow)) {
+	if p.refusedRecently(7, now.Add(refusedSkip)) {
 		t.Fatal("refusal kept past the window")
 	}
 }

@@ -155,6 +155,8 @@ type Torrent struct {
 	peers                       map[*peer]struct{}
 	serving                     map[int]*peer // seed: who each piece is being sent to (dedup.go)
 	dupRefusals                 int64         // requests refused as duplicates
+	fresh                       bool          // some piece is neither sent nor held by a leecher (dedup.go)
+	freshAt                     time.Time     // when fresh was computed
 	byAddr                      map[netip.AddrPort]*peer
 	known                       map[netip.AddrPort]*candidate
 	banned                      map[netip.AddrPort]bool // see banKey
