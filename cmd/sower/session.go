@@ -20,13 +20,13 @@ import (
 )
 
 // session is what get and seed share around one torrent: the peer
-// listener, the DHT node and the peers given on the command line.
+// listener, the DHT nodes and the peers given on the command line.
 type session struct {
 	flags  swarmFlags
 	peerID [20]byte
 	ln     *engine.Listener
 	peers  []netip.AddrPort
-	dht    *dht.Node // nil with --no-dht or for private torrents
+	dht    *dht.Node // IPv4, paired with the IPv6 node if any; nil with --no-dht or for private torrents
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -70,15 +70,26 @@ func openSession(ctx context.Context, sf swarmFlags, useDHT bool, nodes []string
 		return sess, nil
 	}
 	sess.dht = node
+	running := []*dht.Node{node}
+	// And an IPv6 node on the same port (BEP 32), where the host has
+	// IPv6: the IPv4 node's lookups and announces cover it too.
+	if node6, err := dht.New(dht.Config{Addr: fmt.Sprintf("[::]:%d", ln.Port()), Bootstrap: bootstrap, Logger: slog.Default()}); err != nil {
+		slog.Debug("no IPv6 DHT node", "err", err)
+	} else if err := node.Pair(node6); err != nil {
+		sess.ln.Close()
+		return nil, fmt.Errorf("IPv6 DHT node: %w", err)
+	} else {
+		running = append(running, node6)
+	}
 	dctx, cancel := context.WithCancel(ctx)
 	sess.cancel = cancel
-	sess.wg.Add(1)
-	go func() {
-		defer sess.wg.Done()
-		if err := node.Run(dctx); err != nil {
-			slog.Warn("DHT node stopped", "err", err)
-		}
-	}()
+	for _, n := range running {
+		sess.wg.Go(func() {
+			if err := n.Run(dctx); err != nil {
+				slog.Warn("DHT node stopped", "addr", n.Addr(), "err", err)
+			}
+		})
+	}
 	return sess, nil
 }
 
@@ -167,16 +178,25 @@ func (sess *session) fetchMetadata(ctx context.Context, m *magnet.Magnet) (*meta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A lookup that found nothing may have run before the node
+			// met the swarm's part of the DHT: retry soon, backing off.
+			retry := time.Second
 			for ctx.Err() == nil {
+				found := false
 				ch, err := sess.dht.GetPeers(ctx, m.InfoHash)
 				if err == nil {
 					for a := range ch {
+						found = true
 						send(a)
 					}
 				}
+				wait := 15 * time.Second
+				if !found {
+					wait, retry = retry, min(2*retry, wait)
+				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(15 * time.Second):
+				case <-time.After(wait):
 				}
 			}
 		}()

@@ -84,8 +84,14 @@ func matches(p *sowertest.Proc, re *regexp.Regexp) bool {
 // address, the bootstrap node of the test's private DHT.
 func startDHTNode(t testing.TB) string {
 	t.Helper()
+	return startDHTNodeAt(t, "127.0.0.1:0")
+}
+
+// startDHTNodeAt is startDHTNode on the given address, such as [::1]:0.
+func startDHTNodeAt(t testing.TB, listen string) string {
+	t.Helper()
 	first := make(chan string, 1)
-	node := startSower(t, "dht", first, "dht", "--listen", "127.0.0.1:0", "--rate-limit", "0")
+	node := startSower(t, "dht", first, "dht", "--listen", listen, "--rate-limit", "0")
 	select {
 	case line := <-first:
 		// "listening on ADDR id HEX"
