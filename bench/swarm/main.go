@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -220,6 +221,10 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 func runOne(ctx context.Context, sc *Scenario, impl string, mode Mode) (Result, error) {
 	switch impl {
 	case "sower":
+		// Sower's peers keep their data in this process's memory (N+1
+		// copies of the file): hand it back before the next run, or a
+		// large swarm's garbage plus the next one's live data exceeds RAM.
+		defer debug.FreeOSMemory()
 		return runSower(ctx, sc, mode)
 	case "libtorrent":
 		return runLibtorrent(ctx, sc, mode)
