@@ -37,9 +37,9 @@ const (
 // Daemon.mu. It is a value in torrent, so it costs no allocation.
 type announceState struct {
 	next      time.Time
-	slot      int32 // 1 + index in Daemon.annHeap; 0 when not scheduled
-	failures  uint8
 	event     tracker.Event // to send next: Started until one got through
+	slot      int32         // 1 + index in Daemon.annHeap; 0 when not scheduled
+	failures  uint8
 	inFlight  bool
 	announced bool // a tracker accepted us this session: "stopped" is due at the end
 }

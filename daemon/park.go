@@ -55,14 +55,14 @@ func (d *Daemon) parkIdle(now time.Time) {
 			continue
 		}
 		if t.eng.LastStats().Peers > 0 {
-			t.idleSince = time.Time{}
+			t.idleSince = 0
 			continue
 		}
-		if t.idleSince.IsZero() {
-			t.idleSince = now
+		if t.idleSince == 0 {
+			t.idleSince = now.UnixNano()
 			continue
 		}
-		if now.Sub(t.idleSince) >= d.cfg.ParkAfter {
+		if now.UnixNano()-t.idleSince >= int64(d.cfg.ParkAfter) {
 			t.parking = true
 			t.cancel()
 		}
@@ -105,7 +105,7 @@ func (d *Daemon) parkLocked(t *torrent) {
 	d.parkedSinceRelease++
 	t.seedStart = time.Now() // a parked torrent is seeding
 	t.lastHave = nil
-	t.idleSince = time.Time{}
+	t.idleSince = 0
 	t.lastUp, t.lastDown = 0, 0
 }
 

@@ -29,7 +29,6 @@ type record struct {
 	DownloadDir string    `json:"download_dir"`
 	AddedAt     time.Time `json:"added_at"`
 	DoneAt      time.Time `json:"done_at,omitzero"`
-	Paused      bool      `json:"paused"`
 	Queue       int       `json:"queue"`
 	// Priorities per file (engine.Priority values); nil means all Normal.
 	Priorities    []int8  `json:"priorities,omitempty"`
@@ -52,7 +51,8 @@ type record struct {
 	// Clean is true when Have is exact: the torrent stopped cleanly after
 	// it was written. Otherwise pieces outside Have may be on disk and are
 	// rechecked at the next start.
-	Clean bool `json:"clean"`
+	Clean  bool `json:"clean"`
+	Paused bool `json:"paused"`
 }
 
 // store is the daemon's embedded transactional database (bbolt).

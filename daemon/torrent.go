@@ -48,19 +48,13 @@ func (s State) String() string {
 // buffers: only its record, metainfo and layout; a parked one not even
 // its metainfo (see park.go).
 type torrent struct {
-	ih       [20]byte
-	rec      record
-	mi       *metainfo.MetaInfo // nil while waiting for metadata, and while parked
-	layout   *storage.Layout    // nil with mi
-	sum      summary            // sizes of mi, kept while parked
-	tiers    [][]string         // announce tiers (interned URLs), kept while parked
-	ann      announceState
-	complete bool // every wanted piece is verified (per the last known have)
-	parked   bool // an idle seed without an engine; it counts as running
-	parking  bool // the run is ending so the torrent parks
-	waking   bool // this run was started for a peer: it must not park before serving
-	// idleSince is when a running seed was first seen without peers.
-	idleSince time.Time
+	ih     [20]byte
+	rec    record
+	mi     *metainfo.MetaInfo // nil while waiting for metadata, and while parked
+	layout *storage.Layout    // nil with mi
+	sum    summary            // sizes of mi, kept while parked
+	tiers  [][]string         // announce tiers (interned URLs), kept while parked
+	ann    announceState
 
 	// While running:
 	cancel    context.CancelFunc // nil when not running
@@ -68,18 +62,26 @@ type torrent struct {
 	ready     chan struct{}      // closed once the engine takes connections, or the run ended
 	eng       *engine.Torrent    // nil while checking
 	dir       *storage.Dir
-	checking  bool
-	checked   int // pieces checked so far, while checking
-	toCheck   int
-	queued    bool
+	checked   int32 // pieces checked so far, while checking
+	toCheck   int32
 	lastHave  []byte    // bytes of the last committed checkpoint
 	seedStart time.Time // when this run started seeding; zero if not seeding
 	lastUp    int64     // this run's counters at the last checkpoint
 	lastDown  int64
+	// idleSince is when (Unix ns) a running seed was first seen without
+	// peers; 0 if it has some.
+	idleSince int64
 	retryAt   time.Time
 	metaPeers chan netip.AddrPort // while fetching metadata: where AddPeers sends
-	removing  bool                // being removed: invisible, never started again
-	held      bool                // being changed while stopped: not started meanwhile
+
+	complete bool // every wanted piece is verified (per the last known have)
+	parked   bool // an idle seed without an engine; it counts as running
+	parking  bool // the run is ending so the torrent parks
+	waking   bool // this run was started for a peer: it must not park before serving
+	checking bool
+	queued   bool
+	removing bool // being removed: invisible, never started again
+	held     bool // being changed while stopped: not started meanwhile
 }
 
 func (t *torrent) setMeta(mi *metainfo.MetaInfo) error {
@@ -241,7 +243,7 @@ func (d *Daemon) startLocked(t *torrent) {
 	t.queued = false
 	t.checking = true
 	t.checked, t.toCheck = 0, 0
-	t.idleSince = time.Time{}
+	t.idleSince = 0
 	t.lastUp, t.lastDown = 0, 0
 	d.announceStartLocked(t)
 	rec := t.rec
@@ -363,7 +365,7 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record, isReady
 		// Exact checkpoint: nothing to hash.
 	case rec.HaveValid:
 		d.mu.Lock()
-		t.toCheck = n - have.Count()
+		t.toCheck = int32(n - have.Count())
 		d.mu.Unlock()
 		have, err = storage.RecheckPieces(ctx, dir, layout, mi.Info.Pieces, have, 0)
 		if err != nil {
@@ -371,11 +373,11 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, rec record, isReady
 		}
 	default:
 		d.mu.Lock()
-		t.toCheck = n
+		t.toCheck = int32(n)
 		d.mu.Unlock()
 		have, err = storage.Recheck(ctx, dir, layout, mi.Info.Pieces, 0, func(c int) {
 			d.mu.Lock()
-			t.checked = c
+			t.checked = int32(c)
 			d.mu.Unlock()
 		})
 		if err != nil {
