@@ -7,10 +7,11 @@
 //
 // Peers live only in memory, as fixed-size records (34 bytes per IPv4 peer,
 // 46 per IPv6 peer: peer id, the address and port in their compact wire
-// form, last-announce time with the seeder flag, BEP 7 key) packed in one
-// pointer-free byte slice per torrent and address family; swarms of more
+// form, last-announce time with the seeder flag, BEP 7 key) packed two to a
+// chunk in pointer-free slabs that each shard reuses (growth copies and
+// frees nothing; the slabs are kept at the shard's peak); swarms of more
 // than a few dozen peers add a 4-byte-per-slot peer-id index. With the
-// per-torrent structures an IPv4 peer costs about 50 bytes of heap at ten
+// per-torrent structures an IPv4 peer costs about 56 bytes of heap at ten
 // peers per torrent. Memory is bounded by
 // Config.MaxTorrents (torrents with at least one peer), Config.MaxPeersPerTorrent
 // and Config.MaxPeers (all peers together): an announce that would exceed a

@@ -299,7 +299,7 @@ func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want
 	if err != nil {
 		return 0, 0, err
 	}
-	wasSeeder, err := s.table.update(sw, &p.peerID, addr, p.key, seeder, now, stopped)
+	wasSeeder, err := s.table.update(sh, sw, &p.peerID, addr, p.key, seeder, now, stopped)
 	if err != nil {
 		return 0, 0, err
 	}

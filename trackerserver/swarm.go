@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 )
 
-// A peer is a fixed-size record in a byte slice of its address family, so
-// that a swarm is one pointer-free allocation (nothing for the garbage
-// collector to scan) and a peer costs its record and little more:
+// A peer is a fixed-size record in pointer-free chunks of its address
+// family (see chunkPool), so that peers are nothing for the garbage
+// collector to scan and a peer costs its record and little more:
 //
 //	[0, 20)          peer id
 //	[20, 20+a)       address and port exactly as a compact reply carries
@@ -40,10 +40,13 @@ const (
 
 // family is the peers of one address family in a swarm.
 type family struct {
-	recs    []byte     // records back to back, stride bytes each
+	// chunks are the pool's chunks holding the records in order, the
+	// last one possibly part used.
+	chunks  []uint32
 	idx     *peerIndex // nil while the family is small enough to scan
+	pool    *chunkPool // of the swarm's shard and this address family
+	n       int32      // records
 	seeders int32
-	stride  uint8
 }
 
 // peerIndex is an open-addressing (linear probing) table from peer id to
@@ -54,14 +57,15 @@ type peerIndex struct {
 	slots []uint32
 }
 
-func (f *family) len() int { return len(f.recs) / int(f.stride) }
+func (f *family) len() int { return int(f.n) }
 
 func (f *family) rec(i int) []byte {
-	s := int(f.stride)
-	return f.recs[i*s : i*s+s : i*s+s]
+	s := f.pool.stride
+	off := i % chunkRecs * s
+	return f.pool.chunk(f.chunks[i/chunkRecs])[off : off+s : off+s]
 }
 
-func (f *family) addrLen() int { return int(f.stride) - idLen - 8 }
+func (f *family) addrLen() int { return f.pool.stride - idLen - 8 }
 
 // meta returns a record's seen clock and seeder flag.
 func (f *family) meta(r []byte) (seen uint32, seeder bool) {
@@ -86,12 +90,11 @@ func (f *family) setMeta(r []byte, seen uint32, seeder bool, key uint32) {
 // find returns the record number of id, or -1.
 func (f *family) find(t *swarmTable, id *[20]byte) int {
 	if f.idx == nil {
-		s := int(f.stride)
 		tail := idTail(id[:])
-		for off := 0; off+s <= len(f.recs); off += s {
-			r := f.recs[off : off+idLen]
+		for i := range f.len() {
+			r := f.rec(i)[:idLen]
 			if idTail(r) == tail && string(r) == string(id[:]) {
-				return off / s
+				return i
 			}
 		}
 		return -1
@@ -183,26 +186,35 @@ func (f *family) remove(t *swarmTable, i int) {
 	if i != last {
 		copy(f.rec(i), f.rec(last))
 	}
-	f.recs = f.recs[:last*int(f.stride)]
+	f.n--
+	if c := len(f.chunks) - 1; last == c*chunkRecs {
+		f.pool.put(f.chunks[c])
+		f.chunks = f.chunks[:c]
+	}
 	if f.idx != nil && last < unindexAt {
 		f.idx = nil
 	}
 }
 
-// appendRec makes room for one more record and returns it. Small slices
-// grow by a quarter (at least two records) rather than doubling: with ten
-// peers to a torrent, doubling would waste a third of the memory.
-func (f *family) appendRec() []byte {
-	s := int(f.stride)
-	n := len(f.recs)
-	if n+s > cap(f.recs) {
-		want := n + max(n/4, 2*s)
-		// slices.Grow of an empty slice asks the allocator for want
-		// bytes and keeps the whole size class it rounds up to.
-		f.recs = append(slices.Grow([]byte(nil), want), f.recs...)
+// appendRec makes room for one more record and returns it, taking a new
+// chunk when the last is full; it reports false if the pool has none. The
+// list of chunks grows by a quarter rather than doubling: with ten peers to
+// a torrent, doubling would waste a third of it.
+func (f *family) appendRec() ([]byte, bool) {
+	if f.len() == len(f.chunks)*chunkRecs {
+		h, ok := f.pool.get()
+		if !ok {
+			return nil, false
+		}
+		if n := len(f.chunks); n == cap(f.chunks) {
+			// slices.Grow of an empty slice asks the allocator for
+			// the size and keeps the whole size class it rounds up to.
+			f.chunks = append(slices.Grow([]uint32(nil), n+max(n/4, 1)), f.chunks...)
+		}
+		f.chunks = append(f.chunks, h)
 	}
-	f.recs = f.recs[:n+s]
-	return f.recs[n : n+s : n+s]
+	f.n++
+	return f.rec(f.len() - 1), true
 }
 
 // Errors of an update, turned into failure reasons.
@@ -249,7 +261,11 @@ func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, se
 			t.lim.total.Add(-1)
 			return false, errTrackerFull
 		}
-		r = f.appendRec()
+		var ok bool
+		if r, ok = f.appendRec(); !ok {
+			t.lim.total.Add(-1)
+			return false, errTrackerFull
+		}
 		copy(r, id[:])
 		switch {
 		case f.idx == nil && n+1 >= indexAt:
@@ -269,7 +285,8 @@ func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, se
 }
 
 // expire drops peers last seen before cutoff and returns how many. It
-// also hands back memory the family no longer needs.
+// also lets go of the chunk list and index when they are mostly unused
+// (the chunks themselves went back to the pool as they emptied).
 func (f *family) expire(t *swarmTable, cutoff uint32) int {
 	n := 0
 	for i := 0; i < f.len(); {
@@ -286,10 +303,10 @@ func (f *family) expire(t *swarmTable, cutoff uint32) int {
 	}
 	t.lim.total.Add(-int64(n))
 	switch {
-	case len(f.recs) == 0:
-		f.recs, f.idx = nil, nil
-	case cap(f.recs) > 2*len(f.recs)+4*int(f.stride):
-		f.recs = append(slices.Grow([]byte(nil), len(f.recs)), f.recs...)
+	case f.len() == 0:
+		f.chunks, f.idx = nil, nil
+	case cap(f.chunks) > 2*len(f.chunks)+4:
+		f.chunks = append(slices.Grow([]uint32(nil), len(f.chunks)), f.chunks...)
 	}
 	if f.idx != nil && len(f.idx.slots) > 64 && 8*f.len() < len(f.idx.slots) {
 		f.reindex(t)
@@ -333,7 +350,7 @@ type peerList struct {
 
 func (l *peerList) reset() { l.v4, l.v6 = l.v4[:0], l.v6[:0] }
 
-// swarm is everything known about one torrent: 64 bytes plus the peers.
+// swarm is everything known about one torrent: 80 bytes plus the peers.
 type swarm struct {
 	v4 family
 	v6 *family // nil until an IPv6 peer announces
@@ -376,6 +393,8 @@ const shardCount = 256
 type shard struct {
 	mu     sync.Mutex
 	swarms map[[20]byte]*swarm
+	// v4 and v6 hold the peer records of the shard's swarms.
+	v4, v6 chunkPool
 	// dirty holds the swarms whose download count changed since it was
 	// last written to the database (all that ever changed, without one):
 	// they are not forgotten when empty.
@@ -402,6 +421,7 @@ func newSwarmTable(perTorrent, maxTorrents, maxTotal int) *swarmTable {
 	t.lim.perTorrent, t.lim.maxTorrents, t.lim.maxTotal = perTorrent, maxTorrents, maxTotal
 	for i := range t.shards {
 		t.shards[i].swarms = make(map[[20]byte]*swarm)
+		t.shards[i].v4.stride, t.shards[i].v6.stride = v4Stride, v6Stride
 	}
 	return t
 }
@@ -421,7 +441,7 @@ func (t *swarmTable) getOrCreate(sh *shard, ih [20]byte, load func([20]byte) uin
 		t.lim.torrents.Add(-1)
 		return nil, errTooMany
 	}
-	sw := &swarm{v4: family{stride: v4Stride}}
+	sw := &swarm{v4: family{pool: &sh.v4}}
 	if load != nil {
 		sw.completed = load(ih)
 	}
@@ -430,8 +450,8 @@ func (t *swarmTable) getOrCreate(sh *shard, ih [20]byte, load func([20]byte) uin
 }
 
 // update records an announce from addr (the compact form: 6 bytes for
-// IPv4, 18 for IPv6) in the swarm.
-func (t *swarmTable) update(sw *swarm, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (bool, error) {
+// IPv4, 18 for IPv6) in the swarm, which belongs to the locked shard sh.
+func (t *swarmTable) update(sh *shard, sw *swarm, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (bool, error) {
 	if len(addr) == v4AddrLen {
 		return sw.v4.update(t, id, addr, key, seeder, now, stopped)
 	}
@@ -439,7 +459,7 @@ func (t *swarmTable) update(sw *swarm, id *[20]byte, addr []byte, key uint32, se
 		if stopped {
 			return false, nil
 		}
-		sw.v6 = &family{stride: v6Stride}
+		sw.v6 = &family{pool: &sh.v6}
 	}
 	return sw.v6.update(t, id, addr, key, seeder, now, stopped)
 }

@@ -77,7 +77,7 @@ func TestFamilyAgainstModel(t *testing.T) {
 	for _, stride := range []uint8{v4Stride, v6Stride} {
 		t.Run(fmt.Sprint("stride", stride), func(t *testing.T) {
 			tb := newSwarmTable(1000, 10, 1<<20)
-			f := &family{stride: stride}
+			f := &family{pool: &chunkPool{stride: int(stride)}}
 			alen := int(stride) - idLen - 8
 			model := make(map[[20]byte]modelPeer)
 			rng := rand.New(rand.NewPCG(1, uint64(stride)))
@@ -151,7 +151,7 @@ func TestFamilyAgainstModel(t *testing.T) {
 // a seeder) other seeders, never repeats a peer and honours the count.
 func TestCollect(t *testing.T) {
 	tb := newSwarmTable(1000, 10, 1000)
-	f := &family{stride: v4Stride}
+	f := &family{pool: &chunkPool{stride: v4Stride}}
 	for i := range 100 {
 		var id [20]byte
 		id[0] = byte(i)
