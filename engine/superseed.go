@@ -28,7 +28,7 @@ func (t *Torrent) superOffer(p *peer, now time.Time) {
 		switch {
 		case !p.has.Has(i):
 			return // still downloading it
-		case now.Sub(p.offeredAt) < superOfferGrace && t.otherLeechers(p):
+		case now.Sub(p.offeredAt) < superOfferGrace && t.otherLeechers(p) && !t.superIdleSlot(p):
 			return // wait until it appears at another peer
 		}
 		t.releaseOffer(p)
@@ -59,6 +59,23 @@ func (t *Torrent) releaseOffer(p *peer) {
 		t.offerCount[p.offered]--
 		p.offered = -1
 	}
+}
+
+// superIdleSlot reports whether p holds an upload slot that nobody else
+// could use: no choked peer is waiting to fetch its offered piece. Making
+// p wait for its piece to spread would then idle the seed's upload, so p
+// gets its next piece at once; pieces nobody holds are offered first, so
+// this costs no duplicate.
+func (t *Torrent) superIdleSlot(p *peer) bool {
+	if p.amChoking {
+		return false
+	}
+	for q := range t.peers {
+		if q.amChoking && q.peerInterested && q.offered >= 0 && !q.has.Has(q.offered) {
+			return false
+		}
+	}
+	return true
 }
 
 // otherLeechers reports whether some peer other than p could pick up a
