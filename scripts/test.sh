@@ -127,6 +127,12 @@ fuzz_targets() {
 	done
 }
 
+# fuzz_once PKG TARGET FUZZTIME LIMIT OUT: one bounded fuzzing run, output to OUT.
+fuzz_once() {
+	timeout --kill-after=10 "$4" \
+		go test -run='^$' -fuzz="^${2}\$" -fuzztime="$3" -timeout="${4}s" "$1" >"$5" 2>&1
+}
+
 run_fuzz() {
 	local targets fuzztime secs count pkg name out rc start
 	targets=$(fuzz_targets)
@@ -160,9 +166,19 @@ run_fuzz() {
 		fi
 		log "fuzz $pkg $name ($fuzztime)"
 		start=$SECONDS
-		timeout --kill-after=10 "$limit" \
-			go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" -timeout="${limit}s" "$pkg" >"$out" 2>&1
+		fuzz_once "$pkg" "$name" "$fuzztime" "$limit" "$out"
 		rc=$?
+		# The fuzzing engine itself sometimes loses a worker on a loaded
+		# machine ("fuzzing process hung or terminated unexpectedly") and
+		# then has no input to show. That says nothing about our code, so
+		# such a run gets one retry; a failure with an input never does.
+		if ((rc != 0)) && ! grep -q 'Failing input written' "$out" &&
+			grep -q 'fuzzing process hung or terminated unexpectedly\|communicating with fuzzing process' "$out"; then
+			cat "$out"
+			echo "the fuzzing engine lost its worker without a failing input; retrying $name once"
+			fuzz_once "$pkg" "$name" "$fuzztime" "$limit" "$out"
+			rc=$?
+		fi
 		if ((rc == 0)); then
 			tail -n 2 "$out"
 			record "fuzz $name ($pkg)" ok $((SECONDS - start))
