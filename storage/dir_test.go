@@ -526,3 +526,64 @@ func TestDirConcurrent(t *testing.T) {
 		t.Errorf("Sync after evictions: %v", err)
 	}
 }
+
+func TestFileRegion(t *testing.T) {
+	files := []File{{Path: "a", Length: 10}, {Path: "pad", Length: 6, Padding: true}, {Path: "b", Length: 20}, {Path: "c", Length: 8}}
+	l, err := NewLayout(files, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	d, err := OpenDir(dir, l, Options{Wanted: []bool{true, true, true, false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	data := make([]byte, l.TotalLength())
+	for i := range data {
+		data[i] = byte(i + 1)
+	}
+	if _, err := d.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		off, n  int64
+		ok      bool
+		fileOff int64
+	}{
+		{0, 10, true, 0},   // all of a
+		{2, 5, true, 2},    // inside a
+		{8, 4, false, 0},   // crosses into padding
+		{10, 6, false, 0},  // padding
+		{16, 20, true, 0},  // all of b
+		{20, 10, true, 4},  // inside b
+		{30, 10, false, 0}, // crosses into c
+		{36, 4, false, 0},  // c is unwanted: its bytes live in the parts file
+		{42, 4, false, 0},  // beyond the end
+		{-1, 2, false, 0},  // negative
+		{0, 0, false, 0},   // empty
+	} {
+		r, ok := d.FileRegion(tc.off, tc.n)
+		if ok != tc.ok {
+			t.Errorf("FileRegion(%d, %d): ok %v, want %v", tc.off, tc.n, ok, tc.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		got := make([]byte, tc.n)
+		if _, err := r.File.ReadAt(got, r.Offset); err != nil {
+			t.Errorf("FileRegion(%d, %d): reading the file: %v", tc.off, tc.n, err)
+		} else if r.Offset != tc.fileOff || !bytes.Equal(got, data[tc.off:tc.off+tc.n]) {
+			t.Errorf("FileRegion(%d, %d): offset %d, bytes %v; want %d, %v", tc.off, tc.n, r.Offset, got, tc.fileOff, data[tc.off:tc.off+tc.n])
+		}
+		r.Release()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, h := range d.handles {
+		if h.refs != 0 {
+			t.Errorf("file %d still has %d users after Release", h.file, h.refs)
+		}
+	}
+}
