@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -348,43 +347,5 @@ func TestLongTransfer(t *testing.T) {
 	}
 	if got := readAll(t, leech.store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
 		t.Fatal("data differs")
-	}
-}
-
-// TestSendfileUpload seeds from files on disk, so blocks inside one file
-// go out with sendfile and blocks across a file boundary are read and
-// written; the leecher must end with the exact data either way.
-func TestSendfileUpload(t *testing.T) {
-	tt := newTestTorrent(t, []int64{100_001, 7, 2<<20 + 5, 300_000}, 64<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-
-	dir, err := storage.OpenDir(t.TempDir(), tt.layout, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dir.Close() }) // after the torrents stopped
-	if _, err := dir.WriteAt(tt.data, 0); err != nil {
-		t.Fatal(err)
-	}
-	seed := startNode(t, ctx, &wg, tt, dir, tt.full())
-	l := startNode(t, ctx, &wg, tt, storage.NewMemory(tt.layout), bitfield.Bitfield{})
-	l.t.AddPeers(seed.addr)
-	waitDone(t, ctx, l.t)
-	if got := readAll(t, l.store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
-		t.Fatal("leecher data differs from the seed's")
-	}
-	blocks := int64(0)
-	for i := range tt.info.NumPieces() {
-		blocks += (tt.info.PieceSize(i) + blockSize - 1) / blockSize
-	}
-	sent := seed.t.fileSent.Load()
-	if runtime.GOOS == "linux" && (sent == 0 || sent >= blocks) {
-		t.Fatalf("%d of %d blocks went out with sendfile; want some, but not those across file boundaries", sent, blocks)
-	}
-	if s := l.t.Stats(); s.HashFailures != 0 || s.Wasted != 0 {
-		t.Fatalf("leecher stats: %+v", s)
 	}
 }

@@ -202,7 +202,6 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 	lazy.Stop()
 	defer lazy.Stop()
 	lazyArmed := false
-	sender := newFileSender(p.conn)
 	flush := func() error {
 		if lazyArmed {
 			lazy.Stop()
@@ -238,24 +237,15 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			p.mu.Unlock()
 		}
 		urgent := false
-		if sender != nil && countUploads(batch) > 1 {
-			if err := sender.setCork(true); err != nil {
-				return err
-			}
-		}
 		for _, it := range batch {
 			urgent = urgent || !it.lazy
 			if !it.upload {
 				out = it.msg.AppendTo(out)
 				continue
 			}
-			sent, err := t.sendBlock(p, sender, out, it.msg)
+			var err error
+			out, err = t.appendBlock(out, it.msg)
 			if err != nil {
-				return err
-			}
-			if sent {
-				out = out[:0]
-			} else if out, err = t.appendBlock(out, it.msg); err != nil {
 				return fmt.Errorf("reading block for upload: %w", err)
 			}
 			p.uploads.Add(-1)
@@ -281,13 +271,6 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			lazy.Reset(lazyDelay)
 			lazyArmed = true
 		}
-		if sender != nil && !more {
-			// Uncorking pushes what the kernel holds; a lazy message
-			// still in out follows within lazyDelay.
-			if err := sender.setCork(false); err != nil {
-				return err
-			}
-		}
 		keepAlive.Reset(t.cfg.KeepAlive)
 	}
 }
@@ -297,45 +280,6 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 // small enough that the upload limiter (which meters each write) stays
 // smooth and the buffer small.
 const writeChunk = 128 << 10
-
-// countUploads returns how many items of batch are uploads.
-func countUploads(batch []outItem) int {
-	n := 0
-	for _, it := range batch {
-		if it.upload {
-			n++
-		}
-	}
-	return n
-}
-
-// sendBlock sends the requested block with sendfile, preceded by the bytes
-// in out and the piece message header, when the connection and the
-// storage allow it (sender non-nil, the block in one stored file). It
-// reports false, having sent nothing, when they do not.
-func (t *Torrent) sendBlock(p *peer, sender *fileSender, out []byte, req peerwire.Message) (bool, error) {
-	if sender == nil || t.regions == nil {
-		return false, nil
-	}
-	off := int64(req.Index)*t.info.PieceLength + int64(req.Begin)
-	r, ok := t.regions.FileRegion(off, int64(req.Length))
-	if !ok {
-		return false, nil
-	}
-	defer r.Release()
-	out = peerwire.Message{ID: peerwire.Piece, Index: req.Index, Begin: req.Begin}.AppendTo(out)
-	l := uint32(9 + req.Length)
-	hdr := out[len(out)-13:]
-	hdr[0], hdr[1], hdr[2], hdr[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
-	if err := p.conn.SetWriteDeadline(time.Now().Add(t.cfg.PeerTimeout)); err != nil {
-		return false, err
-	}
-	if err := sender.send(out, r.File, r.Offset, int(req.Length)); err != nil {
-		return false, fmt.Errorf("uploading block %d+%d: %w", req.Index, req.Begin, err)
-	}
-	t.fileSent.Add(1)
-	return true, nil
-}
 
 // appendBlock appends a piece message carrying the requested block.
 func (t *Torrent) appendBlock(b []byte, req peerwire.Message) ([]byte, error) {

@@ -123,7 +123,6 @@ type Torrent struct {
 	infoHash [20]byte
 	layout   *storage.Layout
 	store    storage.Storage
-	regions  storage.FileRegioner // store, if its data is in files (sendfile uploads)
 	log      *slog.Logger
 
 	events   chan event
@@ -135,9 +134,6 @@ type Torrent struct {
 	doneOnce sync.Once
 	blocks   blockPool
 	uploaded atomic.Int64
-	// fileSent counts uploaded blocks that went out with sendfile, for
-	// tests and profiles to tell the two upload paths apart.
-	fileSent atomic.Int64
 	hashSem  chan struct{}
 	workers  sync.WaitGroup // piece verifications in flight
 	// protocolCloses counts connections we closed on purpose; tests read it.
@@ -200,14 +196,12 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 	if err != nil {
 		return nil, err
 	}
-	regions, _ := store.(storage.FileRegioner)
 	t := &Torrent{
 		cfg:        cfg,
 		info:       info,
 		infoHash:   infoHash,
 		layout:     layout,
 		store:      store,
-		regions:    regions,
 		log:        cfg.Logger.With("torrent", info.Name),
 		events:     make(chan event, 256),
 		conns:      make(chan *handshaked, 16),
