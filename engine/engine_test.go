@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +349,63 @@ func TestLongTransfer(t *testing.T) {
 	}
 	if got := readAll(t, leech.store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
 		t.Fatal("data differs")
+	}
+}
+
+// syncCounter counts Sync calls on the storage it wraps.
+type syncCounter struct {
+	storage.Storage
+	syncs atomic.Int32
+}
+
+func (s *syncCounter) Sync() error {
+	s.syncs.Add(1)
+	return s.Storage.Sync()
+}
+
+// TestSyncOnStop: Run syncs the storage when it stops only if asked to,
+// and returns only after every verified piece was written either way.
+func TestSyncOnStop(t *testing.T) {
+	tt := newTestTorrent(t, []int64{700_000}, 64<<10)
+	for _, syncOnStop := range []bool{false, true} {
+		t.Run(fmt.Sprint(syncOnStop), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			seedCtx, stopSeed := context.WithCancel(ctx)
+			defer func() { stopSeed(); wg.Wait() }()
+			seed := startNode(t, seedCtx, &wg, tt, tt.seedStore(t), tt.full())
+
+			ln, err := Listen("127.0.0.1:0", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := &syncCounter{Storage: storage.NewMemory(tt.layout)}
+			tor, err := New(tt.info, tt.hash, tt.layout, store, Config{Port: ln.Port(), SyncOnStop: syncOnStop, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			ln.Add(runCtx, tor)
+			served := make(chan error, 1)
+			go func() { served <- ln.Serve(runCtx) }()
+			ran := make(chan error, 1)
+			go func() { ran <- tor.Run(runCtx) }()
+			tor.AddPeers(seed.addr)
+			waitDone(t, ctx, tor)
+			stop()
+			<-ran
+			<-served
+			if got := readAll(t, store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
+				t.Fatal("data differs from the seed's after Run returned")
+			}
+			want := int32(0)
+			if syncOnStop {
+				want = 1
+			}
+			if n := store.syncs.Load(); n != want {
+				t.Fatalf("SyncOnStop %v: %d syncs, want %d", syncOnStop, n, want)
+			}
+		})
 	}
 }

@@ -35,6 +35,7 @@ type swarmFlags struct {
 	noDHT         bool
 	dhtBootstrap  []string
 	superSeed     bool
+	sync          bool
 }
 
 func (f *swarmFlags) register(cmd *cobra.Command) {
@@ -44,6 +45,7 @@ func (f *swarmFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.uploadLimit, "upload-limit", "", "upload rate limit, bytes/s (e.g. 8M, 512KiB)")
 	cmd.Flags().BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT")
 	cmd.Flags().StringArrayVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable)")
+	cmd.Flags().BoolVar(&f.sync, "sync", false, "before exiting, wait until the downloaded data is on disk (fsync), not only in the files")
 }
 
 func newGetCmd() *cobra.Command {
@@ -275,6 +277,7 @@ func (sess *session) run(ctx context.Context, mi *metainfo.MetaInfo, dir string,
 		SuperSeed:     sf.superSeed,
 		UploadLimit:   upLimit,
 		DownloadLimit: downLimit,
+		SyncOnStop:    sf.sync,
 		Logger:        log,
 	})
 	if err != nil {
