@@ -132,9 +132,11 @@ type Daemon struct {
 	wg       sync.WaitGroup                // torrent goroutines
 	annHeap  annHeap                       // torrents by next announce
 	// parkedSinceRelease counts torrents parked since releaseMemory last
-	// ran, at lastRelease.
+	// ran, at lastRelease; allocsAtRelease is the heap's cumulative
+	// allocated bytes when it last returned memory.
 	parkedSinceRelease int
 	lastRelease        time.Time
+	allocsAtRelease    uint64
 	username           string
 	password           string
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"time"
 
 	"github.com/sowerbt/sower/engine"
@@ -69,25 +70,67 @@ func (d *Daemon) parkIdle(now time.Time) {
 	}
 }
 
-// releaseMemory hands the memory freed by a wave of parking back to the
+// releaseMemory hands memory the daemon no longer uses back to the
 // operating system at once, rather than keeping it until the garbage
-// collector's next cycle and the scavenger's slow pace: after a thousand
-// engines stop, that is most of the process. A full collection with a
-// heap this small takes milliseconds; it runs at most every releaseEvery.
+// collector's next cycle and the scavenger's slow pace (by then a daemon
+// that went idle has held it for minutes):
+//   - after a wave of parking: when a thousand engines stop, that is most
+//     of the process;
+//   - when no torrent runs an engine or checks (so the heap is small and a
+//     full collection takes a millisecond or two) and at least
+//     releaseGarbage bytes were allocated since the last release: the
+//     garbage of RPC replies, announces and adds;
+//   - the state database's mapped pages that transactions brought in
+//     (store.release).
+//
+// It runs at most every releaseEvery.
 func (d *Daemon) releaseMemory(now time.Time) {
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	rtmetrics.Read(sample)
+	var allocs uint64
+	if sample[0].Value.Kind() == rtmetrics.KindUint64 {
+		allocs = sample[0].Value.Uint64()
+	}
 	d.mu.Lock()
-	due := d.parkedSinceRelease > 0 && now.Sub(d.lastRelease) >= releaseEvery
-	if due {
-		d.parkedSinceRelease, d.lastRelease = 0, now
+	if now.Sub(d.lastRelease) < releaseEvery {
+		d.mu.Unlock()
+		return
+	}
+	free := d.parkedSinceRelease > 0
+	if !free && allocs-d.allocsAtRelease >= releaseGarbage {
+		free = true
+		for _, t := range d.torrents {
+			if t.eng != nil || t.checking {
+				free = false
+				break
+			}
+		}
+	}
+	if !free && !d.db.used.Load() {
+		d.mu.Unlock()
+		return
+	}
+	d.lastRelease = now
+	if free {
+		d.parkedSinceRelease, d.allocsAtRelease = 0, allocs
 	}
 	d.mu.Unlock()
-	if due {
+	if free {
 		debug.FreeOSMemory()
+	}
+	if err := d.db.release(); err != nil {
+		d.log.Warn("release memory", "err", err)
 	}
 }
 
-// releaseEvery paces releaseMemory.
-const releaseEvery = 10 * time.Second
+const (
+	// releaseEvery paces releaseMemory.
+	releaseEvery = 10 * time.Second
+	// releaseGarbage is how much an idle daemon allocates before
+	// releaseMemory collects and returns it: about a thousand-torrent
+	// list reply or two.
+	releaseGarbage = 1 << 20
+)
 
 // parkLocked drops a stopped seed's metainfo and marks it parked; d.mu is
 // held. Its run, if any, has ended with an exact checkpoint.

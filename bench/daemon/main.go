@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -23,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +42,8 @@ func main() {
 	idle := flag.Duration("idle", 10*time.Second, "idle window for the CPU measurement")
 	settle := flag.Duration("settle", 45*time.Second, "wait after all torrents seed before measuring idle memory (Sower parks idle seeds after 30 s)")
 	restart := flag.Int64("restart", 0, "instead: restart-to-seeding of one torrent of this many bytes (clean stop and SIGKILL)")
+	marginal := flag.Bool("marginal", false, "also add n more torrents after the idle measurement and report the marginal cost per torrent, (RSS at 2n - RSS at n) / n, which leaves out one-time costs such as code pages first touched; the full lists then run at 2n")
+	smaps := flag.Bool("smaps", false, "also print each client's resident memory by mapping (from /proc/PID/smaps) at n (and 2n)")
 	flag.Parse()
 	if *restart > 0 {
 		restartBench(*sower, *clients, *restart)
@@ -50,10 +54,27 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(work)
-	torrents := generate(work, *n, *size)
-	fmt.Printf("%d torrents of %d bytes; settle %s; idle window %s; %d full lists\n\n", *n, *size, *settle, *idle, *lists)
-	fmt.Println("| client | base RSS MiB | RSS per torrent KiB | of which anon KiB | add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	total := *n
+	if *marginal {
+		total = 2 * *n
+	}
+	torrents := generate(work, total, *size)
+	listedAt := *n
+	if *marginal {
+		listedAt = total
+	}
+	fmt.Printf("%d torrents of %d bytes; settle %s; idle window %s; %d full lists of %d torrents\n\n", *n, *size, *settle, *idle, *lists, listedAt)
+	fmt.Print("| client | base RSS MiB | RSS per torrent KiB | of which anon KiB |")
+	if *marginal {
+		fmt.Print(" marginal RSS per torrent KiB | of which anon KiB |")
+	}
+	fmt.Println(" add+verify s | idle CPU % | full list ms | RSS after lists MiB |")
+	fmt.Print("|---|---:|---:|---:|")
+	if *marginal {
+		fmt.Print("---:|---:|")
+	}
+	fmt.Println("---:|---:|---:|---:|")
+	var notes []string
 	for _, name := range strings.Split(*clients, ",") {
 		var c client
 		switch name {
@@ -66,13 +87,26 @@ func main() {
 		default:
 			log.Fatalf("unknown client %q", name)
 		}
-		r, err := measure(c, filepath.Join(work, name), filepath.Join(work, "data"), torrents, *lists, *settle, *idle)
+		r, err := measure(c, filepath.Join(work, name), filepath.Join(work, "data"), torrents, *n, *lists, *settle, *idle, *smaps)
 		if err != nil {
 			log.Printf("%s: %v", name, err)
 			continue
 		}
-		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f |\n", name, float64(r.baseRSS)/1024,
-			float64(r.rss-r.baseRSS)/float64(len(torrents)), float64(r.anon-r.baseAnon)/float64(len(torrents)), r.addVerify.Seconds(), r.idleCPU, float64(r.list.Microseconds())/1000, float64(r.rssAfter)/1024)
+		per := float64(*n)
+		fmt.Printf("| %s | %.1f | %.1f | %.1f |", name, float64(r.baseRSS)/1024, float64(r.rss-r.baseRSS)/per, float64(r.anon-r.baseAnon)/per)
+		if *marginal {
+			fmt.Printf(" %.1f | %.1f |", float64(r.rss2-r.rss)/per, float64(r.anon2-r.anon)/per)
+		}
+		fmt.Printf(" %.1f | %.2f | %.1f | %.1f |\n", r.addVerify.Seconds(), r.idleCPU, float64(r.list.Microseconds())/1000, float64(r.rssAfter)/1024)
+		for _, m := range r.maps {
+			notes = append(notes, name+" "+m)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Println()
+		for _, m := range notes {
+			fmt.Println(m)
+		}
 	}
 }
 
@@ -102,8 +136,10 @@ func generate(work string, n, size int) [][]byte {
 type result struct {
 	baseRSS, rss, rssAfter int64 // KiB
 	baseAnon, anon         int64 // KiB, the RssAnon part
+	rss2, anon2            int64 // KiB, with twice the torrents (-marginal)
 	addVerify, list        time.Duration
 	idleCPU                float64
+	maps                   []string // resident memory by mapping (-smaps)
 }
 
 // client is one BitTorrent daemon under test.
@@ -117,7 +153,9 @@ type client interface {
 	list() error
 }
 
-func measure(c client, dir, data string, torrents [][]byte, lists int, settle, idle time.Duration) (result, error) {
+// measure adds the first n of torrents, measures the idle cost, adds the
+// rest (if any) and measures again, then times the full lists.
+func measure(c client, dir, data string, torrents [][]byte, n, lists int, settle, idle time.Duration, smaps bool) (result, error) {
 	var r result
 	os.MkdirAll(dir, 0o755)
 	cmd, err := c.start(dir, data, freePort(), freePort())
@@ -145,30 +183,34 @@ func measure(c client, dir, data string, torrents [][]byte, lists int, settle, i
 	time.Sleep(2 * time.Second)
 	r.baseRSS = rssKiB(cmd.Process.Pid)
 	r.baseAnon = statusKiB(cmd.Process.Pid, "RssAnon:")
+	pid := cmd.Process.Pid
 	start := time.Now()
-	for _, t := range torrents {
-		if err := c.add(t, data); err != nil {
-			return r, fmt.Errorf("add: %w", err)
-		}
-	}
-	deadline = time.Now().Add(15 * time.Minute)
-	for {
-		n, err := c.seeding()
-		if err == nil && n == len(torrents) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("only %d of %d seeding after 15 min (%v)", n, len(torrents), err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := addAll(c, torrents[:n], data, n); err != nil {
+		return r, err
 	}
 	r.addVerify = time.Since(start)
 	time.Sleep(settle) // the same for every client
-	r.rss = rssKiB(cmd.Process.Pid)
-	r.anon = statusKiB(cmd.Process.Pid, "RssAnon:")
-	cpu0, t0 := cpuTicks(cmd.Process.Pid), time.Now()
+	r.rss = rssKiB(pid)
+	r.anon = statusKiB(pid, "RssAnon:")
+	if smaps {
+		r.maps = append(r.maps, fmt.Sprintf("at %d: %s", n, mapsSummary(pid)))
+	}
+	cpu0, t0 := cpuTicks(pid), time.Now()
 	time.Sleep(idle)
-	r.idleCPU = float64(cpuTicks(cmd.Process.Pid)-cpu0) / 100 / time.Since(t0).Seconds() * 100
+	r.idleCPU = float64(cpuTicks(pid)-cpu0) / 100 / time.Since(t0).Seconds() * 100
+	if len(torrents) > n {
+		// The same again: what one more torrent costs once the one-time
+		// costs (code first run, runtime and database set-up) are paid.
+		if err := addAll(c, torrents[n:], data, len(torrents)); err != nil {
+			return r, err
+		}
+		time.Sleep(settle)
+		r.rss2 = rssKiB(pid)
+		r.anon2 = statusKiB(pid, "RssAnon:")
+		if smaps {
+			r.maps = append(r.maps, fmt.Sprintf("at %d: %s", len(torrents), mapsSummary(pid)))
+		}
+	}
 	start = time.Now()
 	for range lists {
 		if err := c.list(); err != nil {
@@ -176,8 +218,75 @@ func measure(c client, dir, data string, torrents [][]byte, lists int, settle, i
 		}
 	}
 	r.list = time.Since(start) / time.Duration(lists)
-	r.rssAfter = rssKiB(cmd.Process.Pid)
+	r.rssAfter = rssKiB(pid)
 	return r, nil
+}
+
+// addAll adds torrents and waits until want torrents in all are verified
+// and seeding.
+func addAll(c client, torrents [][]byte, data string, want int) error {
+	for _, t := range torrents {
+		if err := c.add(t, data); err != nil {
+			return fmt.Errorf("add: %w", err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		n, err := c.seeding()
+		if err == nil && n == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d seeding after 15 min (%v)", n, want, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// mapsSummary sums the resident memory of a process by mapping name from
+// /proc/PID/smaps: [anon] for anonymous mappings (heap, stacks), the path
+// of each mapped file (the program, its libraries, a mapped database),
+// the largest six first, then the sum of the others.
+func mapsSummary(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return err.Error()
+	}
+	sums := map[string]int64{}
+	name := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			name = "[anon]"
+			if len(f) >= 6 {
+				name = filepath.Base(f[5])
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[name] += v
+		}
+	}
+	names := make([]string, 0, len(sums))
+	for k := range sums {
+		if sums[k] > 0 {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(sums[b], sums[a]) })
+	var out []string
+	rest := int64(0)
+	for i, k := range names {
+		if i < 6 {
+			out = append(out, fmt.Sprintf("%s %d KiB", k, sums[k]))
+		} else {
+			rest += sums[k]
+		}
+	}
+	if rest > 0 {
+		out = append(out, fmt.Sprintf("%d others %d KiB", len(names)-6, rest))
+	}
+	return strings.Join(out, ", ")
 }
 
 func freePort() int {
