@@ -65,8 +65,9 @@ func TestChunkPool(t *testing.T) {
 // new slabs.
 func TestFamilyChunksReused(t *testing.T) {
 	tb := newSwarmTable(1000, 10, 1<<20)
-	pool := &chunkPool{stride: v4Stride}
-	a, b := &family{pool: pool}, &family{pool: pool}
+	a, b := testFamily(v4Stride), testFamily(v4Stride)
+	pool := a.pool
+	b.pool = pool
 	addr := []byte{10, 0, 0, 1, 0, 1}
 	for i := range 300 {
 		var id [20]byte

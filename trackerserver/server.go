@@ -317,22 +317,26 @@ func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want
 			n = s.cfg.NumWant
 		}
 		n = min(n, s.cfg.MaxNumWant)
+		// Views are taken after the update, which may have attached an
+		// extension to the swarm.
+		v4 := sw.v4View(sh)
+		v6, hasV6 := sw.v6View(sh, false)
 		var got int
 		if ip.Is4() {
 			if want&wantV4 != 0 {
-				out.v4, got = sw.v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
+				out.v4, got = v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
 				n -= got
 			}
-			if want&wantV6 != 0 && sw.v6 != nil {
-				out.v6, _ = sw.v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
+			if want&wantV6 != 0 && hasV6 {
+				out.v6, _ = v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
 			}
 		} else {
-			if want&wantV6 != 0 && sw.v6 != nil {
-				out.v6, got = sw.v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
+			if want&wantV6 != 0 && hasV6 {
+				out.v6, got = v6.collect(out.v6, n, &p.peerID, seeder, cutoff)
 				n -= got
 			}
 			if want&wantV4 != 0 {
-				out.v4, _ = sw.v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
+				out.v4, _ = v4.collect(out.v4, n, &p.peerID, seeder, cutoff)
 			}
 		}
 	}
@@ -449,7 +453,7 @@ func (s *Server) sweep() (peers int) {
 		sh := &s.table.shards[i]
 		sh.mu.Lock()
 		for ih, sw := range sh.swarms {
-			peers += s.table.expire(sw, cutoff)
+			peers += s.table.expire(sh, sw, cutoff)
 			if _, dirty := sh.dirty[ih]; !dirty && sw.empty() && sw.lastActive < cutoff {
 				delete(sh.swarms, ih)
 				s.table.lim.torrents.Add(-1)

@@ -38,75 +38,125 @@ const (
 	unindexAt = 8
 )
 
-// family is the peers of one address family in a swarm.
+// familyInline is how many chunk handles a family holds in place: the
+// records of up to familyInline*chunkRecs peers (ten), which is most
+// torrents of a public tracker, cost no allocation beyond the swarm.
+const familyInline = 5
+
+// family is the peers of one address family in a swarm: their counts and
+// the handles of the first chunks of records. What a larger family needs
+// besides (more handles, an index) is in a familyExt.
 type family struct {
-	// chunks are the pool's chunks holding the records in order, the
-	// last one possibly part used.
-	chunks  []uint32
-	idx     *peerIndex // nil while the family is small enough to scan
-	pool    *chunkPool // of the swarm's shard and this address family
-	n       int32      // records
-	seeders int32
+	n, seeders int32
+	first      [familyInline]uint32
 }
 
-// peerIndex is an open-addressing (linear probing) table from peer id to
-// record number, for large swarms. Slots hold record number + 1; 0 is free.
-// The hash is seeded per tracker, so peer ids chosen to collide in one
-// tracker do not collide in another.
-type peerIndex struct {
-	slots []uint32
+// familyExt is the part of a family that only families of more than
+// familyInline chunks need.
+type familyExt struct {
+	// more are the handles of chunks after the first familyInline, the
+	// last one possibly part used.
+	more []uint32
+	// idx is an open-addressing (linear probing) table from peer id to
+	// record number, nil while the family is small enough to scan. Slots
+	// hold record number + 1; 0 is free. The hash is seeded per tracker,
+	// so peer ids chosen to collide in one tracker do not collide in
+	// another.
+	idx []uint32
+}
+
+// famView is a family with what its operations need: its extension (nil
+// while an IPv4 family fits in place), the swarm to attach one to, and the
+// chunk pool of its shard and address family. Keeping the pool here rather
+// than in the family keeps every swarm at 48 bytes.
+type famView struct {
+	f    *family
+	x    *familyExt
+	sw   *swarm
+	pool *chunkPool
 }
 
 func (f *family) len() int { return int(f.n) }
 
-func (f *family) rec(i int) []byte {
-	s := f.pool.stride
-	off := i % chunkRecs * s
-	return f.pool.chunk(f.chunks[i/chunkRecs])[off : off+s : off+s]
+// chunks returns the number of chunks the family's records take.
+func (f *family) chunks() int { return (f.len() + chunkRecs - 1) / chunkRecs }
+
+func (v *famView) len() int { return v.f.len() }
+
+// ext returns the family's extension, attaching one to the swarm first if
+// it has none.
+func (v *famView) ext() *familyExt {
+	if v.x == nil {
+		v.sw.ext = &swarmExt{}
+		v.x = &v.sw.ext.v4x
+	}
+	return v.x
 }
 
-func (f *family) addrLen() int { return f.pool.stride - idLen - 8 }
+func (v *famView) idx() []uint32 {
+	if v.x == nil {
+		return nil
+	}
+	return v.x.idx
+}
+
+// handle returns the handle of chunk c.
+func (v *famView) handle(c int) uint32 {
+	if c < familyInline {
+		return v.f.first[c]
+	}
+	return v.x.more[c-familyInline]
+}
+
+func (v *famView) rec(i int) []byte {
+	s := v.pool.stride
+	off := i % chunkRecs * s
+	return v.pool.chunk(v.handle(i / chunkRecs))[off : off+s : off+s]
+}
+
+func (v *famView) addrLen() int { return v.pool.stride - idLen - 8 }
 
 // meta returns a record's seen clock and seeder flag.
-func (f *family) meta(r []byte) (seen uint32, seeder bool) {
-	m := binary.LittleEndian.Uint32(r[idLen+f.addrLen():])
+func (v *famView) meta(r []byte) (seen uint32, seeder bool) {
+	m := binary.LittleEndian.Uint32(r[idLen+v.addrLen():])
 	return m &^ seederBit, m&seederBit != 0
 }
 
-func (f *family) key(r []byte) uint32 {
-	return binary.LittleEndian.Uint32(r[idLen+f.addrLen()+4:])
+func (v *famView) key(r []byte) uint32 {
+	return binary.LittleEndian.Uint32(r[idLen+v.addrLen()+4:])
 }
 
-func (f *family) setMeta(r []byte, seen uint32, seeder bool, key uint32) {
+func (v *famView) setMeta(r []byte, seen uint32, seeder bool, key uint32) {
 	m := seen &^ seederBit
 	if seeder {
 		m |= seederBit
 	}
-	a := f.addrLen()
+	a := v.addrLen()
 	binary.LittleEndian.PutUint32(r[idLen+a:], m)
 	binary.LittleEndian.PutUint32(r[idLen+a+4:], key)
 }
 
 // find returns the record number of id, or -1.
-func (f *family) find(t *swarmTable, id *[20]byte) int {
-	if f.idx == nil {
+func (v *famView) find(t *swarmTable, id *[20]byte) int {
+	idx := v.idx()
+	if idx == nil {
 		tail := idTail(id[:])
-		for i := range f.len() {
-			r := f.rec(i)[:idLen]
+		for i := range v.len() {
+			r := v.rec(i)[:idLen]
 			if idTail(r) == tail && string(r) == string(id[:]) {
 				return i
 			}
 		}
 		return -1
 	}
-	mask := uint64(len(f.idx.slots) - 1)
+	mask := uint64(len(idx) - 1)
 	for h := t.hash(id[:]) & mask; ; h = (h + 1) & mask {
-		v := f.idx.slots[h]
-		if v == 0 {
+		s := idx[h]
+		if s == 0 {
 			return -1
 		}
-		if string(f.rec(int(v - 1))[:idLen]) == string(id[:]) {
-			return int(v - 1)
+		if string(v.rec(int(s - 1))[:idLen]) == string(id[:]) {
+			return int(s - 1)
 		}
 	}
 }
@@ -118,20 +168,22 @@ func (f *family) find(t *swarmTable, id *[20]byte) int {
 func idTail(id []byte) uint64 { return binary.LittleEndian.Uint64(id[idLen-8 : idLen]) }
 
 // indexInsert adds record i to the index, which has a free slot.
-func (f *family) indexInsert(t *swarmTable, i int) {
-	mask := uint64(len(f.idx.slots) - 1)
-	h := t.hash(f.rec(i)[:idLen]) & mask
-	for f.idx.slots[h] != 0 {
+func (v *famView) indexInsert(t *swarmTable, i int) {
+	idx := v.x.idx
+	mask := uint64(len(idx) - 1)
+	h := t.hash(v.rec(i)[:idLen]) & mask
+	for idx[h] != 0 {
 		h = (h + 1) & mask
 	}
-	f.idx.slots[h] = uint32(i + 1)
+	idx[h] = uint32(i + 1)
 }
 
 // indexSlot returns the slot holding record i.
-func (f *family) indexSlot(t *swarmTable, i int) uint64 {
-	mask := uint64(len(f.idx.slots) - 1)
-	h := t.hash(f.rec(i)[:idLen]) & mask
-	for f.idx.slots[h] != uint32(i+1) {
+func (v *famView) indexSlot(t *swarmTable, i int) uint64 {
+	idx := v.x.idx
+	mask := uint64(len(idx) - 1)
+	h := t.hash(v.rec(i)[:idLen]) & mask
+	for idx[h] != uint32(i+1) {
 		h = (h + 1) & mask
 	}
 	return h
@@ -139,11 +191,11 @@ func (f *family) indexSlot(t *swarmTable, i int) uint64 {
 
 // indexDelete frees slot h, shifting later entries of its probe run back
 // so that lookups never stop early at the hole.
-func (f *family) indexDelete(t *swarmTable, h uint64) {
-	slots := f.idx.slots
+func (v *famView) indexDelete(t *swarmTable, h uint64) {
+	slots := v.x.idx
 	mask := uint64(len(slots) - 1)
 	for j := (h + 1) & mask; slots[j] != 0; j = (j + 1) & mask {
-		home := t.hash(f.rec(int(slots[j] - 1))[:idLen]) & mask
+		home := t.hash(v.rec(int(slots[j] - 1))[:idLen]) & mask
 		// The entry at j may move to h unless its home lies cyclically
 		// in (h, j].
 		if (h < j && h < home && home <= j) || (h > j && (home > h || home <= j)) {
@@ -157,64 +209,73 @@ func (f *family) indexDelete(t *swarmTable, h uint64) {
 
 // reindex builds the index afresh for the current records (or drops it
 // when the family is small).
-func (f *family) reindex(t *swarmTable) {
-	n := f.len()
+func (v *famView) reindex(t *swarmTable) {
+	n := v.len()
 	if n < unindexAt {
-		f.idx = nil
+		if v.x != nil {
+			v.x.idx = nil
+		}
 		return
 	}
 	size := 64
 	for size < 2*n {
 		size *= 2
 	}
-	f.idx = &peerIndex{slots: make([]uint32, size)}
+	v.ext().idx = make([]uint32, size)
 	for i := range n {
-		f.indexInsert(t, i)
+		v.indexInsert(t, i)
 	}
 }
 
 // remove deletes record i, moving the last record into its place.
-func (f *family) remove(t *swarmTable, i int) {
-	last := f.len() - 1
-	if f.idx != nil {
-		f.indexDelete(t, f.indexSlot(t, i))
+func (v *famView) remove(t *swarmTable, i int) {
+	last := v.len() - 1
+	if v.idx() != nil {
+		v.indexDelete(t, v.indexSlot(t, i))
 		if i != last {
-			h := f.indexSlot(t, last)
-			f.idx.slots[h] = uint32(i + 1)
+			h := v.indexSlot(t, last)
+			v.x.idx[h] = uint32(i + 1)
 		}
 	}
 	if i != last {
-		copy(f.rec(i), f.rec(last))
+		copy(v.rec(i), v.rec(last))
 	}
-	f.n--
-	if c := len(f.chunks) - 1; last == c*chunkRecs {
-		f.pool.put(f.chunks[c])
-		f.chunks = f.chunks[:c]
+	if c := v.f.chunks() - 1; last == c*chunkRecs {
+		v.pool.put(v.handle(c))
+		if c >= familyInline {
+			v.x.more = v.x.more[:c-familyInline]
+		}
 	}
-	if f.idx != nil && last < unindexAt {
-		f.idx = nil
+	v.f.n--
+	if v.idx() != nil && last < unindexAt {
+		v.x.idx = nil
 	}
 }
 
 // appendRec makes room for one more record and returns it, taking a new
 // chunk when the last is full; it reports false if the pool has none. The
-// list of chunks grows by a quarter rather than doubling: with ten peers to
-// a torrent, doubling would waste a third of it.
-func (f *family) appendRec() ([]byte, bool) {
-	if f.len() == len(f.chunks)*chunkRecs {
-		h, ok := f.pool.get()
+// list of further chunks grows by a quarter rather than doubling, since
+// every handle in it is four bytes for chunkRecs peers.
+func (v *famView) appendRec() ([]byte, bool) {
+	if c := v.f.chunks(); v.len() == c*chunkRecs {
+		h, ok := v.pool.get()
 		if !ok {
 			return nil, false
 		}
-		if n := len(f.chunks); n == cap(f.chunks) {
-			// slices.Grow of an empty slice asks the allocator for
-			// the size and keeps the whole size class it rounds up to.
-			f.chunks = append(slices.Grow([]uint32(nil), n+max(n/4, 1)), f.chunks...)
+		if c < familyInline {
+			v.f.first[c] = h
+		} else {
+			x := v.ext()
+			if n := len(x.more); n == cap(x.more) {
+				// slices.Grow of an empty slice asks the allocator for
+				// the size and keeps the whole size class it rounds up to.
+				x.more = append(slices.Grow([]uint32(nil), n+max(n/4, 1)), x.more...)
+			}
+			x.more = append(x.more, h)
 		}
-		f.chunks = append(f.chunks, h)
 	}
-	f.n++
-	return f.rec(f.len() - 1), true
+	v.f.n++
+	return v.rec(v.len() - 1), true
 }
 
 // Errors of an update, turned into failure reasons.
@@ -230,12 +291,13 @@ var (
 // peer was known as a seeder before, so that a "completed" event is counted
 // once per download. A peer that changes address keeps its slot only if it
 // proves its identity with the same BEP 7 key.
-func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (wasSeeder bool, err error) {
-	i := f.find(t, id)
+func (v *famView) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (wasSeeder bool, err error) {
+	f := v.f
+	i := v.find(t, id)
 	if stopped {
 		if i >= 0 {
-			_, wasSeeder = f.meta(f.rec(i))
-			f.remove(t, i)
+			_, wasSeeder = v.meta(v.rec(i))
+			v.remove(t, i)
 			t.lim.total.Add(-1)
 			if wasSeeder {
 				f.seeders--
@@ -245,15 +307,15 @@ func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, se
 	}
 	var r []byte
 	if i >= 0 {
-		r = f.rec(i)
-		if string(r[idLen:idLen+len(addr)]) != string(addr) && f.key(r) != key {
+		r = v.rec(i)
+		if string(r[idLen:idLen+len(addr)]) != string(addr) && v.key(r) != key {
 			return false, errPeerMoved
 		}
-		if _, wasSeeder = f.meta(r); wasSeeder {
+		if _, wasSeeder = v.meta(r); wasSeeder {
 			f.seeders--
 		}
 	} else {
-		n := f.len()
+		n := v.len()
 		if n >= t.lim.perTorrent {
 			return false, errSwarmFull
 		}
@@ -262,22 +324,22 @@ func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, se
 			return false, errTrackerFull
 		}
 		var ok bool
-		if r, ok = f.appendRec(); !ok {
+		if r, ok = v.appendRec(); !ok {
 			t.lim.total.Add(-1)
 			return false, errTrackerFull
 		}
 		copy(r, id[:])
-		switch {
-		case f.idx == nil && n+1 >= indexAt:
-			f.reindex(t)
-		case f.idx != nil && 4*(n+1) > 3*len(f.idx.slots):
-			f.reindex(t)
-		case f.idx != nil:
-			f.indexInsert(t, n)
+		switch idx := v.idx(); {
+		case idx == nil && n+1 >= indexAt:
+			v.reindex(t)
+		case idx != nil && 4*(n+1) > 3*len(idx):
+			v.reindex(t)
+		case idx != nil:
+			v.indexInsert(t, n)
 		}
 	}
 	copy(r[idLen:], addr)
-	f.setMeta(r, now, seeder, key)
+	v.setMeta(r, now, seeder, key)
 	if seeder {
 		f.seeders++
 	}
@@ -287,29 +349,33 @@ func (f *family) update(t *swarmTable, id *[20]byte, addr []byte, key uint32, se
 // expire drops peers last seen before cutoff and returns how many. It
 // also lets go of the chunk list and index when they are mostly unused
 // (the chunks themselves went back to the pool as they emptied).
-func (f *family) expire(t *swarmTable, cutoff uint32) int {
+func (v *famView) expire(t *swarmTable, cutoff uint32) int {
 	n := 0
-	for i := 0; i < f.len(); {
-		seen, seeder := f.meta(f.rec(i))
+	for i := 0; i < v.len(); {
+		seen, seeder := v.meta(v.rec(i))
 		if seen >= cutoff {
 			i++
 			continue
 		}
-		f.remove(t, i) // the last record moves to i: look at i again
+		v.remove(t, i) // the last record moves to i: look at i again
 		if seeder {
-			f.seeders--
+			v.f.seeders--
 		}
 		n++
 	}
 	t.lim.total.Add(-int64(n))
-	switch {
-	case f.len() == 0:
-		f.chunks, f.idx = nil, nil
-	case cap(f.chunks) > 2*len(f.chunks)+4:
-		f.chunks = append(slices.Grow([]uint32(nil), len(f.chunks)), f.chunks...)
+	x := v.x
+	if x == nil {
+		return n
 	}
-	if f.idx != nil && len(f.idx.slots) > 64 && 8*f.len() < len(f.idx.slots) {
-		f.reindex(t)
+	switch {
+	case len(x.more) == 0:
+		x.more = nil
+	case cap(x.more) > 2*len(x.more)+4:
+		x.more = append(slices.Grow([]uint32(nil), len(x.more)), x.more...)
+	}
+	if x.idx != nil && len(x.idx) > 64 && 8*v.len() < len(x.idx) {
+		v.reindex(t)
 	}
 	return n
 }
@@ -318,8 +384,8 @@ func (f *family) expire(t *swarmTable, cutoff uint32) int {
 // that were seen at or after cutoff, skipping seeders when noSeeders. It
 // starts at a random record so that the peers handed out spread over the
 // swarm, and returns out and the number of peers appended.
-func (f *family) collect(out []byte, n int, self *[20]byte, noSeeders bool, cutoff uint32) ([]byte, int) {
-	total := f.len()
+func (v *famView) collect(out []byte, n int, self *[20]byte, noSeeders bool, cutoff uint32) ([]byte, int) {
+	total := v.len()
 	if n <= 0 || total == 0 {
 		return out, 0
 	}
@@ -331,8 +397,8 @@ func (f *family) collect(out []byte, n int, self *[20]byte, noSeeders bool, cuto
 		if i >= total {
 			i -= total
 		}
-		r := f.rec(i)
-		seen, seeder := f.meta(r)
+		r := v.rec(i)
+		seen, seeder := v.meta(r)
 		if seen < cutoff || (noSeeders && seeder) || (idTail(r) == tail && string(r[:idLen]) == string(self[:])) {
 			continue
 		}
@@ -350,34 +416,73 @@ type peerList struct {
 
 func (l *peerList) reset() { l.v4, l.v6 = l.v4[:0], l.v6[:0] }
 
-// swarm is everything known about one torrent: 80 bytes plus the peers.
+// swarm is everything known about one torrent, in 48 bytes (a size class
+// of the allocator, so nothing is lost to rounding) plus the peers' records
+// in the shard's chunk pools.
 type swarm struct {
 	v4 family
-	v6 *family // nil until an IPv6 peer announces
-	// completed counts downloads ever (the "downloaded" of a scrape).
-	completed uint64
 	// lastActive is the server-clock time of the last announce.
 	lastActive uint32
+	// completed counts downloads ever (the "downloaded" of a scrape).
+	completed uint64
+	// ext holds what only larger or dual-stack swarms need; nil for an
+	// IPv4 swarm of up to ten peers.
+	ext *swarmExt
+}
+
+// swarmExt is the rarely needed part of a swarm: the extension of its IPv4
+// family and its IPv6 family (empty when n is 0).
+type swarmExt struct {
+	v4x, v6x familyExt
+	v6       family
 }
 
 func (s *swarm) seeders() int {
 	n := int(s.v4.seeders)
-	if s.v6 != nil {
-		n += int(s.v6.seeders)
+	if s.ext != nil {
+		n += int(s.ext.v6.seeders)
 	}
 	return n
 }
 
 func (s *swarm) peers() int {
 	n := s.v4.len()
-	if s.v6 != nil {
-		n += s.v6.len()
+	if s.ext != nil {
+		n += s.ext.v6.len()
 	}
 	return n
 }
 
 func (s *swarm) leechers() int { return s.peers() - s.seeders() }
 func (s *swarm) empty() bool   { return s.peers() == 0 }
+
+// v4 returns the swarm's IPv4 family, whose records are in sh's pool.
+func (s *swarm) v4View(sh *shard) famView {
+	v := famView{f: &s.v4, sw: s, pool: &sh.v4}
+	if s.ext != nil {
+		v.x = &s.ext.v4x
+	}
+	return v
+}
+
+// v6View returns the swarm's IPv6 family, attaching the swarm's extension
+// first if create is set; ok is false if there is none.
+func (s *swarm) v6View(sh *shard, create bool) (v famView, ok bool) {
+	if s.ext == nil {
+		if !create {
+			return v, false
+		}
+		s.ext = &swarmExt{}
+	}
+	return famView{f: &s.ext.v6, x: &s.ext.v6x, sw: s, pool: &sh.v6}, true
+}
+
+// trimExt drops the swarm's extension when nothing is left in it.
+func (s *swarm) trimExt() {
+	if x := s.ext; x != nil && x.v6.n == 0 && x.v4x.more == nil && x.v4x.idx == nil && x.v6x.more == nil && x.v6x.idx == nil {
+		s.ext = nil
+	}
+}
 
 // limits are the caps shared by all swarms.
 type limits struct {
@@ -441,7 +546,7 @@ func (t *swarmTable) getOrCreate(sh *shard, ih [20]byte, load func([20]byte) uin
 		t.lim.torrents.Add(-1)
 		return nil, errTooMany
 	}
-	sw := &swarm{v4: family{pool: &sh.v4}}
+	sw := &swarm{}
 	if load != nil {
 		sw.completed = load(ih)
 	}
@@ -453,26 +558,25 @@ func (t *swarmTable) getOrCreate(sh *shard, ih [20]byte, load func([20]byte) uin
 // IPv4, 18 for IPv6) in the swarm, which belongs to the locked shard sh.
 func (t *swarmTable) update(sh *shard, sw *swarm, id *[20]byte, addr []byte, key uint32, seeder bool, now uint32, stopped bool) (bool, error) {
 	if len(addr) == v4AddrLen {
-		return sw.v4.update(t, id, addr, key, seeder, now, stopped)
+		v := sw.v4View(sh)
+		return v.update(t, id, addr, key, seeder, now, stopped)
 	}
-	if sw.v6 == nil {
-		if stopped {
-			return false, nil
-		}
-		sw.v6 = &family{pool: &sh.v6}
+	v, ok := sw.v6View(sh, !stopped)
+	if !ok {
+		return false, nil
 	}
-	return sw.v6.update(t, id, addr, key, seeder, now, stopped)
+	return v.update(t, id, addr, key, seeder, now, stopped)
 }
 
-// expire drops the swarm's silent peers and returns how many.
-func (t *swarmTable) expire(sw *swarm, cutoff uint32) int {
-	n := sw.v4.expire(t, cutoff)
-	if sw.v6 != nil {
-		n += sw.v6.expire(t, cutoff)
-		if sw.v6.len() == 0 {
-			sw.v6 = nil
-		}
+// expire drops the silent peers of a swarm of the locked shard sh and
+// returns how many.
+func (t *swarmTable) expire(sh *shard, sw *swarm, cutoff uint32) int {
+	v := sw.v4View(sh)
+	n := v.expire(t, cutoff)
+	if v6, ok := sw.v6View(sh, false); ok {
+		n += v6.expire(t, cutoff)
 	}
+	sw.trimExt()
 	return n
 }
 

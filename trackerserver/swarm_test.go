@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // modelPeer is what the reference model keeps of a peer.
@@ -20,7 +21,7 @@ type modelPeer struct {
 // checkFamily compares a family with the model: same peers with the same
 // fields, a consistent seeder count, and (when indexed) an index that finds
 // every record and holds nothing else.
-func checkFamily(t *testing.T, tb *swarmTable, f *family, model map[[20]byte]modelPeer) {
+func checkFamily(t *testing.T, tb *swarmTable, f *famView, model map[[20]byte]modelPeer) {
 	t.Helper()
 	if f.len() != len(model) {
 		t.Fatalf("family has %d peers, model %d", f.len(), len(model))
@@ -44,12 +45,12 @@ func checkFamily(t *testing.T, tb *swarmTable, f *family, model map[[20]byte]mod
 			seeders++
 		}
 	}
-	if int(f.seeders) != seeders {
-		t.Fatalf("seeder count %d, records say %d", f.seeders, seeders)
+	if int(f.f.seeders) != seeders {
+		t.Fatalf("seeder count %d, records say %d", f.f.seeders, seeders)
 	}
-	if f.idx != nil {
+	if f.idx() != nil {
 		used := 0
-		for _, v := range f.idx.slots {
+		for _, v := range f.idx() {
 			if v != 0 {
 				used++
 				if int(v) > f.len() {
@@ -70,6 +71,26 @@ func checkFamily(t *testing.T, tb *swarmTable, f *family, model map[[20]byte]mod
 	}
 }
 
+// testFamily returns the IPv4 or IPv6 family (by stride) of a new swarm,
+// with a pool of its own.
+func testFamily(stride int) *famView {
+	sw := &swarm{}
+	pool := &chunkPool{stride: stride}
+	if stride == v4Stride {
+		return &famView{f: &sw.v4, sw: sw, pool: pool}
+	}
+	sw.ext = &swarmExt{}
+	return &famView{f: &sw.ext.v6, x: &sw.ext.v6x, sw: sw, pool: pool}
+}
+
+// TestSwarmSize keeps a swarm in the allocator's 48-byte size class: ten
+// thousand torrents of ten peers each spend 4.8 bytes a peer on it.
+func TestSwarmSize(t *testing.T) {
+	if n := unsafe.Sizeof(swarm{}); n != 48 {
+		t.Fatalf("swarm is %d bytes, want 48", n)
+	}
+}
+
 // TestFamilyAgainstModel drives one family with random announces, stops,
 // moves and expiries through the index thresholds in both directions and
 // checks it against a plain map after every step.
@@ -77,7 +98,7 @@ func TestFamilyAgainstModel(t *testing.T) {
 	for _, stride := range []uint8{v4Stride, v6Stride} {
 		t.Run(fmt.Sprint("stride", stride), func(t *testing.T) {
 			tb := newSwarmTable(1000, 10, 1<<20)
-			f := &family{pool: &chunkPool{stride: int(stride)}}
+			f := testFamily(int(stride))
 			alen := int(stride) - idLen - 8
 			model := make(map[[20]byte]modelPeer)
 			rng := rand.New(rand.NewPCG(1, uint64(stride)))
@@ -151,7 +172,7 @@ func TestFamilyAgainstModel(t *testing.T) {
 // a seeder) other seeders, never repeats a peer and honours the count.
 func TestCollect(t *testing.T) {
 	tb := newSwarmTable(1000, 10, 1000)
-	f := &family{pool: &chunkPool{stride: v4Stride}}
+	f := testFamily(v4Stride)
 	for i := range 100 {
 		var id [20]byte
 		id[0] = byte(i)
