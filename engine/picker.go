@@ -51,7 +51,7 @@ type picker struct {
 	sequential bool
 	avail      []int          // number of connected peers that have each piece
 	active     map[int]*piece // in-flight pieces
-	order      []int          // active piece indices, oldest first, so partial pieces finish first
+	order      []*piece       // active pieces, oldest first, so partial pieces finish first
 	left       int            // wanted pieces not yet verified
 	rng        *rand.Rand
 	// random first pieces until this many are complete, so a new peer soon
@@ -155,15 +155,15 @@ func (pk *picker) start(i, size int, buf []byte) *piece {
 	n := (size + blockSize - 1) / blockSize
 	pc := &piece{index: i, size: size, buf: buf[:size], blocks: make([]block, n)}
 	pk.active[i] = pc
-	pk.order = append(pk.order, i)
+	pk.order = append(pk.order, pc)
 	return pc
 }
 
 // finish removes piece i from the active set.
 func (pk *picker) finish(i int) {
 	delete(pk.active, i)
-	for k, j := range pk.order {
-		if j == i {
+	for k, pc := range pk.order {
+		if pc.index == i {
 			pk.order = append(pk.order[:k], pk.order[k+1:]...)
 			break
 		}

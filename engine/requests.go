@@ -266,12 +266,11 @@ func (t *Torrent) fillRequests(p *peer) {
 // another peer (end game).
 func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	now := time.Now()
-	for _, i := range t.pk.order {
-		pc := t.pk.active[i]
-		if !pc.mayFetch(p) || pc.web != nil || p.refusedRecently(i, now) {
+	for _, pc := range t.pk.order {
+		if !pc.mayFetch(p) || pc.web != nil {
 			continue
 		}
-		if b := pc.unrequested(); b >= 0 {
+		if b := pc.unrequested(); b >= 0 && !p.refusedRecently(pc.index, now) {
 			if pc.exclusive {
 				pc.owner = p
 			}
@@ -290,9 +289,14 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 	}
 	// End game: nothing unrequested is left that this peer could fetch, so
 	// duplicate requests still outstanding elsewhere; the first copy wins
-	// and the others are cancelled.
-	for _, i := range t.pk.order {
-		pc := t.pk.active[i]
+	// and the others are cancelled. Asked first: outside the end game
+	// this point is reached on every request while the piece buffers are
+	// all in use, and the scan below would look up every pending block.
+	if !t.inEndGame() {
+		return nil, 0
+	}
+	for _, pc := range t.pk.order {
+		i := pc.index
 		if !pc.mayFetch(p) || p.refusedRecently(i, now) {
 			continue
 		}
@@ -303,9 +307,6 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 			}
 			if _, mine := p.pending[makeKey(uint32(i), uint32(b*blockSize))]; mine {
 				continue
-			}
-			if !t.inEndGame() {
-				return nil, 0
 			}
 			return pc, b
 		}
