@@ -12,7 +12,7 @@ func FuzzParseAnnounceQuery(f *testing.F) {
 	f.Add("a=%&b=%zz&&=")
 	f.Add(strings.Repeat("numwant=99999999999999999999999&", 3))
 	f.Fuzz(func(t *testing.T, q string) {
-		p, err := parseAnnounceQuery(q)
+		p, err := parseAnnounceQuery([]byte(q))
 		if err != nil {
 			if _, ok := err.(*queryError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
@@ -30,7 +30,7 @@ func FuzzParseScrapeQuery(f *testing.F) {
 	f.Add("info_hash=abc")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, q string) {
-		hs, err := parseScrapeQuery(q, 10)
+		hs, err := parseScrapeQuery([]byte(q), 10)
 		if err == nil && len(hs) > 10 {
 			t.Fatalf("%d hashes beyond the limit", len(hs))
 		}

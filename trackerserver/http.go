@@ -34,6 +34,7 @@ func (s *Server) Handler() http.Handler {
 type scratch struct {
 	body  []byte
 	peers peerList
+	query []byte // of a request that came through net/http
 }
 
 // clientIP returns the address the request came from, taking the
@@ -82,14 +83,14 @@ func (s *Server) clientIPFrom(remote netip.Addr, hdr string, has bool) (netip.Ad
 }
 
 // authorize applies the access mode to a passkey from the path.
-func (s *Server) authorize(passkey string) (*userAcct, error) {
+func (s *Server) authorize(passkey []byte) (*userAcct, error) {
 	if s.cfg.Mode != ModePrivate {
-		if passkey != "" {
+		if len(passkey) != 0 {
 			return nil, errors.New("not found: this tracker announces at /announce")
 		}
 		return nil, nil
 	}
-	if passkey == "" {
+	if len(passkey) == 0 {
 		return nil, errNeedPasskey
 	}
 	u := s.user(passkey)
@@ -103,12 +104,15 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey 
 	sc := s.getScratch()
 	defer s.putScratch(sc)
 	ip, err := s.clientIP(r)
-	writeBencode(w, s.announceBody(sc, r.URL.RawQuery, passkey, ip, err))
+	sc.query = append(sc.query[:0], r.URL.RawQuery...)
+	writeBencode(w, s.announceBody(sc, sc.query, []byte(passkey), ip, err))
 }
 
 // announceBody answers an HTTP announce from ip (or ipErr when the
 // client's address is unusable) with a bencoded body built in sc.body.
-func (s *Server) announceBody(sc *scratch, rawQuery, passkey string, ip netip.Addr, ipErr error) []byte {
+// The query and passkey are bytes so that the announce path passes them
+// from its read buffer without a copy.
+func (s *Server) announceBody(sc *scratch, rawQuery, passkey []byte, ip netip.Addr, ipErr error) []byte {
 	user, err := s.authorize(passkey)
 	if err != nil {
 		return s.failure(sc, "access", err)
@@ -136,11 +140,12 @@ func (s *Server) announceBody(sc *scratch, rawQuery, passkey string, ip netip.Ad
 func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey string) {
 	sc := s.getScratch()
 	defer s.putScratch(sc)
-	writeBencode(w, s.scrapeBody(sc, r.URL.RawQuery, passkey))
+	sc.query = append(sc.query[:0], r.URL.RawQuery...)
+	writeBencode(w, s.scrapeBody(sc, sc.query, []byte(passkey)))
 }
 
 // scrapeBody answers an HTTP scrape with a bencoded body built in sc.body.
-func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey string) []byte {
+func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey []byte) []byte {
 	if _, err := s.authorize(passkey); err != nil {
 		return s.failure(sc, "access", err)
 	}

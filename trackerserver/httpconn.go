@@ -403,9 +403,9 @@ func (f *httpFront) serveConn(c net.Conn) {
 			if !cs.remote.IsValid() {
 				ipErr = errors.New("cannot tell the client's address")
 			}
-			body = f.s.announceBody(sc, string(req.query), string(passkeyOf(req.path)), ip, ipErr)
+			body = f.s.announceBody(sc, req.query, passkeyOf(req.path), ip, ipErr)
 		case routeScrape:
-			body = f.s.scrapeBody(sc, string(req.query), string(passkeyOf(req.path)))
+			body = f.s.scrapeBody(sc, req.query, passkeyOf(req.path))
 		}
 		closing := f.done.Load()
 		if !cs.respond(now, body, req, closing) || req.close || closing {

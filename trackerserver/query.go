@@ -1,10 +1,10 @@
 package trackerserver
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 )
 
 // Limits on HTTP requests, checked before any parsing work.
@@ -51,20 +51,15 @@ func qerr(field, format string, args ...any) error {
 	return &queryError{field: field, msg: fmt.Sprintf(format, args...)}
 }
 
-// forEachParam splits a raw query into percent-decoded name/value pairs.
-// '+' is kept literally: BitTorrent clients percent-encode every byte
-// that is not unreserved, and reading '+' as a space would corrupt an
-// info_hash from the few that do not. dst is scratch space for decoded
-// values, reused across calls of fn; fn must copy what it keeps.
-func forEachParam(raw string, fn func(name string, value []byte) error) error {
-	if len(raw) > maxQueryLen {
-		return qerr("query", "%d bytes is longer than the limit of %d", len(raw), maxQueryLen)
-	}
-	// Decoded text is never longer than its encoding, so one buffer the
-	// size of the query holds every value without reallocating.
-	buf := make([]byte, 0, len(raw))
-	n := 0
-	for off := 0; off < len(raw); {
+// nextParam returns the first name/value pair of raw at or after off,
+// percent-decoded, and the offset after it (-1 when no pair is left). '+'
+// is kept literally: BitTorrent clients percent-encode every byte that is
+// not unreserved, and reading '+' as a space would corrupt an info_hash
+// from the few that do not. The pair is decoded into buf, reused from pair
+// to pair by the callers: given a small array on their stack, they parse
+// an announce without allocating.
+func nextParam(raw []byte, off int, buf []byte) (name, value []byte, next int, err error) {
+	for off < len(raw) {
 		end := off
 		for end < len(raw) && raw[end] != '&' {
 			end++
@@ -72,43 +67,44 @@ func forEachParam(raw string, fn func(name string, value []byte) error) error {
 		part := raw[off:end]
 		start := off
 		off = end + 1
-		if part == "" {
+		if len(part) == 0 {
 			continue
 		}
-		n++
-		if n > maxParams {
-			return qerr("query", "more than %d parameters", maxParams)
-		}
-		name, value := part, ""
-		for i := 0; i < len(part); i++ {
+		name, value = part, part[len(part):]
+		for i := range part {
 			if part[i] == '=' {
 				name, value = part[:i], part[i+1:]
 				break
 			}
 		}
-		if strings.IndexByte(name, '%') >= 0 {
-			dn, err := unescape(buf[len(buf):], name, start)
-			if err != nil {
-				return err
+		buf = buf[:0]
+		if bytes.IndexByte(name, '%') >= 0 {
+			if buf, err = unescape(buf, name, start); err != nil {
+				return nil, nil, -1, err
 			}
-			name = string(dn)
+			name = buf
 		}
 		mark := len(buf)
-		dv, err := unescape(buf[mark:mark], value, start+len(name)+1)
-		if err != nil {
-			return qerr(name, "%v", err)
+		// Decoding appends after a decoded name, which stays valid.
+		if buf, err = unescape(buf, value, start+len(part)-len(value)); err != nil {
+			return nil, nil, -1, qerr(string(name), "%v", err)
 		}
-		buf = buf[:mark+len(dv)]
-		if err := fn(name, dv); err != nil {
-			return err
-		}
+		return name, buf[mark:], off, nil
+	}
+	return nil, nil, -1, nil
+}
+
+// checkQuery applies the limits on a query before it is parsed.
+func checkQuery(raw []byte) error {
+	if len(raw) > maxQueryLen {
+		return qerr("query", "%d bytes is longer than the limit of %d", len(raw), maxQueryLen)
 	}
 	return nil
 }
 
 // unescape appends the percent-decoding of s to dst; base is s's offset
 // in the query, for error messages.
-func unescape(dst []byte, s string, base int) ([]byte, error) {
+func unescape(dst, s []byte, base int) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '%' {
@@ -121,7 +117,7 @@ func unescape(dst []byte, s string, base int) ([]byte, error) {
 		h, ok1 := unhex(s[i+1])
 		l, ok2 := unhex(s[i+2])
 		if !ok1 || !ok2 {
-			return nil, qerr("query", "invalid percent escape %q at offset %d", s[i:i+3], base+i)
+			return nil, qerr("query", "invalid percent escape %q at offset %d", string(s[i:i+3]), base+i)
 		}
 		dst = append(dst, h<<4|l)
 		i += 2
@@ -144,145 +140,192 @@ func unhex(c byte) (byte, bool) {
 // parseAnnounceQuery parses the query of an HTTP announce (BEP 3, 7, 23).
 // Unknown parameters are ignored, as clients add their own; known ones
 // are strict.
-func parseAnnounceQuery(raw string) (announceParams, error) {
+func parseAnnounceQuery(raw []byte) (announceParams, error) {
 	p := announceParams{numWant: -1, compact: true}
-	var haveHash, havePeer, havePort bool
-	seen := 0
-	err := forEachParam(raw, func(name string, v []byte) error {
-		bit := 0
-		switch name {
-		case "info_hash":
-			bit = 1
-			if len(v) != 20 {
-				return qerr(name, "%d bytes, want 20", len(v))
-			}
-			copy(p.infoHash[:], v)
-			haveHash = true
-		case "peer_id":
-			bit = 2
-			if len(v) != 20 {
-				return qerr(name, "%d bytes, want 20", len(v))
-			}
-			copy(p.peerID[:], v)
-			havePeer = true
-		case "port":
-			bit = 4
-			n, err := parseUint(name, v, math.MaxUint16)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return qerr(name, "0 is not a port peers can connect to")
-			}
-			p.port = uint16(n)
-			havePort = true
-		case "uploaded":
-			bit = 8
-			n, err := parseUint(name, v, math.MaxInt64)
-			if err != nil {
-				return err
-			}
-			p.uploaded = int64(n)
-		case "downloaded":
-			bit = 16
-			n, err := parseUint(name, v, math.MaxInt64)
-			if err != nil {
-				return err
-			}
-			p.downloaded = int64(n)
-		case "left":
-			bit = 32
-			n, err := parseUint(name, v, math.MaxInt64)
-			if err != nil {
-				return err
-			}
-			p.left = int64(n)
-		case "event":
-			bit = 64
-			switch string(v) {
-			case "", "empty", "paused":
-				p.event = eventNone
-			case "started":
-				p.event = eventStarted
-			case "completed":
-				p.event = eventCompleted
-			case "stopped":
-				p.event = eventStopped
-			default:
-				return qerr(name, "unknown event %q", truncate(v))
-			}
-		case "numwant":
-			bit = 128
-			n, err := parseUint(name, v, math.MaxUint64)
-			if err != nil {
-				return err
-			}
-			// A huge numwant is not an error, only more than we give.
-			p.numWant = int(min(n, math.MaxInt32))
-		case "compact":
-			bit = 256
-			b, err := parseBool(name, v)
-			if err != nil {
-				return err
-			}
-			p.compact = b
-		case "no_peer_id":
-			bit = 512
-			b, err := parseBool(name, v)
-			if err != nil {
-				return err
-			}
-			p.noPeerID = b
-		case "key":
-			bit = 1024
-			// BEP 7 leaves the key's form open; clients send up to 8 hex
-			// digits or a short string. Keep a 32-bit digest of it.
-			if len(v) > 64 {
-				return qerr(name, "%d bytes is longer than 64", len(v))
-			}
-			p.key, p.hasKey = fnv32(v), true
-		default:
-			return nil
-		}
-		if seen&bit != 0 {
-			return qerr(name, "given more than once")
-		}
-		seen |= bit
-		return nil
-	})
-	if err != nil {
+	if err := checkQuery(raw); err != nil {
 		return announceParams{}, err
 	}
+	var stack [128]byte
+	seen := 0
+	for off, n := 0, 1; ; n++ {
+		name, v, next, err := nextParam(raw, off, stack[:0])
+		if err != nil {
+			return announceParams{}, err
+		}
+		if next < 0 {
+			break
+		}
+		if n > maxParams {
+			return announceParams{}, qerr("query", "more than %d parameters", maxParams)
+		}
+		if err := p.set(name, v, &seen); err != nil {
+			return announceParams{}, err
+		}
+		off = next
+	}
 	switch {
-	case !haveHash:
+	case seen&paramInfoHash == 0:
 		return announceParams{}, qerr("info_hash", "missing")
-	case !havePeer:
+	case seen&paramPeerID == 0:
 		return announceParams{}, qerr("peer_id", "missing")
-	case !havePort:
+	case seen&paramPort == 0:
 		return announceParams{}, qerr("port", "missing")
 	}
 	return p, nil
 }
 
+// Bits of the announce parameters seen, for the duplicate check.
+const (
+	paramInfoHash = 1 << iota
+	paramPeerID
+	paramPort
+	paramUploaded
+	paramDownloaded
+	paramLeft
+	paramEvent
+	paramNumWant
+	paramCompact
+	paramNoPeerID
+	paramKey
+)
+
+// announceParamNames are the announce parameters known, by bit.
+var announceParamNames = [...]string{"info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event", "numwant", "compact", "no_peer_id", "key"}
+
+// knownParam returns the name and bit of a known announce parameter (bit
+// 0 for others). The name is a constant: converting the bytes would
+// allocate, as it is kept by error messages.
+func knownParam(b []byte) (string, int) {
+	for i, n := range announceParamNames {
+		if string(b) == n {
+			return n, 1 << i
+		}
+	}
+	return "", 0
+}
+
+// set applies one announce parameter; seen has a bit for every known
+// parameter already given, so that none is given twice.
+func (p *announceParams) set(nameB, v []byte, seen *int) error {
+	name, bit := knownParam(nameB)
+	if bit == 0 {
+		return nil // clients add parameters of their own
+	}
+	if *seen&bit != 0 {
+		return qerr(name, "given more than once")
+	}
+	*seen |= bit
+	switch name {
+	case "info_hash":
+		if len(v) != 20 {
+			return qerr(name, "%d bytes, want 20", len(v))
+		}
+		copy(p.infoHash[:], v)
+	case "peer_id":
+		if len(v) != 20 {
+			return qerr(name, "%d bytes, want 20", len(v))
+		}
+		copy(p.peerID[:], v)
+	case "port":
+		n, err := parseUint(name, v, math.MaxUint16)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return qerr(name, "0 is not a port peers can connect to")
+		}
+		p.port = uint16(n)
+	case "uploaded":
+		n, err := parseUint(name, v, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		p.uploaded = int64(n)
+	case "downloaded":
+		n, err := parseUint(name, v, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		p.downloaded = int64(n)
+	case "left":
+		n, err := parseUint(name, v, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		p.left = int64(n)
+	case "event":
+		switch string(v) {
+		case "", "empty", "paused":
+			p.event = eventNone
+		case "started":
+			p.event = eventStarted
+		case "completed":
+			p.event = eventCompleted
+		case "stopped":
+			p.event = eventStopped
+		default:
+			return qerr(name, "unknown event %q", truncate(v))
+		}
+	case "numwant":
+		n, err := parseUint(name, v, math.MaxUint64)
+		if err != nil {
+			return err
+		}
+		// A huge numwant is not an error, only more than we give.
+		p.numWant = int(min(n, math.MaxInt32))
+	case "compact":
+		b, err := parseBool(name, v)
+		if err != nil {
+			return err
+		}
+		p.compact = b
+	case "no_peer_id":
+		b, err := parseBool(name, v)
+		if err != nil {
+			return err
+		}
+		p.noPeerID = b
+	case "key":
+		// BEP 7 leaves the key's form open; clients send up to 8 hex
+		// digits or a short string. Keep a 32-bit digest of it.
+		if len(v) > 64 {
+			return qerr(name, "%d bytes is longer than 64", len(v))
+		}
+		p.key, p.hasKey = fnv32(v), true
+	}
+	return nil
+}
+
 // parseScrapeQuery returns the info_hash parameters of a scrape (BEP 48),
 // at most max of them.
-func parseScrapeQuery(raw string, max int) ([][20]byte, error) {
+func parseScrapeQuery(raw []byte, max int) ([][20]byte, error) {
 	var hashes [][20]byte
-	err := forEachParam(raw, func(name string, v []byte) error {
-		if name != "info_hash" {
-			return nil
+	if err := checkQuery(raw); err != nil {
+		return nil, err
+	}
+	var stack [64]byte
+	for off, n := 0, 1; ; n++ {
+		name, v, next, err := nextParam(raw, off, stack[:0])
+		if err != nil {
+			return nil, err
+		}
+		if next < 0 {
+			break
+		}
+		if n > maxParams {
+			return nil, qerr("query", "more than %d parameters", maxParams)
+		}
+		off = next
+		if string(name) != "info_hash" {
+			continue
 		}
 		if len(v) != 20 {
-			return qerr(name, "%d bytes, want 20 (parameter %d)", len(v), len(hashes)+1)
+			return nil, qerr("info_hash", "%d bytes, want 20 (parameter %d)", len(v), len(hashes)+1)
 		}
 		if len(hashes) >= max {
-			return qerr(name, "more than %d info-hashes in one scrape", max)
+			return nil, qerr("info_hash", "more than %d info-hashes in one scrape", max)
 		}
 		hashes = append(hashes, [20]byte(v))
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return hashes, nil
 }

@@ -253,10 +253,10 @@ func (s *Server) allowed(ih [20]byte) bool {
 }
 
 // user returns the account of a passkey, or nil.
-func (s *Server) user(passkey string) *userAcct {
+func (s *Server) user(passkey []byte) *userAcct {
 	s.usersMu.RLock()
 	defer s.usersMu.RUnlock()
-	return s.passkeys[passkey]
+	return s.passkeys[string(passkey)]
 }
 
 // Errors of access control, turned into failure reasons.

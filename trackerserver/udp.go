@@ -300,7 +300,7 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 	}
 	switch r.action {
 	case udpAnnounce:
-		user, err := s.authorize(passkeyFromPath(string(r.urlData)))
+		user, err := s.authorize([]byte(passkeyFromPath(string(r.urlData))))
 		if s.cfg.Mode != ModePrivate {
 			user, err = nil, nil // open trackers ignore the URL path
 		}

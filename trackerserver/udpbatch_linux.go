@@ -85,6 +85,11 @@ type udpBatch struct {
 	outIov   [udpBatchSize]unix.Iovec
 	outNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
 	outBufs  [udpBatchSize][]byte // reply of each queued message
+
+	recvFn, sendFn func(fd uintptr) bool // b.recv and b.send
+	n              int                   // result of the last recv or send
+	errno          syscall.Errno
+	sent, queued   int // progress of flush
 }
 
 // newUDPBatch prepares batched I/O on uc, or returns nil when the socket
@@ -98,6 +103,7 @@ func newUDPBatch(uc *net.UDPConn) *udpBatch {
 		return nil
 	}
 	b := &udpBatch{rc: rc}
+	b.recvFn, b.sendFn = b.recv, b.send
 	for i := range b.in {
 		b.inIov[i].Base = &b.inBufs[i][0]
 		b.inIov[i].SetLen(udpReadLen)
@@ -122,28 +128,47 @@ func (b *udpBatch) read() (int, error) {
 		b.in[i].hdr.Flags = 0
 		b.in[i].n = 0
 	}
-	var n int
-	var errno syscall.Errno
-	err := b.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatchSize, unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait until the socket is readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	if err != nil {
+	b.n, b.errno = 0, 0
+	if err := b.rc.Read(b.recvFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
+	if b.errno != 0 {
+		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
 	}
-	return n, nil
+	return b.n, nil
+}
+
+// recv is the body of read's system call, kept as a method value made
+// once (recvFn): a closure made per call would escape to the heap with the
+// variables it sets, several allocations per batch.
+func (b *udpBatch) recv(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatchSize, unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until the socket is readable
+		}
+		b.n, b.errno = int(r), e
+		return true
+	}
+}
+
+// send is the body of flush's system call, made once as sendFn like recv:
+// it sends queued messages [b.sent, b.queued).
+func (b *udpBatch) send(fd uintptr) bool {
+	for {
+		v, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until the socket is writable
+		}
+		b.n, b.errno = int(v), e
+		return true
+	}
 }
 
 // packet returns datagram i of the last read and its sender. ok is false
@@ -180,32 +205,20 @@ func (b *udpBatch) queue(k, i int, reply []byte) {
 // flush sends the first n queued replies. A reply the kernel refuses is
 // reported through fail and skipped; the others still go.
 func (b *udpBatch) flush(n int, fail func(error)) error {
-	for sent := 0; sent < n; {
-		var r int
-		var errno syscall.Errno
-		err := b.rc.Write(func(fd uintptr) bool {
-			for {
-				v, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
-				switch e {
-				case unix.EINTR:
-					continue
-				case unix.EAGAIN:
-					return false // wait until the socket is writable
-				}
-				r, errno = int(v), e
-				return true
-			}
-		})
-		if err != nil {
+	b.queued = n
+	for b.sent = 0; b.sent < n; {
+		b.n, b.errno = 0, 0
+		if err := b.rc.Write(b.sendFn); err != nil {
 			return err
 		}
-		if errno != 0 || r <= 0 {
+		r := b.n
+		if b.errno != 0 || r <= 0 {
 			// The first message failed (an unreachable address, say):
 			// drop it and go on with the rest.
-			fail(fmt.Errorf("sendmmsg: %w", errno))
+			fail(fmt.Errorf("sendmmsg: %w", b.errno))
 			r = 1
 		}
-		sent += r
+		b.sent += r
 	}
 	for k := range n {
 		// Keep the buffers (replies are appended to them) but let the
