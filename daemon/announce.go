@@ -60,6 +60,10 @@ func internTiers(tiers [][]string) [][]string {
 	return out
 }
 
+// internDir returns the canonical copy of a download folder's path, so
+// the thousands of torrents of one folder share its bytes.
+func internDir(dir string) string { return unique.Make(dir).Value() }
+
 // annHeap orders scheduled torrents by their next announce.
 type annHeap []*torrent
 
@@ -154,8 +158,8 @@ type announceJob struct {
 func (d *Daemon) prepareLocked(t *torrent) announceJob {
 	up, down := t.rec.Uploaded, t.rec.Downloaded
 	var left int64
-	if t.eng != nil {
-		st := t.eng.LastStats()
+	if t.eng() != nil {
+		st := t.eng().LastStats()
 		up += st.Uploaded
 		down += st.Downloaded
 		left = st.Left
@@ -305,7 +309,7 @@ func (d *Daemon) announceDone(j announceJob, won string, resp *tracker.AnnounceR
 	for _, p := range resp.Peers {
 		peers = append(peers, p.Addr)
 	}
-	eng := t.eng
+	eng := t.eng()
 	// Wake a parked seed only for a swarm with leechers (a tracker that
 	// gives no counts is trusted to have some): seeds need nothing.
 	wake := t.parked && !gone && len(peers) > 0 && (resp.Incomplete > 0 || resp.Complete == 0)

@@ -284,6 +284,7 @@ func (d *Daemon) loadTorrents() error {
 	}
 	for i := range recs {
 		t := &torrent{rec: recs[i]}
+		t.rec.DownloadDir = internDir(t.rec.DownloadDir)
 		ih, err := parseHash(t.rec.InfoHash)
 		if err != nil {
 			return fmt.Errorf("state: torrent record %q: %w", t.rec.InfoHash, err)
@@ -386,8 +387,8 @@ loop:
 	d.mu.Lock()
 	d.runCtx = nil
 	for _, t := range d.torrents {
-		if t.cancel != nil {
-			t.cancel()
+		if t.run != nil {
+			t.run.cancel()
 		}
 	}
 	d.mu.Unlock()
@@ -465,8 +466,8 @@ func (d *Daemon) schedule(now time.Time) {
 	var downloads, seeds []*torrent
 	for _, t := range d.torrents {
 		if t.removing || t.held || t.rec.Paused {
-			if t.cancel != nil && (t.rec.Paused || t.removing) {
-				t.cancel()
+			if t.run != nil && (t.rec.Paused || t.removing) {
+				t.run.cancel()
 			}
 			continue
 		}
@@ -482,14 +483,14 @@ func (d *Daemon) schedule(now time.Time) {
 			continue
 		}
 		if t.mi == nil {
-			if t.cancel == nil && (t.rec.Error == "" || !now.Before(t.retryAt)) {
+			if t.run == nil && (t.rec.Error == "" || now.UnixNano() >= t.retryAt) {
 				t.rec.Error = ""
 				d.startFetchLocked(t)
 			}
 			continue
 		}
 		if t.rec.Error != "" {
-			if t.cancel != nil || now.Before(t.retryAt) {
+			if t.run != nil || now.UnixNano() < t.retryAt {
 				continue
 			}
 			t.rec.Error = "" // try again: the disk may have room now
@@ -497,8 +498,8 @@ func (d *Daemon) schedule(now time.Time) {
 		if t.complete && t.seedLimitReached(s, now) {
 			t.rec.Paused = true
 			d.saveLocked(t)
-			if t.cancel != nil {
-				t.cancel()
+			if t.run != nil {
+				t.run.cancel()
 			}
 			continue
 		}
@@ -525,10 +526,10 @@ func (d *Daemon) admit(ts []*torrent, limit int) {
 			d.unparkLocked(t)
 			t.queued = true
 		case t.parked:
-		case run && t.cancel == nil:
+		case run && t.run == nil:
 			d.startLocked(t)
-		case !run && t.cancel != nil:
-			t.cancel()
+		case !run && t.run != nil:
+			t.run.cancel()
 			t.queued = true
 		case !run:
 			t.queued = true
@@ -589,13 +590,17 @@ func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
 		return err
 	}
 	d.extra[ih] = append(d.extra[ih], addrs...)
+	var metaPeers chan netip.AddrPort // nil (never ready) unless fetching metadata
+	if t.run != nil {
+		metaPeers = t.run.metaPeers
+	}
 	for _, a := range addrs {
 		select {
-		case t.metaPeers <- a: // fetching metadata: these peers may have it
+		case metaPeers <- a: // fetching metadata: these peers may have it
 		default:
 		}
 	}
-	eng, parked := t.eng, t.parked
+	eng, parked := t.eng(), t.parked
 	d.mu.Unlock()
 	if parked {
 		// They may want what we seed: wake it; the engine dials d.extra.

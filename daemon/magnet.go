@@ -23,10 +23,9 @@ func (d *Daemon) startFetchLocked(t *torrent) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.runCtx)
-	t.cancel = cancel
-	t.exited = make(chan struct{})
 	peers := make(chan netip.AddrPort, 64)
-	t.metaPeers = peers
+	exited := make(chan struct{})
+	t.run = &runState{cancel: cancel, exited: exited, metaPeers: peers}
 	initial := append([]netip.AddrPort(nil), d.extra[t.ih]...)
 	for _, s := range m.Peers {
 		if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -38,14 +37,14 @@ func (d *Daemon) startFetchLocked(t *torrent) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer close(t.exited)
+		defer close(exited)
 		defer cancel()
 		info, err := d.fetchMetadata(ctx, m, peers, initial)
 		d.mu.Lock()
-		t.cancel, t.metaPeers = nil, nil
+		t.run = nil
 		if err != nil && ctx.Err() == nil {
 			t.rec.Error = err.Error()
-			t.retryAt = time.Now().Add(d.cfg.RetryAfter)
+			t.retryAt = time.Now().Add(d.cfg.RetryAfter).UnixNano()
 		}
 		d.mu.Unlock()
 		if err == nil {

@@ -129,7 +129,7 @@ func (d *Daemon) Add(ctx context.Context, req AddRequest) (AddResult, error) {
 	}
 	t.rec.ID = id
 	t.rec.InfoHash = hex.EncodeToString(ih[:])
-	t.rec.DownloadDir = abs
+	t.rec.DownloadDir = internDir(abs)
 	t.rec.AddedAt = time.Now().Truncate(time.Second)
 	t.rec.Paused = req.Paused
 	t.rec.Queue = queue
@@ -210,8 +210,8 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 	if err := t.setMeta(mi); err != nil {
 		return err
 	}
-	if t.cancel != nil {
-		t.cancel() // a fetch in progress is no longer needed
+	if t.run != nil {
+		t.run.cancel() // a fetch in progress is no longer needed
 	}
 	rec := t.rec
 	if err := d.db.put(meta, &rec); err != nil {
@@ -235,7 +235,7 @@ func (d *Daemon) lookup(ih [20]byte) (*torrent, error) {
 func (d *Daemon) Start(ih [20]byte) error {
 	return d.update(ih, func(t *torrent) error {
 		t.rec.Paused = false
-		if t.cancel == nil {
+		if t.run == nil {
 			t.rec.Error = ""
 		}
 		return nil
@@ -246,8 +246,8 @@ func (d *Daemon) Start(ih [20]byte) error {
 func (d *Daemon) Stop(ih [20]byte) error {
 	return d.update(ih, func(t *torrent) error {
 		t.rec.Paused = true
-		if t.cancel != nil {
-			t.cancel()
+		if t.run != nil {
+			t.run.cancel()
 		}
 		if t.parked {
 			d.announceStopLocked(t)
@@ -337,11 +337,11 @@ func (d *Daemon) Set(ih [20]byte, o TorrentOptions) error {
 				}
 			}
 		}
-		eng = t.eng
+		eng = t.eng()
 	}
 	d.saveLocked(t)
-	if restart && t.cancel != nil {
-		t.cancel()
+	if restart && t.run != nil {
+		t.run.cancel()
 	}
 	d.mu.Unlock()
 	if eng != nil {
@@ -403,13 +403,13 @@ func (d *Daemon) restart(ih [20]byte, f func(*torrent) error) error {
 // has ended. The caller sets held or removing first, so the scheduler
 // does not start it again meanwhile.
 func (d *Daemon) stopLocked(t *torrent) <-chan struct{} {
-	if t.cancel == nil {
+	if t.run == nil {
 		c := make(chan struct{})
 		close(c)
 		return c
 	}
-	t.cancel()
-	return t.exited
+	t.run.cancel()
+	return t.run.exited
 }
 
 // Remove drops a torrent, and its files too with deleteData.
@@ -527,7 +527,7 @@ func (d *Daemon) Move(ih [20]byte, dir string, move bool) error {
 		} else {
 			t.rec.HaveValid, t.rec.Have, t.rec.Clean = false, nil, false
 		}
-		t.rec.DownloadDir = abs
+		t.rec.DownloadDir = internDir(abs)
 		return nil
 	})
 }

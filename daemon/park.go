@@ -52,20 +52,21 @@ func (d *Daemon) parkIdle(now time.Time) {
 		return
 	}
 	for _, t := range d.torrents {
-		if t.eng == nil || t.cancel == nil || !t.complete || t.parking || t.removing || t.held {
+		r := t.run
+		if r == nil || r.eng == nil || !t.complete || t.parking || t.removing || t.held {
 			continue
 		}
-		if t.eng.LastStats().Peers > 0 {
-			t.idleSince = 0
+		if r.eng.LastStats().Peers > 0 {
+			r.idleSince = 0
 			continue
 		}
-		if t.idleSince == 0 {
-			t.idleSince = now.UnixNano()
+		if r.idleSince == 0 {
+			r.idleSince = now.UnixNano()
 			continue
 		}
-		if now.UnixNano()-t.idleSince >= int64(d.cfg.ParkAfter) {
+		if now.UnixNano()-r.idleSince >= int64(d.cfg.ParkAfter) {
 			t.parking = true
-			t.cancel()
+			t.run.cancel()
 		}
 	}
 }
@@ -100,7 +101,7 @@ func (d *Daemon) releaseMemory(now time.Time) {
 	if !free && allocs-d.allocsAtRelease >= releaseGarbage {
 		free = true
 		for _, t := range d.torrents {
-			if t.eng != nil || t.checking {
+			if t.eng() != nil || t.checking {
 				free = false
 				break
 			}
@@ -146,10 +147,7 @@ func (d *Daemon) parkLocked(t *torrent) {
 	t.mi, t.layout = nil, nil
 	t.parked = true
 	d.parkedSinceRelease++
-	t.seedStart = time.Now() // a parked torrent is seeding
-	t.lastHave = nil
-	t.idleSince = 0
-	t.lastUp, t.lastDown = 0, 0
+	t.seedStart = time.Now().UnixNano() // a parked torrent is seeding
 }
 
 // unparkLocked makes a parked torrent an ordinary stopped one again,
@@ -159,7 +157,7 @@ func (d *Daemon) unparkLocked(t *torrent) error {
 		return nil
 	}
 	t.rec.SeedSecs = t.seedSecs(time.Now())
-	t.seedStart = time.Time{}
+	t.seedStart = 0
 	t.parked = false
 	mi, err := d.loadMeta(t)
 	if err == nil {
@@ -167,7 +165,7 @@ func (d *Daemon) unparkLocked(t *torrent) error {
 	}
 	if err != nil {
 		t.rec.Error = fmt.Sprintf("stored metainfo unreadable: %v", err)
-		t.retryAt = time.Now().Add(d.cfg.RetryAfter)
+		t.retryAt = time.Now().Add(d.cfg.RetryAfter).UnixNano()
 		return fmt.Errorf("torrent %s: %w", t.rec.Name, err)
 	}
 	return nil
@@ -228,18 +226,18 @@ func (d *Daemon) wakeEngine(ih [20]byte) *engine.Torrent {
 			d.log.Debug("waking parked torrent", "torrent", t.rec.Name)
 			t.waking = true
 			d.startLocked(t)
-			wait = t.ready
-		case t.cancel == nil:
+			wait = t.run.ready
+		case t.run == nil:
 			d.mu.Unlock()
 			return nil
 		case t.parking:
-			wait = t.exited // then it is parked, and woken above
-		case t.eng != nil:
-			eng := t.eng
+			wait = t.run.exited // then it is parked, and woken above
+		case t.eng() != nil:
+			eng := t.eng()
 			d.mu.Unlock()
 			return eng
 		default:
-			wait = t.ready // starting
+			wait = t.run.ready // starting
 		}
 		d.mu.Unlock()
 		select {

@@ -50,7 +50,7 @@ func TestIdleSeedParks(t *testing.T) {
 	}
 	s.mu.Lock()
 	tr := s.torrents[f.ih]
-	heldMeta := tr.mi != nil || tr.layout != nil || tr.eng != nil || tr.cancel != nil
+	heldMeta := tr.mi != nil || tr.layout != nil || tr.run != nil
 	s.mu.Unlock()
 	if heldMeta {
 		t.Fatal("a parked torrent still holds its metainfo, layout or engine")

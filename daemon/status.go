@@ -121,8 +121,8 @@ func (d *Daemon) ByID(id int) ([20]byte, error) {
 // the checkpoint's; d.mu is held.
 func (t *torrent) haveLocked() bitfield.Bitfield {
 	n := int(t.sum.pieces)
-	if t.eng != nil {
-		return t.eng.Have()
+	if t.eng() != nil {
+		return t.eng().Have()
 	}
 	if t.rec.HaveValid {
 		if b, err := bitfield.FromBytes(t.rec.Have, n); err == nil {
@@ -143,8 +143,8 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Wasted: r.Wasted,
 		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
 	}
-	if stat == StateChecking && t.toCheck > 0 {
-		st.CheckDone = float64(t.checked) / float64(t.toCheck)
+	if r := t.run; stat == StateChecking && r != nil && r.toCheck > 0 {
+		st.CheckDone = float64(r.checked) / float64(r.toCheck)
 	}
 	if stat == StateMetadata {
 		if r.Paused {
@@ -162,8 +162,8 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 	st.PieceCount = int(t.sum.pieces)
 	st.PieceSize = t.sum.pieceLen
 	switch {
-	case t.eng != nil:
-		es := t.eng.LastStats()
+	case t.eng() != nil:
+		es := t.eng().LastStats()
 		st.Wanted, st.Completed, st.Left = es.Wanted, es.Completed, es.Left
 		st.Downloaded += es.Downloaded
 		st.Uploaded += es.Uploaded
@@ -218,7 +218,7 @@ func (d *Daemon) Detail(ih [20]byte) (Detail, error) {
 	}
 	prio := priorities(t.rec.Priorities, layout.NumFiles())
 	have := t.haveLocked()
-	eng := t.eng
+	eng := t.eng()
 	d.mu.Unlock()
 	det.Trackers = mi.Tiers()
 	det.Have = have.Bytes()
