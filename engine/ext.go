@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/sowerbt/sower/bencode"
@@ -57,10 +58,17 @@ func (t *Torrent) extHandshake() peerwire.Message {
 	return peerwire.Message{ID: peerwire.Extended, ExtendedID: 0, Payload: payload}
 }
 
-// onExtHandshake reads what we use of the peer's extension handshake. A
-// malformed handshake is ignored (extensions are optional), not a reason
-// to drop a good peer.
-func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
+// extInfo is what we use of a peer's extension handshake.
+type extInfo struct {
+	reqq   int              // the peer's request queue length, 0 if not given
+	client string           // the peer's client name, "" if not given or implausibly long
+	port   uint16           // the peer's listening port, 0 if not given
+	ids    map[string]uint8 // the peer's ids for the extensions we speak
+}
+
+// parseExtHandshake decodes the fields we use of a BEP 10 handshake, with
+// each value checked against its legal range.
+func parseExtHandshake(payload []byte) (extInfo, error) {
 	var h struct {
 		M    map[string]int `bencode:"m"`
 		P    int            `bencode:"p"`
@@ -68,25 +76,47 @@ func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
 		Reqq int            `bencode:"reqq"`
 	}
 	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &h); err != nil {
-		t.log.Debug("bad extension handshake", "peer", p.addr, "err", err)
-		return
+		return extInfo{}, fmt.Errorf("extension handshake: %w", err)
 	}
+	var x extInfo
 	if h.Reqq > 0 {
-		p.maxRequests = min(h.Reqq, 4096)
+		x.reqq = min(h.Reqq, 4096)
 	}
 	if h.V != "" && len(h.V) < 64 {
-		p.client = h.V
+		x.client = h.V
 	}
 	if h.P > 0 && h.P < 65536 {
-		p.listenPort = uint16(h.P)
+		x.port = uint16(h.P)
 	}
-	p.extIDs = make(map[string]uint8, 2)
+	x.ids = make(map[string]uint8, 2)
 	for _, name := range []string{metadata.ExtensionName, "ut_pex"} {
 		// Id 0 means the peer turned the extension off.
 		if id, ok := h.M[name]; ok && id > 0 && id < 256 {
-			p.extIDs[name] = uint8(id)
+			x.ids[name] = uint8(id)
 		}
 	}
+	return x, nil
+}
+
+// onExtHandshake reads what we use of the peer's extension handshake. A
+// malformed handshake is ignored (extensions are optional), not a reason
+// to drop a good peer.
+func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
+	x, err := parseExtHandshake(payload)
+	if err != nil {
+		t.log.Debug("bad extension handshake", "peer", p.addr, "err", err)
+		return
+	}
+	if x.reqq > 0 {
+		p.maxRequests = x.reqq
+	}
+	if x.client != "" {
+		p.client = x.client
+	}
+	if x.port != 0 {
+		p.listenPort = x.port
+	}
+	p.extIDs = x.ids
 }
 
 // listenAddr is where the peer accepts connections: the address we dialed,

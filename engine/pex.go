@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -96,14 +97,23 @@ func (t *Torrent) sendPEX(now time.Time) {
 // onPEX learns peers from a PEX message. Lists are capped; malformed ones
 // are ignored, since PEX is advisory.
 func (t *Torrent) onPEX(p *peer, payload []byte) {
-	var m pexMsg
-	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &m); err != nil {
+	addrs, err := parsePEX(payload)
+	if err != nil {
 		t.log.Debug("bad PEX message", "peer", p.addr, "err", err)
 		return
 	}
-	addrs := parseCompact(m.Added, 4, pexMax)
-	addrs = append(addrs, parseCompact(m.Added6, 16, pexMax)...)
 	t.learn(addrs)
+}
+
+// parsePEX returns the added addresses of a ut_pex message, at most pexMax
+// of each family; entries with port 0 are skipped.
+func parsePEX(payload []byte) ([]netip.AddrPort, error) {
+	var m pexMsg
+	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &m); err != nil {
+		return nil, fmt.Errorf("PEX message: %w", err)
+	}
+	addrs := parseCompact(m.Added, 4, pexMax)
+	return append(addrs, parseCompact(m.Added6, 16, pexMax)...), nil
 }
 
 func appendCompact(b []byte, a netip.AddrPort) []byte {
