@@ -89,6 +89,12 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 	if err != nil {
 		return err
 	}
+	// The tracker outlives the peers (its context is not the peers'), so
+	// their "stopped" announces at the end reach it.
+	trkCtx, stopTracker := context.WithCancel(context.WithoutCancel(ctx))
+	var trkWG sync.WaitGroup
+	defer trkWG.Wait()
+	defer stopTracker()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -109,10 +115,10 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 	if err != nil {
 		return err
 	}
-	wg.Add(1)
+	trkWG.Add(1)
 	go func() {
-		defer wg.Done()
-		if err := trk.Serve(ctx, []net.Listener{trkLn}, nil); err != nil {
+		defer trkWG.Done()
+		if err := trk.Serve(trkCtx, []net.Listener{trkLn}, nil); err != nil {
 			log.Warn("demo tracker", "err", err)
 		}
 	}()
