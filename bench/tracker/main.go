@@ -39,6 +39,7 @@ type options struct {
 	concurrency        int
 	duration           time.Duration
 	protocols, targets []string
+	httpClient         string
 }
 
 func main() {
@@ -52,6 +53,8 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "load time per target and protocol")
 	flag.StringVar(&protos, "proto", "http,udp", "protocols to load")
 	flag.StringVar(&targets, "targets", "sower,opentracker", "trackers to load")
+	flag.StringVar(&o.httpClient, "http-client", "net/http", "HTTP load client: net/http (Go's client, as most Go programs talk HTTP) or raw "+
+		"(one request line and a header parser over a plain TCP connection, a tenth of the client CPU, so that latency is less the generator's)")
 	flag.Parse()
 	o.protocols, o.targets = strings.Split(protos, ","), strings.Split(targets, ",")
 	ctx, stop := context.WithCancel(context.Background())
@@ -93,10 +96,13 @@ type target struct {
 
 func run(ctx context.Context, o options, out io.Writer) error {
 	data := newSwarmData(o.torrents, o.peers)
-	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs\n\n",
-		o.torrents, o.peers, o.concurrency, o.duration, numCPU())
-	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | RSS after fill | bytes/peer |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|")
+	if o.httpClient != "net/http" && o.httpClient != "raw" {
+		return fmt.Errorf("-http-client %q: want net/http or raw", o.httpClient)
+	}
+	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs, HTTP client %s\n\n",
+		o.torrents, o.peers, o.concurrency, o.duration, numCPU(), o.httpClient)
+	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | generator CPU µs/announce | RSS after fill | bytes/peer |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range o.targets {
 		tg, cleanup, err := startTarget(ctx, name, o, data)
 		if err != nil {
@@ -295,6 +301,10 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 		var mk func(int) (loadWorker, error)
 		switch proto {
 		case "http":
+			if o.httpClient == "raw" {
+				mk = func(int) (loadWorker, error) { return newRawHTTPWorker(tg.httpURL) }
+				break
+			}
 			tr := &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency, DisableCompression: true}
 			hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 			mk = func(int) (loadWorker, error) { return &httpWorker{hc: hc, base: tg.httpURL}, nil }
@@ -305,11 +315,13 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 			return fmt.Errorf("unknown protocol %q", proto)
 		}
 		cpu0, _, _ := procStats(pid)
+		gen0, _, _ := procStats(os.Getpid())
 		res, err := drive(ctx, o.concurrency, o.duration, o.peers, mk, data)
 		if err != nil {
 			return fmt.Errorf("%s load: %w", proto, err)
 		}
 		cpu1, _, _ := procStats(pid)
+		gen1, _, _ := procStats(os.Getpid())
 		n := len(res.lat)
 		slices.Sort(res.lat)
 		pct := func(p float64) time.Duration {
@@ -322,9 +334,10 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 			fmt.Fprintf(os.Stderr, "%s %s: %d errors, e.g. %v\n", tg.name, proto, res.errors, res.firstErr)
 		}
 		cpuPer := float64(cpu1-cpu0) / float64(time.Microsecond) / math.Max(1, float64(n))
-		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f MB | %.0f |\n", tg.name, proto,
+		genPer := float64(gen1-gen0) / float64(time.Microsecond) / math.Max(1, float64(n))
+		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f | %.1f MB | %.0f |\n", tg.name, proto,
 			float64(n)/res.elapsed.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
-			res.errors, cpuPer, float64(rss1)/1e6, perPeer)
+			res.errors, cpuPer, genPer, float64(rss1)/1e6, perPeer)
 	}
 	return nil
 }
@@ -441,6 +454,127 @@ func (h *httpWorker) announce(ih, id [20]byte, port uint16, left int64) error {
 }
 
 func (h *httpWorker) close() {}
+
+// rawHTTPWorker announces over a plain TCP connection: it writes the
+// request line and a Host header and reads the answer's head and body by
+// its Content-Length. It keeps the connection unless the tracker closes it
+// (opentracker closes after every answer), then dials again.
+type rawHTTPWorker struct {
+	addr, host, path string
+	conn             net.Conn
+	br               *bufio.Reader
+	req              []byte
+	body             []byte
+}
+
+func newRawHTTPWorker(base string) (*rawHTTPWorker, error) {
+	rest, ok := strings.CutPrefix(base, "http://")
+	host, path, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("raw HTTP client: cannot use URL %q", base)
+	}
+	return &rawHTTPWorker{addr: host, host: host, path: "/" + path}, nil
+}
+
+func (h *rawHTTPWorker) announce(ih, id [20]byte, port uint16, left int64) error {
+	u := announceURL(h.path, ih, id, port, left, "")
+	h.req = append(append(append(append(h.req[:0], "GET "...), u...), " HTTP/1.1\r\nHost: "...), h.host...)
+	h.req = append(h.req, "\r\n\r\n"...)
+	// A kept connection may have been closed by the tracker since its
+	// last answer (opentracker answers HTTP/1.1 without "Connection:
+	// close" and closes): then, as net/http does, try once more on a new
+	// one. The time of the failed attempt counts in the latency.
+	for attempt := 0; ; attempt++ {
+		reused := h.conn != nil
+		if !reused {
+			c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			h.conn, h.br = c, bufio.NewReaderSize(c, 4096)
+		}
+		h.conn.SetDeadline(time.Now().Add(5 * time.Second))
+		gotHead, err := h.exchange()
+		if err == nil {
+			return nil
+		}
+		if h.conn != nil {
+			h.conn.Close()
+			h.conn = nil
+		}
+		if !reused || gotHead || attempt > 0 {
+			return err
+		}
+	}
+}
+
+// exchange writes the request and reads the answer; it closes and forgets
+// the connection when the tracker asks for that. gotHead reports whether
+// any of an answer arrived.
+func (h *rawHTTPWorker) exchange() (gotHead bool, err error) {
+	if _, err := h.conn.Write(h.req); err != nil {
+		return false, err
+	}
+	status, err := h.br.ReadSlice('\n')
+	if err != nil {
+		return len(status) > 0, err
+	}
+	if !strings.HasPrefix(string(status), "HTTP/1.1 200 ") && !strings.HasPrefix(string(status), "HTTP/1.0 200 ") {
+		return true, fmt.Errorf("status line %.60q", status)
+	}
+	length, closing := -1, strings.HasPrefix(string(status), "HTTP/1.0")
+	for {
+		line, err := h.br.ReadSlice('\n')
+		if err != nil {
+			return true, err
+		}
+		l := strings.TrimRight(string(line), "\r\n")
+		if l == "" {
+			break
+		}
+		name, value, _ := strings.Cut(l, ":")
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(name) {
+		case "content-length":
+			if length, err = strconv.Atoi(value); err != nil {
+				return true, fmt.Errorf("content-length %q", value)
+			}
+		case "connection":
+			switch strings.ToLower(value) {
+			case "close":
+				closing = true
+			case "keep-alive":
+				closing = false
+			}
+		}
+	}
+	if length >= 0 {
+		h.body = slices.Grow(h.body[:0], length)[:length]
+		if _, err := io.ReadFull(h.br, h.body); err != nil {
+			return true, err
+		}
+	} else if closing {
+		if h.body, err = io.ReadAll(h.br); err != nil {
+			return true, err
+		}
+	} else {
+		return true, errors.New("answer without Content-Length on a kept connection")
+	}
+	if strings.Contains(string(h.body), "failure reason") {
+		return true, fmt.Errorf("%.100q", h.body)
+	}
+	if closing {
+		h.conn.Close()
+		h.conn = nil
+	}
+	return true, nil
+}
+
+func (h *rawHTTPWorker) close() {
+	if h.conn != nil {
+		h.conn.Close()
+	}
+}
 
 // udpWorker is one BEP 15 client with its own socket.
 type udpWorker struct {
