@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"time"
@@ -80,7 +81,8 @@ func (d *Daemon) parkIdle(now time.Time) {
 //   - when no torrent runs an engine or checks (so the heap is small and a
 //     full collection takes a millisecond or two) and at least
 //     releaseGarbage bytes were allocated since the last release: the
-//     garbage of RPC replies, announces and adds;
+//     garbage of RPC replies, announces and adds, and the buffers pooled
+//     for them;
 //   - the state database's mapped pages that transactions brought in
 //     (store.release).
 //
@@ -117,6 +119,10 @@ func (d *Daemon) releaseMemory(now time.Time) {
 	}
 	d.mu.Unlock()
 	if free {
+		// Two collections: the first moves what sync.Pools hold (a pooled
+		// gzip writer alone is over 600 KiB) to their victim caches, the
+		// second frees it, before the pages go back.
+		runtime.GC()
 		debug.FreeOSMemory()
 	}
 	if err := d.db.release(); err != nil {

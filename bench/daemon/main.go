@@ -246,7 +246,8 @@ func addAll(c client, torrents [][]byte, data string, want int) error {
 // mapsSummary sums the resident memory of a process by mapping name from
 // /proc/PID/smaps: [anon] for anonymous mappings (heap, stacks), the path
 // of each mapped file (the program, its libraries, a mapped database),
-// the largest six first, then the sum of the others.
+// the largest six first, then the sum of the others, and how much of it
+// is in transparent huge pages (AnonHugePages).
 func mapsSummary(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
@@ -254,6 +255,7 @@ func mapsSummary(pid int) string {
 	}
 	sums := map[string]int64{}
 	name := ""
+	var huge int64
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		switch {
@@ -265,6 +267,9 @@ func mapsSummary(pid int) string {
 		case len(f) >= 2 && f[0] == "Rss:":
 			v, _ := strconv.ParseInt(f[1], 10, 64)
 			sums[name] += v
+		case len(f) >= 2 && f[0] == "AnonHugePages:":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			huge += v
 		}
 	}
 	names := make([]string, 0, len(sums))
@@ -286,6 +291,7 @@ func mapsSummary(pid int) string {
 	if rest > 0 {
 		out = append(out, fmt.Sprintf("%d others %d KiB", len(names)-6, rest))
 	}
+	out = append(out, fmt.Sprintf("of all that in transparent huge pages %d KiB", huge))
 	return strings.Join(out, ", ")
 }
 
