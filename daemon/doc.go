@@ -28,7 +28,10 @@
 // a parked torrent (through engine.Listener.SetWake), an announce that
 // finds leechers, or AddPeers wakes it: its engine starts from the exact
 // checkpoint written when it parked, without hashing, and takes the
-// connection.
+// connection. After a wave of parking, and when a daemon with no engine
+// running has piled up garbage (RPC replies), it returns the freed memory
+// to the operating system at once, and it drops the pages of the state
+// database's memory map that transactions brought into its resident set.
 //
 // # Magnets
 //
