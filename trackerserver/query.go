@@ -189,17 +189,33 @@ const (
 	paramKey
 )
 
-// announceParamNames are the announce parameters known, by bit.
-var announceParamNames = [...]string{"info_hash", "peer_id", "port", "uploaded", "downloaded", "left", "event", "numwant", "compact", "no_peer_id", "key"}
-
 // knownParam returns the name and bit of a known announce parameter (bit
 // 0 for others). The name is a constant: converting the bytes would
-// allocate, as it is kept by error messages.
+// allocate, as error messages keep it.
 func knownParam(b []byte) (string, int) {
-	for i, n := range announceParamNames {
-		if string(b) == n {
-			return n, 1 << i
-		}
+	switch string(b) {
+	case "info_hash":
+		return "info_hash", paramInfoHash
+	case "peer_id":
+		return "peer_id", paramPeerID
+	case "port":
+		return "port", paramPort
+	case "uploaded":
+		return "uploaded", paramUploaded
+	case "downloaded":
+		return "downloaded", paramDownloaded
+	case "left":
+		return "left", paramLeft
+	case "event":
+		return "event", paramEvent
+	case "numwant":
+		return "numwant", paramNumWant
+	case "compact":
+		return "compact", paramCompact
+	case "no_peer_id":
+		return "no_peer_id", paramNoPeerID
+	case "key":
+		return "key", paramKey
 	}
 	return "", 0
 }

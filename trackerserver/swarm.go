@@ -68,7 +68,9 @@ type familyExt struct {
 // famView is a family with what its operations need: its extension (nil
 // while an IPv4 family fits in place), the swarm to attach one to, and the
 // chunk pool of its shard and address family. Keeping the pool here rather
-// than in the family keeps every swarm at 48 bytes.
+// than in the family keeps every swarm at 48 bytes. A view is made for one
+// operation under the shard lock: it goes stale when another view of the
+// same swarm attaches an extension.
 type famView struct {
 	f    *family
 	x    *familyExt
@@ -374,7 +376,7 @@ func (v *famView) expire(t *swarmTable, cutoff uint32) int {
 	case cap(x.more) > 2*len(x.more)+4:
 		x.more = append(slices.Grow([]uint32(nil), len(x.more)), x.more...)
 	}
-	if x.idx != nil && len(x.idx) > 64 && 8*v.len() < len(x.idx) {
+	if len(x.idx) > 64 && 8*v.len() < len(x.idx) {
 		v.reindex(t)
 	}
 	return n
