@@ -10,9 +10,10 @@
 // form, last-announce time with the seeder flag, BEP 7 key) packed two to a
 // chunk in pointer-free slabs that each shard reuses (growth copies and
 // frees nothing; the slabs are kept at the shard's peak); swarms of more
-// than a few dozen peers add a 4-byte-per-slot peer-id index. With the
-// per-torrent structures an IPv4 peer costs about 56 bytes of heap at ten
-// peers per torrent. Memory is bounded by
+// than a few dozen peers add a 4-byte-per-slot peer-id index. A torrent
+// costs a 48-byte swarm, which holds the chunk handles of up to ten IPv4
+// peers itself, and its entry in its shard's map; with those an IPv4 peer
+// costs about 47 bytes of heap at ten peers per torrent. Memory is bounded by
 // Config.MaxTorrents (torrents with at least one peer), Config.MaxPeersPerTorrent
 // and Config.MaxPeers (all peers together): an announce that would exceed a
 // cap is refused with a failure reason instead. Peers that stop announcing
