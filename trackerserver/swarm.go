@@ -69,8 +69,7 @@ type familyExt struct {
 // while an IPv4 family fits in place), the swarm to attach one to, and the
 // chunk pool of its shard and address family. Keeping the pool here rather
 // than in the family keeps every swarm at 48 bytes. A view is made for one
-// operation under the shard lock: it goes stale when another view of the
-// same swarm attaches an extension.
+// operation under the shard lock.
 type famView struct {
 	f    *family
 	x    *familyExt
@@ -86,10 +85,13 @@ func (f *family) chunks() int { return (f.len() + chunkRecs - 1) / chunkRecs }
 func (v *famView) len() int { return v.f.len() }
 
 // ext returns the family's extension, attaching one to the swarm first if
-// it has none.
+// it has none. (Only an IPv4 view can lack one: an IPv6 family lives in
+// the extension.)
 func (v *famView) ext() *familyExt {
 	if v.x == nil {
-		v.sw.ext = &swarmExt{}
+		if v.sw.ext == nil {
+			v.sw.ext = &swarmExt{}
+		}
 		v.x = &v.sw.ext.v4x
 	}
 	return v.x

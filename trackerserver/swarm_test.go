@@ -270,3 +270,56 @@ func TestConcurrentAnnounceAndSweep(t *testing.T) {
 		t.Fatalf("after everything expired: %d peers, %d torrents", s.table.peers(), s.table.torrents())
 	}
 }
+
+// TestSwarmExtension checks that a swarm gets its extension only when it
+// outgrows the chunk handles it holds or gains an IPv6 peer, keeps every
+// peer across the change, and lets go of it once expiry has emptied it.
+func TestSwarmExtension(t *testing.T) {
+	tb := newSwarmTable(1000, 10, 1<<20)
+	sh := &tb.shards[0]
+	sw := &swarm{}
+	announce := func(i int, v6 bool, now uint32) {
+		t.Helper()
+		var id [20]byte
+		binary.BigEndian.PutUint32(id[:], uint32(i))
+		addr := []byte{10, 0, 0, byte(i), 0, 1}
+		if v6 {
+			addr = make([]byte, v6AddrLen)
+			addr[0], addr[15], addr[17] = 0x20, byte(i), 1
+		}
+		if _, err := tb.update(sh, sw, &id, addr, 0, false, now, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range familyInline * chunkRecs {
+		announce(i, false, 1)
+	}
+	if sw.ext != nil || sw.peers() != familyInline*chunkRecs {
+		t.Fatalf("%d IPv4 peers: extension %v, %d peers", familyInline*chunkRecs, sw.ext != nil, sw.peers())
+	}
+	for i := familyInline * chunkRecs; i < 40; i++ {
+		announce(i, false, 2)
+	}
+	announce(100, true, 2)
+	if sw.ext == nil || sw.peers() != 41 || sw.ext.v4x.idx == nil || len(sw.ext.v4x.more) == 0 {
+		t.Fatalf("40 IPv4 peers and one IPv6 peer: %d peers, extension %+v", sw.peers(), sw.ext)
+	}
+	v4 := sw.v4View(sh)
+	for i := range 40 {
+		var id [20]byte
+		binary.BigEndian.PutUint32(id[:], uint32(i))
+		if v4.find(tb, &id) < 0 {
+			t.Fatalf("peer %d lost", i)
+		}
+	}
+	// Expiry at clock 2 drops the first ten; at 3, everyone.
+	if n := tb.expire(sh, sw, 2); n != familyInline*chunkRecs || sw.ext == nil {
+		t.Fatalf("first expiry removed %d peers, extension %v", n, sw.ext != nil)
+	}
+	if n := tb.expire(sh, sw, 3); n != 31 || sw.ext != nil || !sw.empty() {
+		t.Fatalf("second expiry removed %d peers; extension %+v, %d peers left", n, sw.ext, sw.peers())
+	}
+	if sh.v4.inUse() != 0 || sh.v6.inUse() != 0 {
+		t.Fatalf("chunks still in use: %d IPv4, %d IPv6", sh.v4.inUse(), sh.v6.inUse())
+	}
+}
