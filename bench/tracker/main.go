@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -57,7 +58,9 @@ func main() {
 		"(one request line and a header parser over a plain TCP connection, a tenth of the client CPU, so that latency is less the generator's)")
 	flag.Parse()
 	o.protocols, o.targets = strings.Split(protos, ","), strings.Split(targets, ",")
-	ctx, stop := context.WithCancel(context.Background())
+	// An interrupted run stops the trackers it started (exec.CommandContext
+	// kills them when ctx ends) instead of leaving them running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/tracker:", err)
