@@ -147,7 +147,7 @@ func freePort() (int, error) {
 	return 0, errors.New("no free port")
 }
 
-func startTarget(ctx context.Context, name string, o options, data swarmData) (*target, func(), error) {
+func startTarget(ctx context.Context, name string, o options, data swarmData) (_ *target, _ func(), err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -157,6 +157,12 @@ func startTarget(ctx context.Context, name string, o options, data swarmData) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	started := false
+	defer func() {
+		if err != nil && !started {
+			os.RemoveAll(dir) // once started, cleanup removes it
+		}
+	}()
 	tg := &target{name: name, httpURL: "http://" + addr + "/announce", udpAddr: addr}
 	switch name {
 	case "sower":
@@ -188,8 +194,10 @@ func startTarget(ctx context.Context, name string, o options, data swarmData) (*
 	}
 	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
 	if err := tg.cmd.Start(); err != nil {
+		logf.Close()
 		return nil, nil, err
 	}
+	started = true
 	done := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = tg.cmd.Wait(); close(done) }()
