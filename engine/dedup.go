@@ -130,9 +130,6 @@ func (p *peer) noteRefused(i int, now time.Time) {
 // refusedRecently reports whether p rejected piece i within refusedSkip, so
 // its blocks should be asked of other peers first.
 func (p *peer) refusedRecently(i int, now time.Time) bool {
-	if len(p.refused) == 0 { // the usual case, asked for every active piece per request
-		return false
-	}
 	at, ok := p.refused[i]
 	if !ok {
 		return false

@@ -86,11 +86,19 @@ type node struct {
 
 func startNode(t testing.TB, ctx context.Context, wg *sync.WaitGroup, tt *testTorrent, store storage.Storage, have bitfield.Bitfield) *node {
 	t.Helper()
+	return startNodeConfig(t, ctx, wg, tt, store, Config{Have: have})
+}
+
+// startNodeConfig is startNode with more of the Config; Port and Logger
+// are filled in.
+func startNodeConfig(t testing.TB, ctx context.Context, wg *sync.WaitGroup, tt *testTorrent, store storage.Storage, cfg Config) *node {
+	t.Helper()
 	ln, err := Listen("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tor, err := New(tt.info, tt.hash, tt.layout, store, Config{Port: ln.Port(), Have: have, Logger: testLogger(t)})
+	cfg.Port, cfg.Logger = ln.Port(), testLogger(t)
+	tor, err := New(tt.info, tt.hash, tt.layout, store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,26 +384,14 @@ func TestSyncOnStop(t *testing.T) {
 			defer func() { stopSeed(); wg.Wait() }()
 			seed := startNode(t, seedCtx, &wg, tt, tt.seedStore(t), tt.full())
 
-			ln, err := Listen("127.0.0.1:0", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			store := &syncCounter{Storage: storage.NewMemory(tt.layout)}
-			tor, err := New(tt.info, tt.hash, tt.layout, store, Config{Port: ln.Port(), SyncOnStop: syncOnStop, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
 			runCtx, stop := context.WithCancel(ctx)
-			ln.Add(runCtx, tor)
-			served := make(chan error, 1)
-			go func() { served <- ln.Serve(runCtx) }()
-			ran := make(chan error, 1)
-			go func() { ran <- tor.Run(runCtx) }()
-			tor.AddPeers(seed.addr)
-			waitDone(t, ctx, tor)
+			var lwg sync.WaitGroup
+			l := startNodeConfig(t, runCtx, &lwg, tt, store, Config{SyncOnStop: syncOnStop})
+			l.t.AddPeers(seed.addr)
+			waitDone(t, ctx, l.t)
 			stop()
-			<-ran
-			<-served
+			lwg.Wait() // Run has returned
 			if got := readAll(t, store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
 				t.Fatal("data differs from the seed's after Run returned")
 			}

@@ -78,7 +78,7 @@ type Config struct {
 	// clients leave it: nothing verified is lost if the process dies, and
 	// after a machine crash the start-up re-check finds what did not reach
 	// the disk. The wait is bounded by the disk, not the network (about
-	// 0.2-0.5 s per GiB downloaded here, see docs/benchmarks.md).
+	// 0.2-0.8 s per GiB downloaded here, see docs/benchmarks.md).
 	SyncOnStop bool
 
 	Logger *slog.Logger
