@@ -366,7 +366,7 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 	for i, p := range prio {
 		wanted[i] = p != engine.Skip
 	}
-	dir, err := storage.OpenDir(rec.DownloadDir, layout, storage.Options{Wanted: wanted})
+	dir, err := storage.OpenDir(rec.DownloadDir, layout, storage.Options{Wanted: wanted, EarlyWriteback: true})
 	if err != nil {
 		return fmt.Errorf("open data: %w", err)
 	}

@@ -30,6 +30,13 @@ type Options struct {
 	// parts file takes one more, and the bound can be exceeded briefly
 	// while more files than that are in use by concurrent calls.
 	MaxOpenFiles int
+	// EarlyWriteback starts the disk write of written data every 32 MiB,
+	// so that a later Sync waits only for the last stretch. Set it when
+	// the caller will Sync (checkpoints, a download that must be durable
+	// before it exits). Otherwise it only moves the block layer's work
+	// into the download: a 1 GiB loopback download spent 1.4 s of system
+	// time with it and 0.9 s without.
+	EarlyWriteback bool
 }
 
 // DefaultMaxOpenFiles is the handle bound when Options.MaxOpenFiles is 0.
@@ -46,6 +53,7 @@ type Dir struct {
 	root    *os.Root
 	wanted  []bool
 	maxOpen int
+	early   bool // Options.EarlyWriteback
 	parts   *partsFile
 
 	// mu guards the open-file cache: handles, lru, dirty and closed. It is
@@ -56,9 +64,10 @@ type Dir struct {
 	dirty   []bool    // per file: written since the last Sync
 	closed  bool
 
-	// unflushed counts bytes written since writeback was last started;
-	// guarded by mu.
-	unflushed int64
+	// unflushed counts bytes written since writeback was last started,
+	// and writebacks how many times it was started; guarded by mu.
+	unflushed  int64
+	writebacks int
 }
 
 // writebackEvery is how many written bytes start an early writeback of
@@ -110,6 +119,7 @@ func OpenDir(dir string, l *Layout, opts Options) (*Dir, error) {
 		l:       l,
 		root:    root,
 		maxOpen: opts.MaxOpenFiles,
+		early:   opts.EarlyWriteback,
 		handles: make(map[int]*handle),
 		dirty:   make([]bool, l.NumFiles()),
 	}
@@ -314,6 +324,7 @@ func (d *Dir) wroteBytes(n int64) bool {
 		return false
 	}
 	d.unflushed = 0
+	d.writebacks++
 	return true
 }
 
@@ -405,7 +416,7 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 			h.wmu.Lock()
 			n, err := h.f.WriteAt(src, s.Offset)
 			h.wmu.Unlock()
-			if d.wroteBytes(int64(n)) {
+			if d.early && d.wroteBytes(int64(n)) {
 				startWriteback(h.f, 0, 0)
 			}
 			d.release(h, n > 0)

@@ -526,3 +526,33 @@ func TestDirConcurrent(t *testing.T) {
 		t.Errorf("Sync after evictions: %v", err)
 	}
 }
+
+// TestDirEarlyWriteback checks that writeback is started every
+// writebackEvery bytes only when asked for, and that the data is intact
+// either way.
+func TestDirEarlyWriteback(t *testing.T) {
+	const size = 3*writebackEvery + 1<<20
+	data := randBytes(11, size)
+	l := mustLayout(t, []File{{Path: "big", Length: size}}, 1<<20)
+	for _, early := range []bool{false, true} {
+		d := openDir(t, t.TempDir(), l, Options{EarlyWriteback: early})
+		for off := 0; off < size; off += 1 << 20 {
+			if _, err := d.WriteAt(data[off:off+1<<20], int64(off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		d.mu.Lock()
+		n := d.writebacks
+		d.mu.Unlock()
+		if want := map[bool]int{false: 0, true: 3}[early]; n != want {
+			t.Errorf("EarlyWriteback %v: writeback started %d times, want %d", early, n, want)
+		}
+		got := make([]byte, size)
+		if _, err := d.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("EarlyWriteback %v: read back differs (err %v)", early, err)
+		}
+	}
+}
