@@ -190,17 +190,26 @@ func passkeyFromPath(p string) string {
 }
 
 // serveUDP answers packets on pc until it is closed (by Serve, when ctx
-// ends). Several readers share the socket to use every core.
+// ends), with up to udpMaxWorkers goroutines to use more than one core.
 func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
 	uc, _ := pc.(*net.UDPConn)
-	workers := min(runtime.GOMAXPROCS(0), 4)
+	return s.serveUDPWorkers(ctx, pc, uc, min(runtime.GOMAXPROCS(0), udpMaxWorkers))
+}
+
+// udpMaxWorkers bounds the goroutines answering one UDP socket: past a few,
+// the socket's queue lock, not the announce work, limits the rate.
+const udpMaxWorkers = 4
+
+// serveUDPEach runs workers goroutines that each read one packet at a time
+// from pc (the path for sockets that cannot batch) until pc is closed.
+func (s *Server) serveUDPEach(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, workers int) error {
 	errc := make(chan error, workers)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- s.udpWorker(ctx, pc, uc)
+			errc <- s.udpLoop(ctx, pc, uc)
 		}()
 	}
 	wg.Wait()

@@ -7,44 +7,71 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// udpWorker answers packets on pc until it is closed, in batches when the
-// socket allows.
-func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
-	if b := newUDPBatch(uc); b != nil {
-		return s.udpBatchLoop(ctx, b)
+// serveUDPWorkers answers packets on pc with up to workers goroutines
+// until pc is closed, in batches when the socket allows.
+func (s *Server) serveUDPWorkers(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, workers int) error {
+	bs := make([]*udpBatch, 0, workers)
+	for range workers {
+		b := newUDPBatch(uc, s.log)
+		if b == nil {
+			break
+		}
+		bs = append(bs, b)
 	}
-	return s.udpLoop(ctx, pc, uc)
+	if len(bs) == 0 {
+		return s.serveUDPEach(ctx, pc, uc, workers)
+	}
+	return s.serveUDPBatches(ctx, bs)
 }
 
-// udpBatchLoop is udpLoop with recvmmsg and sendmmsg.
-func (s *Server) udpBatchLoop(ctx context.Context, b *udpBatch) error {
+// serveUDPBatches answers packets with one goroutine per batch until the
+// socket is closed. bs[0] leads: it alone waits on the socket through the
+// poller. The others are helpers that wait on a channel and are called
+// only when the leader (or a helper) takes a full batch, that is when
+// requests queue up faster than one goroutine answers them; a helper then
+// reads without waiting until the queue is empty and goes back to the
+// channel. Several goroutines all parked on the socket would all be woken
+// by each burst and contend for the descriptor's read lock, taking small
+// batches: more system calls and scheduler work per packet, and at loads
+// one core handles, no more packets.
+func (s *Server) serveUDPBatches(ctx context.Context, bs []*udpBatch) error {
+	call := make(chan struct{}, 1) // one pending call is enough: each helper passes it on
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, b := range bs[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.udpHelper(b, call, stop)
+		}()
+	}
+	err := s.udpLeader(ctx, bs[0], call)
+	close(stop)
+	wg.Wait()
+	return err
+}
+
+// udpLeader reads batches from the socket, waiting in the poller when it
+// is empty, until the socket is closed.
+func (s *Server) udpLeader(ctx context.Context, b *udpBatch, call chan<- struct{}) error {
 	var sc scratch
-	fail := func(err error) { s.log.Debug("tracker: udp reply", "err", err) }
 	for {
 		n, err := b.read()
 		if err == nil {
-			k := 0
-			t := s.cfg.Now() // once per batch: reading the clock is not free
-			for i := range n {
-				pkt, from, ok := b.packet(i)
-				if !ok {
-					continue
-				}
-				sc.body = b.reply(k)
-				if out := s.handleUDPAt(pkt, from, t, &sc); len(out) > 0 {
-					b.queue(k, i, out)
-					k++
-				}
+			if n == udpBatchSize {
+				callHelper(call)
 			}
-			err = b.flush(k, fail)
+			err = s.answerBatch(b, n, &sc)
 		}
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
@@ -57,6 +84,63 @@ func (s *Server) udpBatchLoop(ctx context.Context, b *udpBatch) error {
 			return err
 		}
 	}
+}
+
+// udpHelper answers batches while the socket has a backlog, each time it
+// is called, until stop is closed. An error (the socket closed under it,
+// say) ends the current backlog only: the leader owns the socket's fate.
+func (s *Server) udpHelper(b *udpBatch, call chan struct{}, stop <-chan struct{}) {
+	var sc scratch
+	for {
+		select {
+		case <-stop:
+			return
+		case <-call:
+		}
+		for {
+			n, err := b.readNow()
+			if err == nil && n > 0 {
+				if n == udpBatchSize {
+					callHelper(call) // the backlog goes on: another hand, if idle
+				}
+				err = s.answerBatch(b, n, &sc)
+			}
+			if err != nil {
+				s.log.Debug("tracker: udp helper", "err", err)
+			}
+			if err != nil || n < udpBatchSize {
+				break
+			}
+		}
+	}
+}
+
+// callHelper wakes an idle helper, if there is one and no call is pending.
+func callHelper(call chan<- struct{}) {
+	select {
+	case call <- struct{}{}:
+	default:
+	}
+}
+
+// answerBatch answers the n datagrams of b's last read and sends the
+// replies.
+func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
+	k := 0
+	t := s.cfg.Now() // once per batch: reading the clock is not free
+	for i := range n {
+		pkt, from, ok := b.packet(i)
+		if !ok {
+			continue
+		}
+		sc.body = b.reply(k)
+		if out := s.handleUDPAt(pkt, from, t, sc); len(out) > 0 {
+			b.queue(k, i, out)
+			k++
+		}
+	}
+	b.handled += n
+	return b.flush(k, b.fail)
 }
 
 // udpBatchSize is how many datagrams one recvmmsg or sendmmsg call moves.
@@ -86,15 +170,19 @@ type udpBatch struct {
 	outNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
 	outBufs  [udpBatchSize][]byte // reply of each queued message
 
-	recvFn, sendFn func(fd uintptr) bool // b.recv and b.send
-	n              int                   // result of the last recv or send
-	errno          syscall.Errno
-	sent, queued   int // progress of flush
+	recvFn, sendFn       func(fd uintptr) bool // b.recv and b.send
+	recvNowFn, sendNowFn func(fd uintptr)      // b.recvNow and b.sendNow
+	fail                 func(error)           // reports a reply the kernel refused
+	n                    int                   // result of the last recv or send
+	errno                syscall.Errno
+	sent, queued         int // progress of flush
+	handled              int // datagrams answered through this batch, for tests
 }
 
 // newUDPBatch prepares batched I/O on uc, or returns nil when the socket
-// does not allow it (then the worker reads one packet at a time).
-func newUDPBatch(uc *net.UDPConn) *udpBatch {
+// does not allow it (then the worker reads one packet at a time). Failed
+// replies are logged to log at debug level.
+func newUDPBatch(uc *net.UDPConn, log *slog.Logger) *udpBatch {
 	if uc == nil {
 		return nil
 	}
@@ -104,6 +192,8 @@ func newUDPBatch(uc *net.UDPConn) *udpBatch {
 	}
 	b := &udpBatch{rc: rc}
 	b.recvFn, b.sendFn = b.recv, b.send
+	b.recvNowFn, b.sendNowFn = b.recvNow, b.sendNow
+	b.fail = func(err error) { log.Debug("tracker: udp reply", "err", err) }
 	for i := range b.in {
 		b.inIov[i].Base = &b.inBufs[i][0]
 		b.inIov[i].SetLen(udpReadLen)
@@ -123,12 +213,7 @@ func newUDPBatch(uc *net.UDPConn) *udpBatch {
 // read waits for datagrams and returns how many were received (at least
 // one), or the socket's error (net.ErrClosed after Close).
 func (b *udpBatch) read() (int, error) {
-	for i := range b.in {
-		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		b.in[i].hdr.Flags = 0
-		b.in[i].n = 0
-	}
-	b.n, b.errno = 0, 0
+	b.reset()
 	if err := b.rc.Read(b.recvFn); err != nil {
 		return 0, err
 	}
@@ -136,6 +221,56 @@ func (b *udpBatch) read() (int, error) {
 		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
 	}
 	return b.n, nil
+}
+
+// readNow is read without waiting: it returns 0 when no datagram is
+// queued. It does not take the descriptor's read lock, so it runs beside
+// a leader parked in read.
+func (b *udpBatch) readNow() (int, error) {
+	b.reset()
+	if err := b.rc.Control(b.recvNowFn); err != nil {
+		return 0, err
+	}
+	switch b.errno {
+	case 0:
+		return b.n, nil
+	case unix.EAGAIN:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("recvmmsg: %w", b.errno)
+}
+
+// reset prepares the receive headers for the next recvmmsg.
+func (b *udpBatch) reset() {
+	for i := range b.in {
+		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		b.in[i].hdr.Flags = 0
+		b.in[i].n = 0
+	}
+	b.n, b.errno = 0, 0
+}
+
+// recvNow is the body of readNow's system call, made once as recvNowFn.
+func (b *udpBatch) recvNow(fd uintptr) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatchSize, unix.MSG_DONTWAIT, 0, 0)
+		if e != unix.EINTR {
+			b.n, b.errno = int(r), e
+			return
+		}
+	}
+}
+
+// sendNow is send for Control: it returns EAGAIN in b.errno instead of
+// waiting for the socket to become writable.
+func (b *udpBatch) sendNow(fd uintptr) {
+	for {
+		v, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
+		if e != unix.EINTR {
+			b.n, b.errno = int(v), e
+			return
+		}
+	}
 }
 
 // recv is the body of read's system call, kept as a method value made
@@ -207,9 +342,17 @@ func (b *udpBatch) queue(k, i int, reply []byte) {
 func (b *udpBatch) flush(n int, fail func(error)) error {
 	b.queued = n
 	for b.sent = 0; b.sent < n; {
+		// Try without the descriptor's write lock first (other workers
+		// send on the same socket); wait for room only when there is none.
 		b.n, b.errno = 0, 0
-		if err := b.rc.Write(b.sendFn); err != nil {
+		if err := b.rc.Control(b.sendNowFn); err != nil {
 			return err
+		}
+		if b.errno == unix.EAGAIN {
+			b.n, b.errno = 0, 0
+			if err := b.rc.Write(b.sendFn); err != nil {
+				return err
+			}
 		}
 		r := b.n
 		if b.errno != 0 || r <= 0 {

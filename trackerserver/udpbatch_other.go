@@ -7,8 +7,9 @@ import (
 	"net"
 )
 
-// udpWorker answers packets on pc until it is closed. Batched socket I/O
-// is Linux-only; elsewhere packets go one at a time.
-func (s *Server) udpWorker(ctx context.Context, pc net.PacketConn, uc *net.UDPConn) error {
-	return s.udpLoop(ctx, pc, uc)
+// serveUDPWorkers answers packets on pc with workers goroutines until pc
+// is closed. Batched socket I/O is Linux-only; elsewhere every worker
+// reads one packet at a time.
+func (s *Server) serveUDPWorkers(ctx context.Context, pc net.PacketConn, uc *net.UDPConn, workers int) error {
+	return s.serveUDPEach(ctx, pc, uc, workers)
 }
