@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -75,6 +74,7 @@ func newRootCmd() *cobra.Command {
 	var (
 		verbose     bool
 		cpuProfile  string
+		traceFile   string
 		stopProfile = func() {}
 	)
 	root := &cobra.Command{
@@ -89,25 +89,17 @@ Results are printed on stdout; progress, logs and errors on stderr.`,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			setupLogging(cmd.ErrOrStderr(), verbose)
-			if cpuProfile == "" {
-				return nil
-			}
-			f, err := os.Create(cpuProfile)
-			if err != nil {
-				return fmt.Errorf("--cpuprofile: %w", err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				f.Close()
-				return fmt.Errorf("--cpuprofile: %w", err)
-			}
-			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
-			return nil
+			var err error
+			stopProfile, err = startProfiles(cpuProfile, traceFile)
+			return err
 		},
 		PersistentPostRun: func(*cobra.Command, []string) { stopProfile() },
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print debug logs on stderr")
 	// For finding where the time goes in a benchmark; hidden from --help.
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) to this file")
+	root.PersistentFlags().StringVar(&traceFile, "trace", "", "write an execution trace (go tool trace) to this file")
+	root.PersistentFlags().MarkHidden("trace")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
