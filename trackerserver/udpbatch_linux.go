@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -65,10 +66,17 @@ func (s *Server) serveUDPBatches(ctx context.Context, bs []*udpBatch) error {
 // is empty, until the socket is closed.
 func (s *Server) udpLeader(ctx context.Context, b *udpBatch, call chan<- struct{}) error {
 	var sc scratch
+	full := 0 // full batches in a row
 	for {
 		n, err := b.read()
 		if err == nil {
-			if n == udpBatchSize {
+			full++
+			if n < udpBatchSize {
+				full = 0
+			}
+			// A burst is emptied by a few reads; a queue that stays full
+			// is work for another core.
+			if full >= udpCallAfter {
 				callHelper(call)
 			}
 			err = s.answerBatch(b, n, &sc)
@@ -115,6 +123,15 @@ func (s *Server) udpHelper(b *udpBatch, call chan struct{}, stop <-chan struct{}
 	}
 }
 
+// udpCallAfter is how many full batches in a row make the leader call a
+// helper: the leader has then taken 128 datagrams and found the queue full
+// again each time, a backlog of a millisecond or more of work. Waking a
+// goroutine on another thread costs the runtime a thread wake-up and
+// several polls, and two readers split the queue into smaller batches, so
+// bursts the leader empties by itself must not call (on a 2-core machine
+// calling after two full batches raised the CPU per announce by a tenth).
+const udpCallAfter = 4
+
 // callHelper wakes an idle helper, if there is one and no call is pending.
 func callHelper(call chan<- struct{}) {
 	select {
@@ -139,7 +156,7 @@ func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
 			k++
 		}
 	}
-	b.handled += n
+	b.handled.Add(int64(n))
 	return b.flush(k, b.fail)
 }
 
@@ -175,8 +192,8 @@ type udpBatch struct {
 	fail                 func(error)           // reports a reply the kernel refused
 	n                    int                   // result of the last recv or send
 	errno                syscall.Errno
-	sent, queued         int // progress of flush
-	handled              int // datagrams answered through this batch, for tests
+	sent, queued         int          // progress of flush
+	handled              atomic.Int64 // datagrams answered through this batch, for tests
 }
 
 // newUDPBatch prepares batched I/O on uc, or returns nil when the socket
