@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,12 +41,12 @@ type options struct {
 	concurrency        int
 	duration           time.Duration
 	protocols, targets []string
-	httpClient         string
+	httpClients        []string
 }
 
 func main() {
 	var o options
-	var protos, targets string
+	var protos, targets, httpClients string
 	flag.StringVar(&o.sower, "sower", "", "path of the sower binary (required for the sower target)")
 	flag.StringVar(&o.opentracker, "opentracker", "/usr/bin/opentracker", "path of opentracker")
 	flag.IntVar(&o.torrents, "torrents", 10_000, "distinct info-hashes")
@@ -54,10 +55,11 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "load time per target and protocol")
 	flag.StringVar(&protos, "proto", "http,udp", "protocols to load")
 	flag.StringVar(&targets, "targets", "sower,opentracker", "trackers to load")
-	flag.StringVar(&o.httpClient, "http-client", "net/http", "HTTP load client: net/http (Go's client, as most Go programs talk HTTP) or raw "+
+	flag.StringVar(&httpClients, "http-client", "net/http", "HTTP load clients, comma-separated, each run in turn: net/http (Go's client, as most Go programs talk HTTP) or raw "+
 		"(one request line and a header parser over a plain TCP connection, a tenth of the client CPU, so that latency is less the generator's)")
 	flag.Parse()
 	o.protocols, o.targets = strings.Split(protos, ","), strings.Split(targets, ",")
+	o.httpClients = strings.Split(httpClients, ",")
 	// An interrupted run stops the trackers it started (exec.CommandContext
 	// kills them when ctx ends) instead of leaving them running.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -99,13 +101,15 @@ type target struct {
 
 func run(ctx context.Context, o options, out io.Writer) error {
 	data := newSwarmData(o.torrents, o.peers)
-	if o.httpClient != "net/http" && o.httpClient != "raw" {
-		return fmt.Errorf("-http-client %q: want net/http or raw", o.httpClient)
+	for _, c := range o.httpClients {
+		if c != "net/http" && c != "raw" {
+			return fmt.Errorf("-http-client %q: want net/http or raw", c)
+		}
 	}
-	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs, HTTP client %s\n\n",
-		o.torrents, o.peers, o.concurrency, o.duration, numCPU(), o.httpClient)
-	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | generator CPU µs/announce | RSS after fill | bytes/peer |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs, HTTP clients %s\n\n",
+		o.torrents, o.peers, o.concurrency, o.duration, numCPU(), strings.Join(o.httpClients, ", "))
+	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | generator CPU µs/announce | generator GCs | RSS after fill | bytes/peer |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range o.targets {
 		tg, cleanup, err := startTarget(ctx, name, o, data)
 		if err != nil {
@@ -308,14 +312,23 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 		return err
 	}
 	perPeer := float64(rss1-rss0) / float64(o.peers)
+	// Each HTTP client is a load of its own, reported as "http (client)".
+	var loads []string
 	for _, proto := range o.protocols {
+		if proto != "http" {
+			loads = append(loads, proto)
+			continue
+		}
+		for _, c := range o.httpClients {
+			loads = append(loads, "http ("+c+")")
+		}
+	}
+	for _, load := range loads {
 		var mk func(int) (loadWorker, error)
-		switch proto {
-		case "http":
-			if o.httpClient == "raw" {
-				mk = func(int) (loadWorker, error) { return newRawHTTPWorker(tg.httpURL) }
-				break
-			}
+		switch load {
+		case "http (raw)":
+			mk = func(int) (loadWorker, error) { return newRawHTTPWorker(tg.httpURL) }
+		case "http (net/http)":
 			tr := &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency, DisableCompression: true}
 			hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 			mk = func(int) (loadWorker, error) { return &httpWorker{hc: hc, base: tg.httpURL}, nil }
@@ -323,16 +336,18 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 		case "udp":
 			mk = func(int) (loadWorker, error) { return newUDPWorker(tg.udpAddr) }
 		default:
-			return fmt.Errorf("unknown protocol %q", proto)
+			return fmt.Errorf("unknown protocol %q", load)
 		}
 		cpu0, _, _ := procStats(pid)
 		gen0, _, _ := procStats(os.Getpid())
+		gc0 := numGC()
 		res, err := drive(ctx, o.concurrency, o.duration, o.peers, mk, data)
 		if err != nil {
-			return fmt.Errorf("%s load: %w", proto, err)
+			return fmt.Errorf("%s load: %w", load, err)
 		}
 		cpu1, _, _ := procStats(pid)
 		gen1, _, _ := procStats(os.Getpid())
+		gcs := numGC() - gc0
 		n := len(res.lat)
 		slices.Sort(res.lat)
 		pct := func(p float64) time.Duration {
@@ -342,15 +357,24 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 			return res.lat[min(n-1, int(math.Ceil(p*float64(n)))-1)]
 		}
 		if res.firstErr != nil {
-			fmt.Fprintf(os.Stderr, "%s %s: %d errors, e.g. %v\n", tg.name, proto, res.errors, res.firstErr)
+			fmt.Fprintf(os.Stderr, "%s %s: %d errors, e.g. %v\n", tg.name, load, res.errors, res.firstErr)
 		}
 		cpuPer := float64(cpu1-cpu0) / float64(time.Microsecond) / math.Max(1, float64(n))
 		genPer := float64(gen1-gen0) / float64(time.Microsecond) / math.Max(1, float64(n))
-		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f | %.1f MB | %.0f |\n", tg.name, proto,
+		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f | %d | %.1f MB | %.0f |\n", tg.name, load,
 			float64(n)/res.elapsed.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
-			res.errors, cpuPer, genPer, float64(rss1)/1e6, perPeer)
+			res.errors, cpuPer, genPer, gcs, float64(rss1)/1e6, perPeer)
 	}
 	return nil
+}
+
+// numGC is how many garbage collections the generator has run: each one
+// stops its goroutines briefly and slows those that allocate, which shows
+// up in the latencies it measures.
+func numGC() int64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 // loadWorker announces peer i once.
