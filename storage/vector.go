@@ -1,0 +1,131 @@
+package storage
+
+import (
+	"fmt"
+	"io"
+)
+
+// Vectored is implemented by storages that move a list of buffers, laid
+// end to end in the byte space, in one call: Dir does it with one preadv
+// or pwritev per file instead of a system call per buffer. The engine
+// keeps a piece as the 16 KiB blocks it arrived in and serves adjacent
+// blocks together, so this saves a copy or a system call per block.
+type Vectored interface {
+	// ReadVecAt fills bufs in order from the bytes at off, as ReadAt
+	// would fill their concatenation.
+	ReadVecAt(bufs [][]byte, off int64) (int, error)
+	// WriteVecAt writes bufs in order at off, as WriteAt would write
+	// their concatenation.
+	WriteVecAt(bufs [][]byte, off int64) (int, error)
+}
+
+// ReadVec reads bufs at off from s, in one call when s is Vectored and
+// with one ReadAt per buffer otherwise.
+func ReadVec(s Storage, bufs [][]byte, off int64) (int, error) {
+	if v, ok := s.(Vectored); ok {
+		return v.ReadVecAt(bufs, off)
+	}
+	return eachBuf(s.ReadAt, bufs, off)
+}
+
+// WriteVec writes bufs at off to s, in one call when s is Vectored and
+// with one WriteAt per buffer otherwise.
+func WriteVec(s Storage, bufs [][]byte, off int64) (int, error) {
+	if v, ok := s.(Vectored); ok {
+		return v.WriteVecAt(bufs, off)
+	}
+	return eachBuf(s.WriteAt, bufs, off)
+}
+
+// eachBuf applies a ReadAt or WriteAt to each buffer in turn.
+func eachBuf(f func([]byte, int64) (int, error), bufs [][]byte, off int64) (int, error) {
+	done := 0
+	for _, b := range bufs {
+		n, err := f(b, off+int64(done))
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// maxIov is the most buffers one preadv or pwritev takes (IOV_MAX).
+const maxIov = 1024
+
+func vecLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// ReadVecAt implements Vectored. A region inside one stored file is read
+// with preadv; any other (crossing files, padding, unwanted files) goes
+// buffer by buffer through ReadAt.
+func (d *Dir) ReadVecAt(bufs [][]byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("storage: read at negative offset %d", off)
+	}
+	total := vecLen(bufs)
+	file, foff, ok := d.oneFile(off, total)
+	if !ok {
+		return eachBuf(d.ReadAt, bufs, off)
+	}
+	h, err := d.acquire(file, false)
+	if err != nil {
+		return 0, err
+	}
+	n, err := readv(h.f, bufs, foff)
+	d.release(h, false)
+	if err == io.EOF {
+		err = fmt.Errorf("%w: file %q ends at %d, before its length %d", ErrMissing, d.l.files[file].Path, foff+int64(n), d.l.files[file].Length)
+	}
+	if err != nil {
+		return n, fmt.Errorf("storage: reading %q: %w", d.l.files[file].Path, err)
+	}
+	return n, nil
+}
+
+// WriteVecAt implements Vectored: pwritev inside one stored file, WriteAt
+// per buffer otherwise.
+func (d *Dir) WriteVecAt(bufs [][]byte, off int64) (int, error) {
+	total := vecLen(bufs)
+	if err := checkWrite(d.l, off, total); err != nil {
+		return 0, err
+	}
+	file, foff, ok := d.oneFile(off, total)
+	if !ok {
+		return eachBuf(d.WriteAt, bufs, off)
+	}
+	h, err := d.acquire(file, true)
+	if err != nil {
+		return 0, err
+	}
+	h.wmu.Lock()
+	n, err := writev(h.f, bufs, foff)
+	h.wmu.Unlock()
+	if d.early && d.wroteBytes(int64(n)) {
+		startWriteback(h.f, 0, 0)
+	}
+	d.release(h, n > 0)
+	if err != nil {
+		return n, fmt.Errorf("storage: writing %q: %w", d.l.files[file].Path, err)
+	}
+	return n, nil
+}
+
+// oneFile reports whether [off, off+n) lies in a single wanted, stored
+// (not padding) file, and where in it.
+func (d *Dir) oneFile(off int64, n int) (file int, foff int64, ok bool) {
+	if n == 0 {
+		return 0, 0, false
+	}
+	it := d.l.spans(off, int64(n))
+	s, ok := it.next()
+	if !ok || s.Length != int64(n) || d.l.files[s.File].Padding || !d.isWanted(s.File) {
+		return 0, 0, false
+	}
+	return s.File, s.Offset, true
+}

@@ -1,0 +1,65 @@
+package storage
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// readv fills bufs from f at off with preadv, returning io.EOF if the
+// file ends first.
+func readv(f *os.File, bufs [][]byte, off int64) (int, error) {
+	return vectorIO(f, bufs, off, unix.Preadv)
+}
+
+// writev writes bufs to f at off with pwritev.
+func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
+	return vectorIO(f, bufs, off, unix.Pwritev)
+}
+
+// vectorIO runs preadv or pwritev until every buffer is done: a call may
+// move fewer bytes than asked (at most maxIov buffers, or a short count).
+func vectorIO(f *os.File, bufs [][]byte, off int64, op func(int, [][]byte, int64) (int, error)) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	iov := make([][]byte, 0, min(len(bufs), maxIov))
+	done := 0
+	for len(bufs) > 0 {
+		iov = append(iov[:0], bufs[:min(len(bufs), maxIov)]...)
+		var n int
+		var opErr error
+		if err := rc.Control(func(fd uintptr) {
+			for {
+				n, opErr = op(int(fd), iov, off+int64(done))
+				if opErr != unix.EINTR {
+					return
+				}
+			}
+		}); err != nil {
+			return done, err
+		}
+		if opErr != nil {
+			return done, opErr
+		}
+		if n == 0 {
+			return done, io.EOF // preadv past the end; pwritev never returns 0 for a non-empty buffer
+		}
+		done += n
+		// Drop the buffers done, and the done part of the next one.
+		for n > 0 && len(bufs) > 0 {
+			if n < len(bufs[0]) {
+				bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+				break
+			}
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+	}
+	return done, nil
+}
