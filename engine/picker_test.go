@@ -46,7 +46,7 @@ func TestPickRarest(t *testing.T) {
 	}
 	// Pieces we have or that are in flight are never picked again.
 	pk.have.Set(1)
-	pk.start(3, 100, make([]byte, 100))
+	pk.start(3, 100)
 	if got := pk.pickNew(fullSet(6), false); got != 2 {
 		t.Fatalf("picked %d, want 2", got)
 	}

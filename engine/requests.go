@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sowerbt/sower/peerwire"
+	"github.com/sowerbt/sower/storage"
 )
 
 type hashResult struct {
@@ -43,7 +44,12 @@ func (pc *piece) mayFetch(p *peer) bool {
 // onBlock stores a received block in its piece and starts the hash check
 // when the piece is whole.
 func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
-	defer t.blocks.put(data)
+	kept := false
+	defer func() {
+		if !kept {
+			t.blocks.put(data)
+		}
+	}()
 	k := makeKey(m.Index, m.Begin)
 	n := int64(len(data))
 	if _, ok := p.pending[k]; ok {
@@ -69,7 +75,7 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 	if int(n) != pc.blockLen(b) {
 		return fmt.Errorf("block %d+%d has %d bytes, requested %d", m.Index, m.Begin, n, pc.blockLen(b))
 	}
-	copy(pc.buf[m.Begin:], data)
+	pc.blocks[b].data, kept = data, true
 	pc.release(b)
 	pc.blocks[b].have = true
 	pc.blocks[b].from = p.addr
@@ -94,28 +100,52 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 }
 
 // verify hashes a complete piece and writes it, off the owner goroutine.
+// The blocks are hashed and written where they are, with one vectored
+// write; the owner does not touch them until the result is back.
 func (t *Torrent) verify(pc *piece) {
 	want := t.info.Pieces[pc.index]
+	bufs := make([][]byte, len(pc.blocks))
+	for b := range pc.blocks {
+		bufs[b] = pc.blocks[b].data
+	}
 	t.workers.Add(1)
 	go func() {
 		defer t.workers.Done()
 		t.hashSem <- struct{}{}
-		ok := sha1.Sum(pc.buf) == want
+		h := sha1.New()
+		for _, b := range bufs {
+			h.Write(b)
+		}
+		var sum [sha1.Size]byte
+		ok := [sha1.Size]byte(h.Sum(sum[:0])) == want
 		var err error
 		if ok {
 			off := int64(pc.index) * t.info.PieceLength
-			_, err = t.store.WriteAt(pc.buf, off)
+			_, err = storage.WriteVec(t.store, bufs, off)
 		}
 		<-t.hashSem
 		t.hashed <- hashResult{pc: pc, ok: ok, err: err}
 	}()
 }
 
+// dropPieceData returns the blocks of a piece that left the active set to
+// the pool, and its share of the memory budget.
+func (t *Torrent) dropPieceData(pc *piece) {
+	for b := range pc.blocks {
+		if d := pc.blocks[b].data; d != nil {
+			t.blocks.put(d)
+			pc.blocks[b].data = nil
+		}
+	}
+	t.inFlight--
+}
+
 func (t *Torrent) onHashed(r hashResult) {
 	pc := r.pc
 	i := pc.index
 	t.pk.finish(i)
-	t.freeBufs = append(t.freeBufs, pc.buf[:cap(pc.buf)])
+	// onHashFail and convict read the blocks; they go back afterwards.
+	defer t.dropPieceData(pc)
 	switch {
 	case r.err != nil:
 		t.log.Error("writing piece failed; will download it again", "piece", i, "err", r.err)
@@ -174,8 +204,7 @@ func (t *Torrent) onHashFail(pc *piece) {
 	if len(senders) > 1 {
 		fp := &failedPiece{blocks: make([]blockVerdict, len(pc.blocks))}
 		for b := range pc.blocks {
-			off := b * blockSize
-			fp.blocks[b] = blockVerdict{sum: sha1.Sum(pc.buf[off : off+pc.blockLen(b)]), from: pc.blocks[b].from}
+			fp.blocks[b] = blockVerdict{sum: sha1.Sum(pc.blocks[b].data), from: pc.blocks[b].from}
 		}
 		t.failed[pc.index] = fp
 	}
@@ -200,8 +229,7 @@ func (t *Torrent) convict(pc *piece) {
 	}
 	delete(t.failed, pc.index)
 	for b, v := range fp.blocks {
-		off := b * blockSize
-		if sha1.Sum(pc.buf[off:off+pc.blockLen(b)]) == v.sum {
+		if sha1.Sum(pc.blocks[b].data) == v.sum {
 			continue
 		}
 		t.banned[banKey(v.from)] = true
@@ -277,15 +305,15 @@ func (t *Torrent) nextBlock(p *peer) (*piece, int) {
 			return pc, b
 		}
 	}
-	if buf := t.pieceBuffer(); buf != nil {
+	if t.reservePiece() {
 		if i := t.pk.pickNew(p.has, p.seed); i >= 0 {
-			pc := t.pk.start(i, int(t.info.PieceSize(i)), buf)
+			pc := t.pk.start(i, int(t.info.PieceSize(i)))
 			if t.failed[i] != nil {
 				pc.exclusive, pc.owner = true, p
 			}
 			return pc, 0
 		}
-		t.freeBufs = append(t.freeBufs, buf)
+		t.inFlight--
 	}
 	// End game: nothing unrequested is left that this peer could fetch, so
 	// duplicate requests still outstanding elsewhere; the first copy wins
@@ -347,20 +375,15 @@ func (t *Torrent) inEndGame() bool {
 	return true
 }
 
-// pieceBuffer returns a buffer for a new piece, or nil when the memory
-// budget is used up (hashing is behind or too many pieces are in flight).
-func (t *Torrent) pieceBuffer() []byte {
-	if n := len(t.freeBufs); n > 0 {
-		b := t.freeBufs[n-1]
-		t.freeBufs = t.freeBufs[:n-1]
-		return b
+// reservePiece takes a share of the memory budget for one more piece in
+// flight, or reports false when the budget is used up (hashing is behind
+// or too many pieces are in flight). dropPieceData gives it back.
+func (t *Torrent) reservePiece() bool {
+	if t.inFlight >= max(4, int(t.cfg.MaxBuffer/t.info.PieceLength)) {
+		return false
 	}
-	maxBufs := max(4, int(t.cfg.MaxBuffer/t.info.PieceLength))
-	if t.buffers >= maxBufs {
-		return nil
-	}
-	t.buffers++
-	return make([]byte, t.info.PieceLength)
+	t.inFlight++
+	return true
 }
 
 func (t *Torrent) blockLenAt(k blockKey) int64 {

@@ -170,8 +170,7 @@ type Torrent struct {
 	known                       map[netip.AddrPort]*candidate
 	banned                      map[netip.AddrPort]bool // see banKey
 	dialing                     int
-	freeBufs                    [][]byte
-	buffers                     int // piece buffers allocated (in use or free)
+	inFlight                    int // pieces holding memory: requested, partly in, or hashing
 	downloaded                  int64
 	wasted                      int64
 	hashFails                   int

@@ -167,11 +167,10 @@ func (t *Torrent) onWebSeedRequest(r wsRequest, now time.Time) {
 		if size > 0 && int64(size)+t.info.PieceSize(i) > limit {
 			break
 		}
-		buf := t.pieceBuffer()
-		if buf == nil {
+		if !t.reservePiece() {
 			break
 		}
-		pc := t.pk.start(i, int(t.info.PieceSize(i)), buf)
+		pc := t.pk.start(i, int(t.info.PieceSize(i)))
 		pc.web = r.s
 		for b := range pc.blocks {
 			pc.blocks[b].reqs = 1
@@ -271,7 +270,8 @@ func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
 			blk := &pc.blocks[b]
 			if !blk.have {
 				off := b * blockSize
-				copy(pc.buf[off:off+pc.blockLen(b)], data[off:off+pc.blockLen(b)])
+				blk.data = t.blocks.get(pc.blockLen(b))
+				copy(blk.data, data[off:])
 				blk.have = true
 			}
 			blk.reqs = 0

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -28,13 +29,14 @@ func ReadVec(s Storage, bufs [][]byte, off int64) (int, error) {
 	return eachBuf(s.ReadAt, bufs, off)
 }
 
-// WriteVec writes bufs at off to s, in one call when s is Vectored and
-// with one WriteAt per buffer otherwise.
+// WriteVec writes bufs at off to s, in one call when s is Vectored.
+// Otherwise it joins them and makes one WriteAt, so that a storage sees
+// a piece written whole, as it would without WriteVec.
 func WriteVec(s Storage, bufs [][]byte, off int64) (int, error) {
 	if v, ok := s.(Vectored); ok {
 		return v.WriteVecAt(bufs, off)
 	}
-	return eachBuf(s.WriteAt, bufs, off)
+	return s.WriteAt(bytes.Join(bufs, nil), off)
 }
 
 // eachBuf applies a ReadAt or WriteAt to each buffer in turn.
