@@ -12,7 +12,8 @@
 // matched and its bytes were handed to storage, so a crash can lose
 // unverified work but never a verified piece.
 //
-// Memory is bounded: received blocks travel in pooled 16 KiB buffers and
-// in-flight pieces share a fixed budget (Config.MaxBuffer); when hashing
-// falls behind, no new pieces are started.
+// Memory is bounded: a received block stays in the pooled 16 KiB buffer it
+// was read into until its piece is hashed and written, and in-flight
+// pieces share a fixed budget (Config.MaxBuffer); when hashing falls
+// behind, no new pieces are started.
 package engine
