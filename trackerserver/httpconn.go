@@ -358,6 +358,7 @@ type connState struct {
 	readDL, writeDL time.Time // deadlines last set
 	dateSec         int64
 	date            []byte
+	raw             *rawConnIO // nil: through c
 }
 
 func (f *httpFront) serveConn(c net.Conn) {
@@ -369,6 +370,7 @@ func (f *httpFront) serveConn(c net.Conn) {
 		}
 	}()
 	cs := &connState{c: c, buf: make([]byte, connBufLen)}
+	cs.raw = newRawConnIO(c)
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		cs.remote = ap.Addr()
 	}
@@ -453,7 +455,7 @@ func (cs *connState) fill(shutdown *atomic.Bool) bool {
 	if shutdown.Load() {
 		return false
 	}
-	n, err := cs.c.Read(cs.buf[cs.w:])
+	n, err := cs.read(cs.buf[cs.w:])
 	cs.w += n
 	return err == nil || n > 0
 }
@@ -488,8 +490,7 @@ func (cs *connState) respond(now time.Time, body []byte, req fastReq, closing bo
 		}
 		cs.writeDL = dl
 	}
-	_, err := cs.c.Write(b)
-	return err == nil
+	return cs.write(b) == nil
 }
 
 // handOffConn passes the connection, with what was read of it, to
