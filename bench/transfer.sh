@@ -5,10 +5,11 @@
 #
 # For each pair and repeat it starts a tiny tracker that names the seeder,
 # starts the seeder (without a re-check where the program allows it: aria2
-# --bt-seed-unverified, libtorrent seed_mode; sower seed always verifies,
-# before it starts listening), waits until it listens, then times the
-# leecher from start to its exit after a verified download, and compares
-# the result with the original (cmp).
+# --bt-seed-unverified, libtorrent seed_mode; sower seed always verifies),
+# waits until it serves (it listens; for sower, it also printed that it is
+# seeding: its port is bound, and so accepts connections, while it still
+# verifies), then times the leecher from start to its exit after a
+# verified download, and compares the result with the original (cmp).
 #
 # Printed per pair, medians over the repeats: MB/s (10^6 bytes / s of the
 # leecher's wall time), CPU seconds (user+sys) of the seeder during the
@@ -74,6 +75,18 @@ waitlisten() {
 	return 1
 }
 
+# waitseeding LOG PID: wait until a sower seeder says it is seeding, i.e.
+# its verification is over and it answers requests.
+waitseeding() {
+	for _ in $(seq 1200); do
+		grep -q "^seeding" "$1" && return 0
+		kill -0 "$2" 2>/dev/null || { echo "transfer.sh: seeder exited" >&2; return 1; }
+		sleep 0.05
+	done
+	echo "transfer.sh: the seeder did not finish verifying" >&2
+	return 1
+}
+
 # cputicks PID: user+sys clock ticks of the process so far.
 cputicks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -121,7 +134,7 @@ for pair in $PAIRS; do
 		waitlisten "$TRACKER_PORT" "$tracker_pid"
 		startseed "$s" "$seed_port" "$WORK/seed.log"
 		PIDS+=("$SEED_PID")
-		if ! waitlisten "$seed_port" "$SEED_PID"; then
+		if ! waitlisten "$seed_port" "$SEED_PID" || { [ "$s" = sower ] && ! waitseeding "$WORK/seed.log" "$SEED_PID"; }; then
 			echo "transfer.sh: $pair: the seeder did not start; its log:" >&2
 			tail -20 "$WORK/seed.log" >&2
 			kill "$SEED_PID" "$tracker_pid" 2>/dev/null || true

@@ -30,9 +30,10 @@ run() {
 	local side=$1 bin=$2 flags=$3 sp s0 s1 out
 	nice -n -19 "$bin" seed --no-dht --port "$PORT" "$WORK/big.torrent" "$WORK/src" >"$WORK/seed.log" 2>&1 &
 	sp=$!
-	for _ in $(seq 300); do
-		ss -ltn "sport = :$PORT" | grep -q LISTEN && break
-		sleep 0.1
+	# Ready once verified: the port is bound, and accepts, before that.
+	for _ in $(seq 600); do
+		grep -q "^seeding" "$WORK/seed.log" && break
+		sleep 0.05
 	done
 	rm -rf "$WORK/dl"
 	sync
