@@ -3,12 +3,10 @@ package trackerserver
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -205,35 +203,5 @@ func TestShutdownWithIdleConnections(t *testing.T) {
 	}
 	if _, err := br1.ReadByte(); err == nil {
 		t.Error("idle announce-path connection still open after shutdown")
-	}
-}
-
-// TestAnnouncePathLargeAnswer: an answer larger than the socket's send
-// buffer, to a client that is slow to read, arrives whole (the writer waits
-// for room and goes on where it stopped), and the connection stays usable.
-func TestAnnouncePathLargeAnswer(t *testing.T) {
-	rt := start(t, Config{FullScrape: true}, "4")
-	const torrents = 20_000
-	ip := netip.MustParseAddr("127.0.0.1")
-	var out peerList
-	for i := range torrents {
-		p := announceParams{infoHash: id(fmt.Sprint("large-", i)), peerID: id("large-peer"), port: 7, left: 1, numWant: -1}
-		if _, _, err := rt.srv.announce(&p, ip, nil, wantV4, rt.srv.clock(), &out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, br := rawConn(t, rt)
-	io.WriteString(c, "GET /scrape HTTP/1.1\r\nHost: t\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // let the tracker fill the socket buffers and wait
-	resp, body := readResp(t, br)
-	if resp.StatusCode != 200 || !strings.HasPrefix(body, "d5:filesd") || !strings.HasSuffix(body, "ee") {
-		t.Fatalf("full scrape: %d, %d bytes: %.60q", resp.StatusCode, len(body), body)
-	}
-	if n := strings.Count(body, "10:incompletei1e"); n != torrents {
-		t.Fatalf("full scrape of %d bytes names %d torrents, want %d", len(body), n, torrents)
-	}
-	io.WriteString(c, "GET /scrape?info_hash="+goodHash+" HTTP/1.1\r\nHost: t\r\n\r\n")
-	if resp, body = readResp(t, br); resp.StatusCode != 200 || !strings.HasPrefix(body, "d5:files") {
-		t.Fatalf("scrape after the large answer: %d %q", resp.StatusCode, body)
 	}
 }
