@@ -106,9 +106,12 @@ func (p *peer) sendLazy(m peerwire.Message) { p.enqueue(outItem{msg: m, lazy: tr
 // lazyDelay bounds how long a lazy message waits for company.
 const lazyDelay = 5 * time.Millisecond
 
-func (p *peer) enqueue(it outItem) {
+func (p *peer) enqueue(items ...outItem) {
+	if len(items) == 0 {
+		return
+	}
 	p.mu.Lock()
-	p.queue = append(p.queue, it)
+	p.queue = append(p.queue, items...)
 	p.mu.Unlock()
 	select {
 	case p.notify <- struct{}{}:

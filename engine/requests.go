@@ -275,18 +275,34 @@ func (t *Torrent) fillRequests(p *peer) {
 		return
 	}
 	limit := min(p.depth, p.maxRequests)
+	// Top the pipeline up in batches: one write of many requests costs
+	// both sides one system call and one wake-up, where a request per
+	// arriving block cost one each (8,000 writes per GiB). A pipeline
+	// short of a batch still has three quarters of its depth in flight.
+	if free := limit - len(p.pending); len(p.pending) > 0 && free < min(requestBatch, limit/4) {
+		return
+	}
+	reqs := t.reqScratch[:0]
+	now := time.Now()
 	for len(p.pending) < limit {
 		pc, b := t.nextBlock(p)
 		if pc == nil {
-			return
+			break
 		}
 		pc.blocks[b].reqs++
 		k := makeKey(uint32(pc.index), uint32(b*blockSize))
 		delete(p.cancelled, k)
-		p.pending[k] = time.Now()
-		p.send(peerwire.Message{ID: peerwire.Request, Index: uint32(pc.index), Begin: uint32(b * blockSize), Length: uint32(pc.blockLen(b))})
+		p.pending[k] = now
+		reqs = append(reqs, outItem{msg: peerwire.Message{ID: peerwire.Request, Index: uint32(pc.index), Begin: uint32(b * blockSize), Length: uint32(pc.blockLen(b))}})
 	}
+	p.enqueue(reqs...)
+	clear(reqs)
+	t.reqScratch = reqs[:0]
 }
+
+// requestBatch is how many free slots in a peer's request pipeline make
+// fillRequests top it up (fewer when the pipeline is short).
+const requestBatch = 16
 
 // nextBlock chooses the next block to request from p: first unrequested
 // blocks of pieces already in flight (finish what is started), then a new

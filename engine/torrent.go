@@ -170,7 +170,8 @@ type Torrent struct {
 	known                       map[netip.AddrPort]*candidate
 	banned                      map[netip.AddrPort]bool // see banKey
 	dialing                     int
-	inFlight                    int // pieces holding memory: requested, partly in, or hashing
+	inFlight                    int       // pieces holding memory: requested, partly in, or hashing
+	reqScratch                  []outItem // fillRequests' batch, reused
 	downloaded                  int64
 	wasted                      int64
 	hashFails                   int
