@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/internal/rawsock"
 	"github.com/sowerbt/sower/peerwire"
 )
 
@@ -185,9 +186,9 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	if c := t.known[ap]; c != nil {
 		c.failures = 0
 	}
-	var conn net.Conn = h.conn
+	conn := rawsock.Wrap(h.conn)
 	if t.cfg.UploadLimit != nil || t.cfg.DownloadLimit != nil {
-		conn = &limitedConn{Conn: h.conn, ctx: ctx, up: t.cfg.UploadLimit, down: t.cfg.DownloadLimit}
+		conn = &limitedConn{Conn: conn, ctx: ctx, up: t.cfg.UploadLimit, down: t.cfg.DownloadLimit}
 	}
 	p := &peer{
 		conn:        conn,
