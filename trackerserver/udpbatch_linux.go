@@ -38,10 +38,10 @@ func (s *Server) serveUDPWorkers(ctx context.Context, pc net.PacketConn, uc *net
 // serveUDPBatches answers packets with one goroutine per batch until the
 // socket is closed. bs[0] leads: it alone waits on the socket through the
 // poller. The others are helpers that wait on a channel and are called
-// only when the leader (or a helper) takes a full batch, that is when
-// requests queue up faster than one goroutine answers them; a helper then
-// reads without waiting until the queue is empty and goes back to the
-// channel. Several goroutines all parked on the socket would all be woken
+// only when requests queue up faster than one goroutine answers them: the
+// leader calls one after udpCallAfter full batches in a row, and a called
+// helper that takes a full batch calls the next. A helper reads without
+// waiting until the queue is empty and goes back to the channel. Several goroutines all parked on the socket would all be woken
 // by each burst and contend for the descriptor's read lock, taking small
 // batches: more system calls and scheduler work per packet, and at loads
 // one core handles, no more packets.
