@@ -38,9 +38,9 @@ func (s *Server) serveUDPWorkers(ctx context.Context, pc net.PacketConn, uc *net
 // serveUDPBatches answers packets with one goroutine per batch until the
 // socket is closed. bs[0] leads: it alone waits on the socket through the
 // poller. The others are helpers that wait on a channel and are called
-// only when requests queue up faster than one goroutine answers them: the
-// leader calls one after udpCallAfter full batches in a row, and a called
-// helper that takes a full batch calls the next. A helper reads without
+// only when requests queue up faster than one goroutine answers them: a
+// reader that takes a full batch and finds the socket still backlogged
+// (see backlogged) calls one. A helper reads without
 // waiting until the queue is empty and goes back to the channel. Several goroutines all parked on the socket would all be woken
 // by each burst and contend for the descriptor's read lock, taking small
 // batches: more system calls and scheduler work per packet, and at loads
@@ -66,17 +66,10 @@ func (s *Server) serveUDPBatches(ctx context.Context, bs []*udpBatch) error {
 // is empty, until the socket is closed.
 func (s *Server) udpLeader(ctx context.Context, b *udpBatch, call chan<- struct{}) error {
 	var sc scratch
-	full := 0 // full batches in a row
 	for {
 		n, err := b.read()
 		if err == nil {
-			full++
-			if n < udpBatchSize {
-				full = 0
-			}
-			// A burst is emptied by a few reads; a queue that stays full
-			// is work for another core.
-			if full >= udpCallAfter {
+			if n == udpBatchSize && b.backlogged() {
 				callHelper(call)
 			}
 			err = s.answerBatch(b, n, &sc)
@@ -108,7 +101,7 @@ func (s *Server) udpHelper(b *udpBatch, call chan struct{}, stop <-chan struct{}
 		for {
 			n, err := b.readNow()
 			if err == nil && n > 0 {
-				if n == udpBatchSize {
+				if n == udpBatchSize && b.backlogged() {
 					callHelper(call) // the backlog goes on: another hand, if idle
 				}
 				err = s.answerBatch(b, n, &sc)
@@ -123,14 +116,31 @@ func (s *Server) udpHelper(b *udpBatch, call chan struct{}, stop <-chan struct{}
 	}
 }
 
-// udpCallAfter is how many full batches in a row make the leader call a
-// helper: the leader has then taken 128 datagrams and found the queue full
-// again each time, a backlog of a millisecond or more of work. Waking a
-// goroutine on another thread costs the runtime a thread wake-up and
-// several polls, and two readers split the queue into smaller batches, so
-// bursts the leader empties by itself must not call (on a 2-core machine
-// calling after two full batches raised the CPU per announce by a tenth).
-const udpCallAfter = 4
+// backlogged reports whether the socket's receive queue holds more than
+// half its buffer, which is when a helper is called. A full batch alone
+// is not enough: 64 clients refill the queue while the leader answers, so
+// full batches follow each other at loads one core answers, and waking a
+// helper costs a thread wake-up and several polls and splits the queue
+// into smaller batches (calling after four full batches in a row still
+// raised the CPU per announce by a tenth on a 2-core machine). A queue
+// that grows past half the buffer is one that a reader alone does not
+// keep up with, and the kernel drops what does not fit: then another core
+// pays. The check is one getsockopt, made only after a full batch.
+func (b *udpBatch) backlogged() bool {
+	b.mem = [unix.SK_MEMINFO_VARS]uint32{}
+	if b.rc.Control(b.meminfoFn) != nil || b.memErrno != 0 {
+		return false
+	}
+	return 2*uint64(b.mem[unix.SK_MEMINFO_RMEM_ALLOC]) > uint64(b.mem[unix.SK_MEMINFO_RCVBUF])
+}
+
+// meminfo is the body of backlogged's system call, made once as
+// meminfoFn: getsockopt(SO_MEMINFO), which never blocks.
+func (b *udpBatch) meminfo(fd uintptr) {
+	l := uint32(unsafe.Sizeof(b.mem))
+	_, _, b.memErrno = unix.RawSyscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&b.mem)), uintptr(unsafe.Pointer(&l)), 0)
+}
 
 // callHelper wakes an idle helper, if there is one and no call is pending.
 func callHelper(call chan<- struct{}) {
@@ -189,8 +199,11 @@ type udpBatch struct {
 
 	recvFn, sendFn       func(fd uintptr) bool // b.recv and b.send
 	recvNowFn, sendNowFn func(fd uintptr)      // b.recvNow and b.sendNow
-	fail                 func(error)           // reports a reply the kernel refused
-	n                    int                   // result of the last recv or send
+	meminfoFn            func(fd uintptr)      // b.meminfo
+	mem                  [unix.SK_MEMINFO_VARS]uint32
+	memErrno             syscall.Errno
+	fail                 func(error) // reports a reply the kernel refused
+	n                    int         // result of the last recv or send
 	errno                syscall.Errno
 	sent, queued         int          // progress of flush
 	handled              atomic.Int64 // datagrams answered through this batch, for tests
@@ -210,6 +223,7 @@ func newUDPBatch(uc *net.UDPConn, log *slog.Logger) *udpBatch {
 	b := &udpBatch{rc: rc}
 	b.recvFn, b.sendFn = b.recv, b.send
 	b.recvNowFn, b.sendNowFn = b.recvNow, b.sendNow
+	b.meminfoFn = b.meminfo
 	b.fail = func(err error) { log.Debug("tracker: udp reply", "err", err) }
 	for i := range b.in {
 		b.inIov[i].Base = &b.inBufs[i][0]

@@ -158,19 +158,57 @@ func TestUDPHelperDrainsBacklog(t *testing.T) {
 	}
 }
 
-// TestUDPLeaderCallsOnBacklog: the leader calls a helper only when the
-// queue was full for udpCallAfter reads in a row.
+// backlogAt returns how many queued datagrams of size bytes make a socket
+// with a read buffer of udpTestBuffer backlogged.
+func backlogAt(t *testing.T, size int) int {
+	t.Helper()
+	tb := newUDPTestbed(t, 1)
+	defer tb.sock.Close()
+	if err := tb.sock.SetReadBuffer(udpTestBuffer); err != nil {
+		t.Fatal(err)
+	}
+	probe := tb.batch(t)
+	if probe.backlogged() {
+		t.Fatal("an empty socket is backlogged")
+	}
+	pkt := make([]byte, size)
+	for k := 0; k < 5000; k++ {
+		if probe.backlogged() {
+			if k < 2*udpBatchSize {
+				t.Fatalf("backlogged after %d datagrams: the test needs a buffer for more", k)
+			}
+			return k
+		}
+		if _, err := tb.clients[0].Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("5000 queued datagrams do not make the socket backlogged")
+	return 0
+}
+
+// udpTestBuffer is the read buffer the backlog tests ask for (the kernel
+// doubles it).
+const udpTestBuffer = 256 << 10
+
+// TestUDPLeaderCallsOnBacklog: the leader calls a helper when, after a
+// full batch, the socket still holds more than half its buffer, and not
+// for a queue below that, however many full batches it makes.
 func TestUDPLeaderCallsOnBacklog(t *testing.T) {
+	k := backlogAt(t, 16) // connect requests are 16 bytes
 	for _, tc := range []struct {
 		queued int
 		call   bool
 	}{
-		{udpCallAfter*udpBatchSize + 3, true},
-		{(udpCallAfter-1)*udpBatchSize + 3, false},
-		{5, false},
+		{k + udpBatchSize/2, true},  // still over half after the first batch
+		{k - 2*udpBatchSize, false}, // full batches, never over half
+		{udpBatchSize / 2, false},   // one short batch
 	} {
 		t.Run(fmt.Sprint(tc.queued), func(t *testing.T) {
 			tb := newUDPTestbed(t, 4)
+			if err := tb.sock.SetReadBuffer(udpTestBuffer); err != nil {
+				t.Fatal(err)
+			}
 			b := tb.batch(t)
 			tb.sendConnects(t, 0, tc.queued)
 			call := make(chan struct{}, 1)
@@ -189,7 +227,7 @@ func TestUDPLeaderCallsOnBacklog(t *testing.T) {
 				t.Fatal("leader did not return within 5s of the socket's close")
 			}
 			if called := len(call) == 1; called != tc.call {
-				t.Errorf("%d queued: helper called %v, want %v", tc.queued, called, tc.call)
+				t.Errorf("%d queued (backlogged from %d): helper called %v, want %v", tc.queued, k, called, tc.call)
 			}
 			if int(b.handled.Load()) != tc.queued {
 				t.Errorf("leader handled %d, want %d", b.handled.Load(), tc.queued)
@@ -206,8 +244,15 @@ func TestUDPWorkersShareBursts(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("helpers run beside the leader only with two or more Ps")
 	}
+	// Bursts fill three quarters of the buffer: over the half that calls
+	// helpers, short of the drops.
+	k := backlogAt(t, udpAnnounceLen)
+	burst := k + k/2
 	goroutines := runtime.NumGoroutine()
 	tb := newUDPTestbed(t, 6)
+	if err := tb.sock.SetReadBuffer(udpTestBuffer); err != nil {
+		t.Fatal(err)
+	}
 	bs := []*udpBatch{tb.batch(t), tb.batch(t), tb.batch(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -226,7 +271,6 @@ func TestUDPWorkersShareBursts(t *testing.T) {
 		}
 		ids[i] = binary.BigEndian.Uint64(buf[8:])
 	}
-	const burst = 6 * udpBatchSize
 	tid, helped := 1000, 0
 	for round := 0; helped == 0; round++ {
 		if round == 50 {
