@@ -125,7 +125,8 @@ func (s *Server) udpHelper(b *udpBatch, call chan struct{}, stop <-chan struct{}
 // raised the CPU per announce by a tenth on a 2-core machine). A queue
 // that grows past half the buffer is one that a reader alone does not
 // keep up with, and the kernel drops what does not fit: then another core
-// pays. The check is one getsockopt, made only after a full batch.
+// pays. The check is one getsockopt, made only after a full batch; where
+// it fails (SO_MEMINFO is Linux 3.9 and later) no helper is called.
 func (b *udpBatch) backlogged() bool {
 	b.mem = [unix.SK_MEMINFO_VARS]uint32{}
 	if b.rc.Control(b.meminfoFn) != nil || b.memErrno != 0 {
