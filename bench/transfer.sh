@@ -18,8 +18,9 @@
 #
 # Environment: SIZE (bytes, default 1 GiB), REPEATS (default 3), PAIRS
 # (space-separated seeder>leecher, default all), LEECH_TIMEOUT (seconds
-# a leecher may take, default 300; a pair that fails is reported), WORK (scratch folder,
-# default a fresh one under /tmp, removed at the end).
+# a leecher may take, default 300; a pair that fails is reported), SETTLE
+# (seconds between deleting a run's download and the next run, default 5),
+# WORK (scratch folder, default a fresh one under /tmp, removed at the end).
 #
 #   bench/transfer.sh                      # full run, ~10 minutes
 #   SIZE=268435456 REPEATS=1 bench/transfer.sh   # quick run
@@ -28,6 +29,7 @@ set -euo pipefail
 SIZE=${SIZE:-1073741824}
 REPEATS=${REPEATS:-3}
 LEECH_TIMEOUT=${LEECH_TIMEOUT:-300}
+SETTLE=${SETTLE:-5}
 PAIRS=${PAIRS:-"sower>sower libtorrent>libtorrent aria2>aria2 sower>libtorrent libtorrent>sower sower>aria2 aria2>sower"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HELPER=$ROOT/bench/transfer/peer.py
@@ -123,10 +125,13 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (
 
 RESULTS=$WORK/results
 : >"$RESULTS"
-for pair in $PAIRS; do
-	s=${pair%>*}
-	l=${pair#*>}
-	for r in $(seq "$REPEATS"); do
+# Rounds outside, pairs inside: the machine's state drifts (other load, the
+# kernel writing back earlier runs' files), and interleaving spreads the
+# drift over every pair instead of loading it onto whichever runs first.
+for r in $(seq "$REPEATS"); do
+	for pair in $PAIRS; do
+		s=${pair%>*}
+		l=${pair#*>}
 		seed_port=$(freeport)
 		/usr/bin/python3 "$HELPER" tracker "$TRACKER_PORT" "$seed_port" &
 		tracker_pid=$!
@@ -164,6 +169,15 @@ for pair in $PAIRS; do
 			echo "transfer.sh: $pair: downloaded data differs" >&2
 			ok=0
 		fi
+		# Free the download's page cache now and let it settle, so every
+		# leecher starts from the same memory: on a VM that hands freed
+		# pages back to its host, memory freed a moment ago is much cheaper
+		# to fill than memory freed seconds ago (a 1 GiB download spent
+		# 0.6-0.8 s of system time right after the previous output was
+		# deleted, 1.25 s six seconds after), and which one a leecher got
+		# depended on the program that ran before it.
+		rm -rf "$out"
+		sleep "$SETTLE"
 		if [ "$ok" = 0 ]; then
 			echo "$pair failed" >>"$RESULTS"
 			continue
