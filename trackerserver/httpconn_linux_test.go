@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/internal/rawsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,9 +91,9 @@ func TestRawConnIO(t *testing.T) {
 	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) }); err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
-	cs := &connState{c: c, raw: newRawConnIO(c)}
-	if cs.raw == nil {
-		t.Fatal("newRawConnIO: nil for a *net.TCPConn")
+	cs := &connState{c: rawsock.Wrap(c)}
+	if cs.c == c {
+		t.Fatal("rawsock.Wrap: a *net.TCPConn was not wrapped on Linux")
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	peer.SetDeadline(time.Now().Add(10 * time.Second))

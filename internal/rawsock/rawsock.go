@@ -9,7 +9,8 @@
 // On a busy transfer that is tens of thousands of thread hand-offs per
 // GiB. Wrap makes the same calls raw, so the goroutine keeps its
 // processor; waiting for the socket, and deadlines, still go through the
-// poller, and everything else is the *net.TCPConn's.
+// poller, and everything else is the *net.TCPConn's. The engine wraps its
+// peer connections, the tracker the connections of its announce path.
 package rawsock
 
 import (
