@@ -25,10 +25,9 @@ func vectorIO(f *os.File, bufs [][]byte, off int64, op func(int, [][]byte, int64
 	if err != nil {
 		return 0, err
 	}
-	iov := make([][]byte, 0, min(len(bufs), maxIov))
 	done := 0
 	for len(bufs) > 0 {
-		iov = append(iov[:0], bufs[:min(len(bufs), maxIov)]...)
+		iov := bufs[:min(len(bufs), maxIov)]
 		var n int
 		var opErr error
 		if err := rc.Control(func(fd uintptr) {

@@ -458,7 +458,7 @@ func (cs *connState) fill(shutdown *atomic.Bool) bool {
 	if shutdown.Load() {
 		return false
 	}
-	n, err := cs.read(cs.buf[cs.w:])
+	n, err := cs.c.Read(cs.buf[cs.w:])
 	cs.w += n
 	return err == nil || n > 0
 }
@@ -493,20 +493,12 @@ func (cs *connState) respond(now time.Time, body []byte, req fastReq, closing bo
 		}
 		cs.writeDL = dl
 	}
-	return cs.write(b) == nil
+	_, err := cs.c.Write(b)
+	return err == nil
 }
 
 // handOffConn passes the connection, with what was read of it, to
 // net/http. It reports whether net/http took it.
-// read is one Read of the connection.
-func (cs *connState) read(p []byte) (int, error) { return cs.c.Read(p) }
-
-// write writes all of b (a net.Conn's Write does).
-func (cs *connState) write(b []byte) error {
-	_, err := cs.c.Write(b)
-	return err
-}
-
 func (f *httpFront) handOffConn(cs *connState) bool {
 	if cs.c.SetDeadline(time.Time{}) != nil {
 		return false

@@ -108,7 +108,7 @@ func TestRawConnIO(t *testing.T) {
 		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(big))))
 		got <- b
 	}()
-	if err := cs.write(big); err != nil {
+	if _, err := cs.c.Write(big); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	if b := <-got; !bytes.Equal(b, big) {
@@ -117,16 +117,16 @@ func TestRawConnIO(t *testing.T) {
 
 	io.WriteString(peer, "hello")
 	buf := make([]byte, 64)
-	if n, err := cs.read(buf); err != nil || string(buf[:n]) != "hello" {
+	if n, err := cs.c.Read(buf); err != nil || string(buf[:n]) != "hello" {
 		t.Fatalf("read: %q, %v", buf[:n], err)
 	}
 	c.SetReadDeadline(time.Unix(1, 0))
-	if _, err := cs.read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := cs.c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v", err)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	peer.Close()
-	if n, err := cs.read(buf); err != io.EOF {
+	if n, err := cs.c.Read(buf); err != io.EOF {
 		t.Fatalf("read after the peer closed: %d, %v; want io.EOF", n, err)
 	}
 }

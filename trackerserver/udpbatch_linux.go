@@ -293,8 +293,9 @@ func (b *udpBatch) recvNow(fd uintptr) {
 	}
 }
 
-// sendNow is send for Control: it returns EAGAIN in b.errno instead of
-// waiting for the socket to become writable.
+// sendNow is the body of a sendmmsg of queued messages [b.sent, b.queued)
+// for Control: it returns EAGAIN in b.errno instead of waiting for the
+// socket to become writable (send does that, through the poller).
 func (b *udpBatch) sendNow(fd uintptr) {
 	for {
 		v, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
@@ -316,33 +317,15 @@ func (b *udpBatch) sendNow(fd uintptr) {
 // every 20 µs until the process is idle again: 6% of the tracker's CPU,
 // and 3,400 sleeps a second, under the UDP benchmark; with raw calls, 200.
 func (b *udpBatch) recv(fd uintptr) bool {
-	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatchSize, unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until the socket is readable
-		}
-		b.n, b.errno = int(r), e
-		return true
-	}
+	b.recvNow(fd)
+	return b.errno != unix.EAGAIN // on EAGAIN, wait until the socket is readable
 }
 
 // send is the body of flush's system call, made once as sendFn like recv:
 // it sends queued messages [b.sent, b.queued).
 func (b *udpBatch) send(fd uintptr) bool {
-	for {
-		v, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.queued-b.sent), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until the socket is writable
-		}
-		b.n, b.errno = int(v), e
-		return true
-	}
+	b.sendNow(fd)
+	return b.errno != unix.EAGAIN // on EAGAIN, wait until the socket is writable
 }
 
 // packet returns datagram i of the last read and its sender. ok is false
