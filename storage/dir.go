@@ -414,7 +414,7 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 				return done, err
 			}
 			h.wmu.Lock()
-			n, err := h.f.WriteAt(src, s.Offset)
+			n, err := writeChunked(h.f, src, s.Offset)
 			h.wmu.Unlock()
 			if d.early && d.wroteBytes(int64(n)) {
 				startWriteback(h.f, 0, 0)

@@ -10,17 +10,20 @@ import (
 // readv fills bufs from f at off with preadv, returning io.EOF if the
 // file ends first.
 func readv(f *os.File, bufs [][]byte, off int64) (int, error) {
-	return vectorIO(f, bufs, off, unix.Preadv)
+	return vectorIO(f, bufs, off, unix.Preadv, 0)
 }
 
-// writev writes bufs to f at off with pwritev.
+// writev writes bufs to f at off with pwritev, at most maxWrite bytes
+// per call.
 func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
-	return vectorIO(f, bufs, off, unix.Pwritev)
+	return vectorIO(f, bufs, off, unix.Pwritev, maxWrite)
 }
 
 // vectorIO runs preadv or pwritev until every buffer is done: a call may
 // move fewer bytes than asked (at most maxIov buffers, or a short count).
-func vectorIO(f *os.File, bufs [][]byte, off int64, op func(int, [][]byte, int64) (int, error)) (int, error) {
+// A limit above zero caps the bytes a call is given (whole buffers, or
+// the first buffer's first limit bytes).
+func vectorIO(f *os.File, bufs [][]byte, off int64, op func(int, [][]byte, int64) (int, error), limit int) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -28,6 +31,9 @@ func vectorIO(f *os.File, bufs [][]byte, off int64, op func(int, [][]byte, int64
 	done := 0
 	for len(bufs) > 0 {
 		iov := bufs[:min(len(bufs), maxIov)]
+		if limit > 0 {
+			iov = capBytes(iov, limit)
+		}
 		var n int
 		var opErr error
 		if err := rc.Control(func(fd uintptr) {

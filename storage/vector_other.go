@@ -9,7 +9,7 @@ func readv(f *os.File, bufs [][]byte, off int64) (int, error) {
 	return eachBuf(f.ReadAt, bufs, off)
 }
 
-// writev writes bufs to f at off, one WriteAt per buffer.
+// writev writes bufs to f at off, at least one WriteAt per buffer.
 func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
-	return eachBuf(f.WriteAt, bufs, off)
+	return eachBuf(func(b []byte, off int64) (int, error) { return writeChunked(f, b, off) }, bufs, off)
 }

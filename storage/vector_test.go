@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -77,6 +78,32 @@ func TestVectoredManyBuffers(t *testing.T) {
 	}
 }
 
+// TestLargeWrites writes more than maxWrite bytes in one WriteVecAt and
+// one WriteAt, with buffers larger and smaller than maxWrite, so that the
+// calls are cut inside and between buffers.
+func TestLargeWrites(t *testing.T) {
+	const size = 3*maxWrite + 12345
+	l := mustLayout(t, []File{{Path: "f", Length: size}}, 1<<20)
+	for _, vec := range []bool{true, false} {
+		d := openDir(t, t.TempDir(), l, Options{})
+		data := randBytes(7, size)
+		var n int
+		var err error
+		if vec {
+			n, err = d.WriteVecAt(split(data, 100000, maxWrite+1, 16384), 0)
+		} else {
+			n, err = d.WriteAt(data, 0)
+		}
+		if err != nil || n != size {
+			t.Fatalf("vectored %v: write = %d, %v", vec, n, err)
+		}
+		got := make([]byte, size)
+		if _, err := d.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("vectored %v: read back differs (err %v)", vec, err)
+		}
+	}
+}
+
 // TestVectoredErrors checks the errors ReadAt and WriteAt give: a file
 // cut short reads as ErrMissing, a write past the end is ErrOutOfRange.
 func TestVectoredErrors(t *testing.T) {
@@ -98,5 +125,30 @@ func TestVectoredErrors(t *testing.T) {
 	}
 	if _, err := d.ReadVecAt([][]byte{make([]byte, 1)}, -1); err == nil {
 		t.Error("read at a negative offset: no error")
+	}
+}
+
+func TestCapBytes(t *testing.T) {
+	a, b, c := make([]byte, 100), make([]byte, 200), make([]byte, 300)
+	for _, tc := range []struct {
+		bufs  [][]byte
+		limit int
+		want  []int // lengths of the buffers returned
+	}{
+		{[][]byte{a, b, c}, 1000, []int{100, 200, 300}},
+		{[][]byte{a, b, c}, 600, []int{100, 200, 300}},
+		{[][]byte{a, b, c}, 599, []int{100, 200}},
+		{[][]byte{a, b, c}, 300, []int{100, 200}},
+		{[][]byte{a, b, c}, 299, []int{100}},
+		{[][]byte{c, a}, 50, []int{50}},
+	} {
+		got := capBytes(tc.bufs, tc.limit)
+		var lens []int
+		for _, g := range got {
+			lens = append(lens, len(g))
+		}
+		if !slices.Equal(lens, tc.want) {
+			t.Errorf("capBytes(%d bytes limit) = lengths %v, want %v", tc.limit, lens, tc.want)
+		}
 	}
 }
