@@ -174,3 +174,30 @@ func TestChokerSeedRoundRobin(t *testing.T) {
 		t.Fatalf("round robin served %d of %d leechers", len(served), len(ps))
 	}
 }
+
+// TestDepthFollowsRate checks that the request queue depth follows a
+// peer's rate within one depthWindow, not one tick: a fast peer gets a
+// deep pipeline at once and a slow one keeps the floor.
+func TestDepthFollowsRate(t *testing.T) {
+	start := time.Now()
+	for _, tc := range []struct {
+		name  string
+		bytes int64 // received in one depthWindow
+		want  int
+	}{
+		{"fast", 64 << 20, maxDepth}, // 1.3 GB/s
+		{"medium", 1 << 20, int(float64(1<<20) / depthWindow.Seconds() / blockSize)}, // 21 MB/s: 1,280 blocks
+		{"slow", 16 << 10, minDepth},
+	} {
+		p := &peer{depth: minDepth}
+		p.updateDepth(start) // starts the first window
+		if p.depth != minDepth {
+			t.Fatalf("%s: depth %d before any block, want %d", tc.name, p.depth, minDepth)
+		}
+		p.downloaded += tc.bytes
+		p.updateDepth(start.Add(depthWindow))
+		if p.depth != tc.want {
+			t.Errorf("%s: depth %d after %d bytes in %v, want %d", tc.name, p.depth, tc.bytes, depthWindow, tc.want)
+		}
+	}
+}

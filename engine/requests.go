@@ -61,6 +61,9 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 	}
 	p.downloaded += n
 	p.lastPiece = time.Now()
+	if p.lastPiece.Sub(p.depthAt) >= depthWindow {
+		p.updateDepth(p.lastPiece)
+	}
 	p.snubbed = false
 	t.downloaded += n
 	pc := t.pk.active[int(m.Index)]

@@ -418,17 +418,7 @@ func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time)
 	for p := range t.peers {
 		p.rate.update(p.downloaded, now)
 		p.upRate.update(p.uploaded.Load(), now)
-		// Queue depth from the measured rate: enough requests to cover
-		// about a second of transfer at the current speed (the last
-		// tick's or the smoothed one, whichever is higher, so it ramps up
-		// fast), so a fast link is never idle waiting for the next
-		// request. The floor keeps a new or bursty peer busy.
-		inst := 0.0
-		if dt := now.Sub(p.depthAt).Seconds(); dt > 0 && !p.depthAt.IsZero() {
-			inst = float64(p.downloaded-p.lastDownloaded) / dt
-		}
-		p.lastDownloaded, p.depthAt = p.downloaded, now
-		p.depth = int(min(max(inst/blockSize, p.rate.rate/blockSize, minDepth), maxDepth))
+		p.updateDepth(now)
 		if len(p.pending) > 0 && now.Sub(p.lastPiece) > requestTimeout {
 			t.log.Info("peer is not answering requests; asking others", "peer", p.addr, "pending", len(p.pending))
 			for k := range p.pending {
