@@ -18,17 +18,30 @@ func (t *Torrent) handleEvent(ctx context.Context, wg *sync.WaitGroup, ev event)
 		t.dropPeer(p, ev.err)
 		return
 	}
+	b := ev.batch
+	defer t.putBatch(b)
 	if _, ok := t.peers[p]; !ok {
-		if ev.block != nil {
-			t.blocks.put(ev.block)
-		}
-		return // late message from a peer being closed
-	}
-	if err := t.handleMessage(p, ev.msg, ev.block); err != nil {
-		t.closePeer(p, err.Error())
+		t.dropBlocks(b.msgs) // late messages from a peer being closed
 		return
 	}
+	for i, in := range b.msgs {
+		if err := t.handleMessage(p, in.msg, in.block); err != nil {
+			t.closePeer(p, err.Error())
+			t.dropBlocks(b.msgs[i+1:])
+			return
+		}
+	}
 	t.fillRequests(p)
+}
+
+// dropBlocks returns the blocks of messages that will not be handled to
+// the pool.
+func (t *Torrent) dropBlocks(msgs []inMsg) {
+	for _, in := range msgs {
+		if in.block != nil {
+			t.blocks.put(in.block)
+		}
+	}
 }
 
 func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error {

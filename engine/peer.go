@@ -156,14 +156,43 @@ func (p *peer) dropAllUploads() []peerwire.Message {
 // event is what peer goroutines tell the owner.
 type event struct {
 	p     *peer
-	msg   peerwire.Message
-	block []byte // piece payload copy, from the torrent's block pool
-	gone  bool   // the connection ended; err says why
+	batch *msgBatch // messages in arrival order; the owner recycles it
+	gone  bool      // the connection ended; err says why
 	err   error
 }
 
-// readLoop decodes messages and hands them to the owner. It copies piece
-// payloads into pooled buffers because the decoder reuses its buffer.
+// msgBatch holds messages that arrived together from one peer. Handing
+// them to the owner in one event costs one channel send and at most one
+// wake-up for up to maxBatch messages; per message, those hand-offs were
+// a tenth of a 1 GiB download's CPU on the seeder (requests) and the
+// leecher (blocks).
+type msgBatch struct{ msgs []inMsg }
+
+// maxBatch is the most messages one event carries.
+const maxBatch = 32
+
+// inMsg is one received message. A piece's payload is in block, a copy
+// from the torrent's block pool, because the decoder reuses its buffer.
+type inMsg struct {
+	msg   peerwire.Message
+	block []byte
+}
+
+func (t *Torrent) getBatch() *msgBatch {
+	if b, ok := t.batches.Get().(*msgBatch); ok {
+		return b
+	}
+	return &msgBatch{msgs: make([]inMsg, 0, maxBatch)}
+}
+
+func (t *Torrent) putBatch(b *msgBatch) {
+	clear(b.msgs)
+	b.msgs = b.msgs[:0]
+	t.batches.Put(b)
+}
+
+// readLoop decodes messages and hands them to the owner, together when
+// several are already buffered.
 func (t *Torrent) readLoop(ctx context.Context, p *peer, dec *peerwire.Decoder) error {
 	for {
 		if err := p.conn.SetReadDeadline(time.Now().Add(t.cfg.PeerTimeout)); err != nil {
@@ -173,24 +202,45 @@ func (t *Torrent) readLoop(ctx context.Context, p *peer, dec *peerwire.Decoder) 
 		if err != nil {
 			return err
 		}
-		ev := event{p: p, msg: m}
-		switch {
-		case m.KeepAlive:
-			continue
-		case m.ID == peerwire.Piece:
-			b := t.blocks.get(len(m.Payload))
-			copy(b, m.Payload)
-			ev.block = b
-			ev.msg.Payload = nil
-		case m.ID == peerwire.Bitfield || m.ID == peerwire.Extended:
-			ev.msg.Payload = append([]byte(nil), m.Payload...)
+		b := t.getBatch()
+		for {
+			if !m.KeepAlive {
+				b.msgs = append(b.msgs, t.received(m))
+			}
+			if len(b.msgs) == maxBatch || !dec.Ready() {
+				break
+			}
+			if m, err = dec.Next(); err != nil {
+				break // after the messages before it
+			}
 		}
-		select {
-		case t.events <- ev:
-		case <-ctx.Done():
-			return ctx.Err()
+		if len(b.msgs) > 0 {
+			select {
+			case t.events <- event{p: p, batch: b}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else {
+			t.putBatch(b)
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// received copies what m holds in the decoder's buffer out of it.
+func (t *Torrent) received(m peerwire.Message) inMsg {
+	in := inMsg{msg: m}
+	switch m.ID {
+	case peerwire.Piece:
+		in.block = t.blocks.get(len(m.Payload))
+		copy(in.block, m.Payload)
+		in.msg.Payload = nil
+	case peerwire.Bitfield, peerwire.Extended:
+		in.msg.Payload = append([]byte(nil), m.Payload...)
+	}
+	return in
 }
 
 // writeLoop sends queued messages, reading uploaded blocks from storage,

@@ -142,6 +142,7 @@ type Torrent struct {
 	done     chan struct{} // closed when every wanted piece is verified
 	doneOnce sync.Once
 	blocks   blockPool
+	batches  sync.Pool // *msgBatch, from readers to the owner and back
 	uploaded atomic.Int64
 	hashSem  chan struct{}
 	workers  sync.WaitGroup // piece verifications in flight

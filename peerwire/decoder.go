@@ -117,6 +117,26 @@ func (d *Decoder) Next() (Message, error) {
 	return m, err
 }
 
+// Ready reports whether the next message (or keep-alive) is wholly in
+// the read buffer, so that Next returns it without reading from the
+// connection. A reader can then hand several messages on at once: one
+// wake-up of whoever consumes them instead of one per message.
+func (d *Decoder) Ready() bool {
+	if d.err != nil {
+		return false
+	}
+	buffered := d.r.Buffered() - d.discard
+	if buffered < 4 {
+		return false
+	}
+	hdr, err := d.r.Peek(d.discard + 4) // buffered already: cannot block
+	if err != nil {
+		return false
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[d.discard:]))
+	return 4+n <= int64(buffered)
+}
+
 func (d *Decoder) next() (Message, error) {
 	if d.discard > 0 {
 		// The bytes are buffered already, so this cannot fail.

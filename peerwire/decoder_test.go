@@ -496,3 +496,60 @@ func TestAllowedFastSet(t *testing.T) {
 		t.Error("invalid input gave a set")
 	}
 }
+
+// chunkReader returns its chunks one Read at a time.
+type chunkReader struct{ chunks [][]byte }
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks[0] = r.chunks[0][n:]
+	if len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestReady checks that Ready is true exactly when the next message is
+// whole in the buffer: the stream arrives as a have and half a piece,
+// then the rest of the piece, a keep-alive and a choke.
+func TestReady(t *testing.T) {
+	have := Message{ID: Have, Index: 3}.AppendTo(nil)
+	piece := Message{ID: Piece, Index: 1, Begin: 0, Payload: bytes.Repeat([]byte{7}, 100)}.AppendTo(nil)
+	rest := append(append([]byte{}, piece[50:]...), Message{KeepAlive: true}.AppendTo(nil)...)
+	rest = Message{ID: Choke}.AppendTo(rest)
+	d := NewDecoder(&chunkReader{chunks: [][]byte{append(have, piece[:50]...), rest}}, testLimits)
+	steps := []struct {
+		want  MessageID
+		alive bool
+		ready bool // Ready after this message
+	}{
+		{want: Have, ready: false},
+		{want: Piece, ready: true},
+		{alive: true, ready: true},
+		{want: Choke, ready: false},
+	}
+	if d.Ready() {
+		t.Fatal("Ready before anything was read")
+	}
+	for i, s := range steps {
+		m, err := d.Next()
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if m.KeepAlive != s.alive || (!s.alive && m.ID != s.want) {
+			t.Fatalf("step %d: got %+v, want %v (keep-alive %v)", i, m, s.want, s.alive)
+		}
+		if got := d.Ready(); got != s.ready {
+			t.Errorf("step %d (%v): Ready = %v, want %v", i, m.ID, got, s.ready)
+		}
+	}
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatalf("after the stream: %v, want io.EOF", err)
+	}
+	if d.Ready() {
+		t.Error("Ready after an error")
+	}
+}
