@@ -56,6 +56,9 @@ SOWER=$WORK/sower
 echo "making $SIZE bytes of data" >&2
 mkdir -p "$WORK/data"
 head -c "$SIZE" /dev/urandom >"$WORK/data/bench.bin"
+# Write it out now: otherwise the kernel writes the new file back to disk
+# in the middle of the first runs, 30 s after it was made.
+sync "$WORK/data/bench.bin"
 
 # freeport prints a TCP port nobody listens on.
 freeport() {

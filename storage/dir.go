@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +38,19 @@ type Options struct {
 	// into the download: a 1 GiB loopback download spent 1.4 s of system
 	// time with it and 0.9 s without.
 	EarlyWriteback bool
+	// DropBehind sends written data to disk as it is written and, once it
+	// is there, drops it from the page cache, so a download keeps about
+	// dropLag bytes of it cached however large it is (as dd's
+	// oflag=nocache does). A big download then neither evicts what the
+	// rest of the machine has cached nor leaves gigabytes of dirty pages
+	// behind, and the kernel refills pages it just freed instead of
+	// taking fresh ones: on a VM that returns free memory to its host,
+	// fresh pages cost a host fault each, and writing 1 GiB took 1.7 s of
+	// system time that way against 0.6 s with DropBehind (0.4 s against
+	// 0.6 s where fresh memory is cheap; the difference is the writeback,
+	// which the kernel would otherwise do later). Reading the data back
+	// afterwards goes to the disk. It implies EarlyWriteback.
+	DropBehind bool
 }
 
 // DefaultMaxOpenFiles is the handle bound when Options.MaxOpenFiles is 0.
@@ -54,6 +68,7 @@ type Dir struct {
 	wanted  []bool
 	maxOpen int
 	early   bool // Options.EarlyWriteback
+	behind  bool // Options.DropBehind
 	parts   *partsFile
 
 	// mu guards the open-file cache: handles, lru, dirty and closed. It is
@@ -68,7 +83,24 @@ type Dir struct {
 	// and writebacks how many times it was started; guarded by mu.
 	unflushed  int64
 	writebacks int
+
+	// cached lists the written ranges not yet dropped from the page
+	// cache, oldest first, and cachedBytes their total (DropBehind);
+	// guarded by mu.
+	cached      []fileRange
+	cachedBytes int64
 }
+
+// fileRange is n bytes at off in file number file.
+type fileRange struct {
+	file   int
+	off, n int64
+}
+
+// dropLag is how many written bytes DropBehind keeps in the page cache:
+// enough that the disk write of a range has long finished when its turn
+// to be dropped comes, so the wait for it costs nothing.
+const dropLag = 32 << 20
 
 // writebackEvery is how many written bytes start an early writeback of
 // the file being written (see startWriteback). Small enough that the
@@ -120,6 +152,7 @@ func OpenDir(dir string, l *Layout, opts Options) (*Dir, error) {
 		root:    root,
 		maxOpen: opts.MaxOpenFiles,
 		early:   opts.EarlyWriteback,
+		behind:  opts.DropBehind,
 		handles: make(map[int]*handle),
 		dirty:   make([]bool, l.NumFiles()),
 	}
@@ -328,6 +361,56 @@ func (d *Dir) wroteBytes(n int64) bool {
 	return true
 }
 
+// afterWrite starts the disk write of n bytes just written at off in h's
+// file, as the options ask: for DropBehind, of that range, and then drops
+// the ranges more than dropLag behind it from the page cache; for
+// EarlyWriteback, of the whole file every writebackEvery bytes.
+func (d *Dir) afterWrite(h *handle, off int64, n int) {
+	switch {
+	case n <= 0:
+	case d.behind:
+		startWriteback(h.f, off, int64(n))
+		for _, r := range d.pushCached(fileRange{file: h.file, off: off, n: int64(n)}) {
+			d.uncache(r)
+		}
+	case d.early:
+		if d.wroteBytes(int64(n)) {
+			startWriteback(h.f, 0, 0)
+		}
+	}
+}
+
+// pushCached records a written range and returns the oldest ones that
+// are now more than dropLag behind, for the caller to drop.
+func (d *Dir) pushCached(r fileRange) []fileRange {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cached = append(d.cached, r)
+	d.cachedBytes += r.n
+	k := 0
+	for d.cachedBytes > dropLag {
+		d.cachedBytes -= d.cached[k].n
+		k++
+	}
+	if k == 0 {
+		return nil
+	}
+	out := slices.Clone(d.cached[:k])
+	d.cached = slices.Delete(d.cached, 0, k)
+	return out
+}
+
+// uncache waits for r's disk write and drops it from the page cache. It
+// is a hint: errors are ignored, and Sync reports real write failures.
+func (d *Dir) uncache(r fileRange) {
+	h, err := d.acquire(r.file, false)
+	if err != nil {
+		return
+	}
+	dropCached(h.f, r.off, r.n)
+	d.release(h, false)
+}
+
 // release returns a handle from acquire; wrote marks the file for Sync.
 func (d *Dir) release(h *handle, wrote bool) {
 	d.mu.Lock()
@@ -416,9 +499,7 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 			h.wmu.Lock()
 			n, err := writeChunked(h.f, src, s.Offset)
 			h.wmu.Unlock()
-			if d.early && d.wroteBytes(int64(n)) {
-				startWriteback(h.f, 0, 0)
-			}
+			d.afterWrite(h, s.Offset, n)
 			d.release(h, n > 0)
 			if err != nil {
 				return done + n, fmt.Errorf("storage: writing %q: %w", d.l.files[s.File].Path, err)

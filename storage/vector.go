@@ -150,9 +150,7 @@ func (d *Dir) WriteVecAt(bufs [][]byte, off int64) (int, error) {
 	h.wmu.Lock()
 	n, err := writev(h.f, bufs, foff)
 	h.wmu.Unlock()
-	if d.early && d.wroteBytes(int64(n)) {
-		startWriteback(h.f, 0, 0)
-	}
+	d.afterWrite(h, foff, n)
 	d.release(h, n > 0)
 	if err != nil {
 		return n, fmt.Errorf("storage: writing %q: %w", d.l.files[file].Path, err)

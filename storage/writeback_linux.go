@@ -20,3 +20,19 @@ func startWriteback(f *os.File, off, n int64) {
 		unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	})
 }
+
+// dropCached waits until f's pages in [off, off+n) are on disk and drops
+// them from the page cache (Options.DropBehind). Errors are ignored, as
+// for startWriteback.
+func dropCached(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		const waitAll = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+		if unix.SyncFileRange(int(fd), off, n, waitAll) == nil {
+			unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED)
+		}
+	})
+}

@@ -240,7 +240,7 @@ func (sess *session) run(ctx context.Context, mi *metainfo.MetaInfo, dir string,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("download folder: %w", err)
 	}
-	store, err := storage.OpenDir(dir, layout, storage.Options{Wanted: wanted, EarlyWriteback: sf.sync})
+	store, err := storage.OpenDir(dir, layout, storage.Options{Wanted: wanted, EarlyWriteback: sf.sync, DropBehind: true})
 	if err != nil {
 		return err
 	}
