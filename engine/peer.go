@@ -163,9 +163,9 @@ type event struct {
 
 // msgBatch holds messages that arrived together from one peer. Handing
 // them to the owner in one event costs one channel send and at most one
-// wake-up for up to maxBatch messages; per message, those hand-offs were
-// a tenth of a 1 GiB download's CPU on the seeder (requests) and the
-// leecher (blocks).
+// wake-up for up to maxBatch messages instead of one per message: a seed
+// gets 65,536 requests per GiB, mostly in bursts of 16 (a 1 GiB loopback
+// transfer: seed CPU 0.79 -> 0.74 s).
 type msgBatch struct{ msgs []inMsg }
 
 // maxBatch is the most messages one event carries.
