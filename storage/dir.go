@@ -9,10 +9,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Options tune OpenDir.
@@ -38,18 +38,19 @@ type Options struct {
 	// into the download: a 1 GiB loopback download spent 1.4 s of system
 	// time with it and 0.9 s without.
 	EarlyWriteback bool
-	// DropBehind sends written data to disk as it is written and, once it
-	// is there, drops it from the page cache, so a download keeps about
-	// dropLag bytes of it cached however large it is (as dd's
-	// oflag=nocache does). A big download then neither evicts what the
-	// rest of the machine has cached nor leaves gigabytes of dirty pages
-	// behind, and the kernel refills pages it just freed instead of
-	// taking fresh ones: on a VM that returns free memory to its host,
-	// fresh pages cost a host fault each, and writing 1 GiB took 1.7 s of
-	// system time that way against 0.6 s with DropBehind (0.4 s against
-	// 0.6 s where fresh memory is cheap; the difference is the writeback,
-	// which the kernel would otherwise do later). Reading the data back
-	// afterwards goes to the disk. It implies EarlyWriteback.
+	// DropBehind lets a download that fills fresh page cache at a high
+	// price write its data to disk as it comes and, once it is there,
+	// drop it from the page cache, so the kernel refills the pages it just
+	// freed (about dropLag bytes stay cached, as with dd's oflag=nocache).
+	// Fresh pages are expensive on a VM whose host takes back the guest's
+	// free memory: each costs a host fault when first touched. Writing
+	// 1 GiB into a new file took 1.7 s of CPU that way and 0.6 s dropping
+	// behind; where fresh pages are cheap, plain writes took 0.4 s and
+	// dropping behind 0.6 s (the disk writes the kernel would otherwise
+	// do later). So the writes are timed (CPU per byte of the write
+	// calls, over dropLag bytes at a time) and the Dir starts to drop
+	// behind once they cost more than dropCost; until then it leaves the
+	// page cache alone.
 	DropBehind bool
 }
 
@@ -68,7 +69,7 @@ type Dir struct {
 	wanted  []bool
 	maxOpen int
 	early   bool // Options.EarlyWriteback
-	behind  bool // Options.DropBehind
+	behind  dropper
 	parts   *partsFile
 
 	// mu guards the open-file cache: handles, lru, dirty and closed. It is
@@ -83,24 +84,7 @@ type Dir struct {
 	// and writebacks how many times it was started; guarded by mu.
 	unflushed  int64
 	writebacks int
-
-	// cached lists the written ranges not yet dropped from the page
-	// cache, oldest first, and cachedBytes their total (DropBehind);
-	// guarded by mu.
-	cached      []fileRange
-	cachedBytes int64
 }
-
-// fileRange is n bytes at off in file number file.
-type fileRange struct {
-	file   int
-	off, n int64
-}
-
-// dropLag is how many written bytes DropBehind keeps in the page cache:
-// enough that the disk write of a range has long finished when its turn
-// to be dropped comes, so the wait for it costs nothing.
-const dropLag = 32 << 20
 
 // writebackEvery is how many written bytes start an early writeback of
 // the file being written (see startWriteback). Small enough that the
@@ -152,7 +136,7 @@ func OpenDir(dir string, l *Layout, opts Options) (*Dir, error) {
 		root:    root,
 		maxOpen: opts.MaxOpenFiles,
 		early:   opts.EarlyWriteback,
-		behind:  opts.DropBehind,
+		behind:  dropper{on: opts.DropBehind, maxCost: dropCost},
 		handles: make(map[int]*handle),
 		dirty:   make([]bool, l.NumFiles()),
 	}
@@ -361,16 +345,21 @@ func (d *Dir) wroteBytes(n int64) bool {
 	return true
 }
 
-// afterWrite starts the disk write of n bytes just written at off in h's
-// file, as the options ask: for DropBehind, of that range, and then drops
-// the ranges more than dropLag behind it from the page cache; for
-// EarlyWriteback, of the whole file every writebackEvery bytes.
-func (d *Dir) afterWrite(h *handle, off int64, n int) {
+// afterWrite is called with n bytes just written at off in h's file,
+// and the CPU time the write took if the dropper asked for it. With
+// DropBehind it starts their disk write and drops the ranges more than
+// dropLag behind from the page cache, once the dropper has decided to;
+// with EarlyWriteback it starts the whole file's disk write every
+// writebackEvery bytes.
+func (d *Dir) afterWrite(h *handle, off int64, n int, cpu time.Duration) {
 	switch {
 	case n <= 0:
-	case d.behind:
-		startWriteback(h.f, off, int64(n))
-		for _, r := range d.pushCached(fileRange{file: h.file, off: off, n: int64(n)}) {
+	case d.behind.on:
+		old, dropping := d.behind.wrote(fileRange{file: h.file, off: off, n: int64(n)}, cpu)
+		if dropping {
+			startWriteback(h.f, off, int64(n))
+		}
+		for _, r := range old {
 			d.uncache(r)
 		}
 	case d.early:
@@ -378,37 +367,6 @@ func (d *Dir) afterWrite(h *handle, off int64, n int) {
 			startWriteback(h.f, 0, 0)
 		}
 	}
-}
-
-// pushCached records a written range and returns the oldest ones that
-// are now more than dropLag behind, for the caller to drop.
-func (d *Dir) pushCached(r fileRange) []fileRange {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cached = append(d.cached, r)
-	d.cachedBytes += r.n
-	k := 0
-	for d.cachedBytes > dropLag {
-		d.cachedBytes -= d.cached[k].n
-		k++
-	}
-	if k == 0 {
-		return nil
-	}
-	out := slices.Clone(d.cached[:k])
-	d.cached = slices.Delete(d.cached, 0, k)
-	return out
-}
-
-// uncache waits for r's disk write and drops it from the page cache. It
-// is a hint: errors are ignored, and Sync reports real write failures.
-func (d *Dir) uncache(r fileRange) {
-	h, err := d.acquire(r.file, false)
-	if err != nil {
-		return
-	}
-	dropCached(h.f, r.off, r.n)
-	d.release(h, false)
 }
 
 // release returns a handle from acquire; wrote marks the file for Sync.
@@ -496,10 +454,11 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 			if err != nil {
 				return done, err
 			}
+			var n int
 			h.wmu.Lock()
-			n, err := writeChunked(h.f, src, s.Offset)
+			cpu := cpuOf(d.behind.timing(), func() { n, err = writeChunked(h.f, src, s.Offset) })
 			h.wmu.Unlock()
-			d.afterWrite(h, s.Offset, n)
+			d.afterWrite(h, s.Offset, n, cpu)
 			d.release(h, n > 0)
 			if err != nil {
 				return done + n, fmt.Errorf("storage: writing %q: %w", d.l.files[s.File].Path, err)

@@ -2,8 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -12,9 +14,11 @@ import (
 
 // TestDropBehind writes three times dropLag through WriteVecAt, as the
 // engine does, and asks the kernel (mincore) which pages of the file are
-// cached: with DropBehind everything but the last dropLag has left the
-// page cache; without it everything is still there. The data reads back
-// intact either way.
+// cached. When the dropper finds fresh pages expensive (forced here by its
+// threshold), it decides after the first dropLag bytes, which stay
+// cached, and then drops all but the last dropLag: the middle third has
+// left the page cache. When it finds them cheap, and without DropBehind,
+// everything is still there. The data reads back intact in every case.
 func TestDropBehind(t *testing.T) {
 	const piece = 1 << 20
 	const size = 3 * dropLag
@@ -28,29 +32,39 @@ func TestDropBehind(t *testing.T) {
 	}
 	l := mustLayout(t, []File{{Path: "big", Length: size}}, piece)
 	pieceData := func(k int) []byte { return bytes.Repeat([]byte{byte(k), byte(k >> 8), 0x5a, 0xa5}, piece/4) }
-	for _, behind := range []bool{false, true} {
-		root := filepath.Join(dir, map[bool]string{false: "kept", true: "dropped"}[behind])
-		d := openDir(t, root, l, Options{DropBehind: behind})
+	for _, tc := range []struct {
+		name    string
+		on      bool
+		maxCost float64
+		dropped bool
+	}{
+		{"off", false, dropCost, false},
+		{"cheap pages", true, math.Inf(1), false},
+		{"expensive pages", true, -1, true},
+	} {
+		root := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+		d := openDir(t, root, l, Options{DropBehind: tc.on})
+		d.behind.maxCost = tc.maxCost
 		for k := 0; k < size/piece; k++ {
 			if _, err := d.WriteVecAt(split(pieceData(k), 16384), int64(k*piece)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		old, recent := residentShare(t, filepath.Join(root, "big"), 0, size-dropLag), residentShare(t, filepath.Join(root, "big"), size-dropLag, dropLag)
-		t.Logf("DropBehind %v: %.0f %% of the older data cached, %.0f %% of the last %d MiB", behind, 100*old, 100*recent, dropLag>>20)
-		if behind && old > 0.05 {
-			t.Errorf("DropBehind: %.0f %% of the data more than %d MiB behind is still cached", 100*old, dropLag>>20)
+		path := filepath.Join(root, "big")
+		var share [3]float64 // cached, per third of the file
+		for i := range share {
+			share[i] = residentShare(t, path, int64(i)*dropLag, dropLag)
 		}
-		if !behind && old < 0.95 {
-			t.Errorf("without DropBehind only %.0f %% of the written data is cached; the check cannot tell", 100*old)
-		}
-		if recent < 0.95 {
-			t.Errorf("DropBehind %v: only %.0f %% of the last %d MiB is cached", behind, 100*recent, dropLag>>20)
+		t.Logf("%s: cached share of each third: %.2f %.2f %.2f", tc.name, share[0], share[1], share[2])
+		for i, got := range share {
+			if dropped := tc.dropped && i == 1; dropped && got > 0.05 || !dropped && got < 0.95 {
+				t.Errorf("%s: %.0f %% of third %d is cached, want it dropped: %v", tc.name, 100*got, i+1, dropped)
+			}
 		}
 		got := make([]byte, piece)
 		for _, k := range []int{0, size / piece / 2, size/piece - 1} {
 			if _, err := d.ReadAt(got, int64(k*piece)); err != nil || !bytes.Equal(got, pieceData(k)) {
-				t.Fatalf("DropBehind %v: piece %d reads back wrong (err %v)", behind, k, err)
+				t.Fatalf("%s: piece %d reads back wrong (err %v)", tc.name, k, err)
 			}
 		}
 	}

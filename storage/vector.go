@@ -147,10 +147,11 @@ func (d *Dir) WriteVecAt(bufs [][]byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var n int
 	h.wmu.Lock()
-	n, err := writev(h.f, bufs, foff)
+	cpu := cpuOf(d.behind.timing(), func() { n, err = writev(h.f, bufs, foff) })
 	h.wmu.Unlock()
-	d.afterWrite(h, foff, n)
+	d.afterWrite(h, foff, n, cpu)
 	d.release(h, n > 0)
 	if err != nil {
 		return n, fmt.Errorf("storage: writing %q: %w", d.l.files[file].Path, err)

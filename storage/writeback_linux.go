@@ -2,6 +2,7 @@ package storage
 
 import (
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,4 +36,13 @@ func dropCached(f *os.File, off, n int64) {
 			unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED)
 		}
 	})
+}
+
+// threadCPU returns the CPU time the calling thread has used.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
