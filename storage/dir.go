@@ -70,6 +70,7 @@ type Dir struct {
 	maxOpen int
 	early   bool // Options.EarlyWriteback
 	behind  dropper
+	alloc   allocator
 	parts   *partsFile
 
 	// mu guards the open-file cache: handles, lru, dirty and closed. It is
@@ -455,6 +456,7 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 				return done, err
 			}
 			var n int
+			d.alloc.reserve(h.f, s.Offset, int64(len(src)))
 			h.wmu.Lock()
 			cpu := cpuOf(d.behind.timing(), func() { n, err = writeChunked(h.f, src, s.Offset) })
 			h.wmu.Unlock()

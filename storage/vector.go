@@ -151,6 +151,7 @@ func (d *Dir) WriteVecAt(bufs [][]byte, off int64) (int, error) {
 		return 0, err
 	}
 	var n int
+	d.alloc.reserve(h.f, foff, int64(total))
 	h.wmu.Lock()
 	cpu := cpuOf(d.behind.timing(), func() { n, err = writev(h.f, bufs, foff) })
 	h.wmu.Unlock()
