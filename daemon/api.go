@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"github.com/sowerbt/sower/engine"
 )
@@ -146,13 +145,4 @@ func apiHash(w http.ResponseWriter, r *http.Request) ([20]byte, bool) {
 
 func apiFail(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, apiError{Error: err.Error()})
-}
-
-// freeSpace reports the bytes available to us under path, or -1.
-func freeSpace(path string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return -1
-	}
-	return int64(st.Bavail) * int64(st.Bsize)
 }
