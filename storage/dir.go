@@ -347,26 +347,27 @@ func (d *Dir) wroteBytes(n int64) bool {
 }
 
 // afterWrite is called with n bytes just written at off in h's file,
-// and the CPU time the write took if the dropper asked for it. With
-// DropBehind it starts their disk write and drops the ranges more than
-// dropLag behind from the page cache, once the dropper has decided to;
-// with EarlyWriteback it starts the whole file's disk write every
+// and the CPU time the write took if the dropper asked for it. Once the
+// dropper drops behind, it starts their disk write and drops the ranges
+// more than dropLag behind from the page cache; until then (or without
+// DropBehind), EarlyWriteback starts the whole file's disk write every
 // writebackEvery bytes.
 func (d *Dir) afterWrite(h *handle, off int64, n int, cpu time.Duration) {
-	switch {
-	case n <= 0:
-	case d.behind.on:
+	if n <= 0 {
+		return
+	}
+	if d.behind.on {
 		old, dropping := d.behind.wrote(fileRange{file: h.file, off: off, n: int64(n)}, cpu)
 		if dropping {
 			startWriteback(h.f, off, int64(n))
+			for _, r := range old {
+				d.uncache(r)
+			}
+			return
 		}
-		for _, r := range old {
-			d.uncache(r)
-		}
-	case d.early:
-		if d.wroteBytes(int64(n)) {
-			startWriteback(h.f, 0, 0)
-		}
+	}
+	if d.early && d.wroteBytes(int64(n)) {
+		startWriteback(h.f, 0, 0)
 	}
 }
 

@@ -40,11 +40,12 @@ func (s *Server) serveUDPWorkers(ctx context.Context, pc net.PacketConn, uc *net
 // poller. The others are helpers that wait on a channel and are called
 // only when requests queue up faster than one goroutine answers them: a
 // reader that takes a full batch and finds the socket still backlogged
-// (see backlogged) calls one. A helper reads without
-// waiting until the queue is empty and goes back to the channel. Several goroutines all parked on the socket would all be woken
-// by each burst and contend for the descriptor's read lock, taking small
-// batches: more system calls and scheduler work per packet, and at loads
-// one core handles, no more packets.
+// (see backlogged) calls one. A helper reads without waiting until the
+// queue is empty and goes back to the channel. Several goroutines all
+// parked on the socket would all be woken by each burst and contend for
+// the descriptor's read lock, taking small batches: more system calls and
+// scheduler work per packet, and at loads one core handles, no more
+// packets.
 func (s *Server) serveUDPBatches(ctx context.Context, bs []*udpBatch) error {
 	call := make(chan struct{}, 1) // one pending call is enough: each helper passes it on
 	stop := make(chan struct{})
