@@ -101,8 +101,7 @@ func (t *Torrent) ourHandshake() peerwire.Handshake {
 }
 
 func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, error) {
-	d := net.Dialer{Timeout: t.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", a.String())
+	conn, err := t.cfg.Dial(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +123,13 @@ func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, erro
 	return &handshaked{conn: conn, id: h.PeerID, reserved: h.Reserved, outgoing: true}, nil
 }
 
-// acceptIncoming finishes the handshake of a connection whose info-hash
-// the listener already read, and hands it to the owner.
-func (t *Torrent) acceptIncoming(ctx context.Context, conn net.Conn, reserved peerwire.Reserved) {
+// AcceptIncoming finishes the handshake of an incoming connection whose
+// first part (protocol, reserved bits and info-hash, see
+// peerwire.ReadHandshakeStart) the caller already read and routed to this
+// torrent, and hands it to Run. It takes ownership of conn: it closes it
+// on failure, or when ctx ends or Run returns before Run takes it. It
+// blocks until then, so callers run it on the connection's goroutine.
+func (t *Torrent) AcceptIncoming(ctx context.Context, conn net.Conn, reserved peerwire.Reserved) {
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if err := peerwire.WriteHandshake(conn, t.ourHandshake()); err != nil {
 		conn.Close()

@@ -405,3 +405,38 @@ func TestSyncOnStop(t *testing.T) {
 		})
 	}
 }
+
+// plainConn hides the *net.TCPConn behind a net.Conn, as an in-memory or
+// proxied connection would be.
+type plainConn struct{ net.Conn }
+
+// TestDialHook: a leecher whose Config.Dial returns connections that are
+// not *net.TCPConn downloads through the generic path, and the hook is
+// what dialed.
+func TestDialHook(t *testing.T) {
+	tt := newTestTorrent(t, []int64{1 << 20}, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	seed := startNode(t, ctx, &wg, tt, tt.seedStore(t), tt.full())
+	var dials atomic.Int32
+	dial := func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", a.String())
+		if err != nil {
+			return nil, err
+		}
+		return plainConn{c}, nil
+	}
+	leech := startNodeConfig(t, ctx, &wg, tt, storage.NewMemory(tt.layout), Config{Dial: dial})
+	leech.t.AddPeers(seed.addr)
+	waitDone(t, ctx, leech.t)
+	if got := readAll(t, leech.store, int64(len(tt.data))); !bytes.Equal(got, tt.data) {
+		t.Fatal("leecher data differs from the seed's")
+	}
+	if dials.Load() == 0 {
+		t.Fatal("Config.Dial was not used")
+	}
+}

@@ -127,5 +127,5 @@ func (l *Listener) route(ctx context.Context, conn net.Conn) {
 	defer cancel()
 	stop := context.AfterFunc(e.ctx, cancel)
 	defer stop()
-	e.t.acceptIncoming(tctx, conn, reserved)
+	e.t.AcceptIncoming(tctx, conn, reserved)
 }
