@@ -312,7 +312,7 @@ func (d *Daemon) announceDone(j announceJob, won string, resp *tracker.AnnounceR
 	eng := t.eng()
 	// Wake a parked seed only for a swarm with leechers (a tracker that
 	// gives no counts is trusted to have some): seeds need nothing.
-	wake := t.parked && !gone && len(peers) > 0 && (resp.Incomplete > 0 || resp.Complete == 0)
+	wake := t.parked() && !gone && len(peers) > 0 && (resp.Incomplete > 0 || resp.Complete == 0)
 	d.mu.Unlock()
 	switch {
 	case eng != nil && len(peers) > 0:

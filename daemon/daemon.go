@@ -349,7 +349,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx = ctx
 	for _, t := range d.torrents {
-		if t.parked {
+		if t.life == lifeParked {
 			d.announceStartLocked(t)
 		}
 	}
@@ -465,13 +465,13 @@ func (d *Daemon) schedule(now time.Time) {
 	s := &d.settings
 	var downloads, seeds []*torrent
 	for _, t := range d.torrents {
-		if t.removing || t.held || t.rec.Paused {
-			if t.run != nil && (t.rec.Paused || t.removing) {
+		if t.life == lifeRemoving || t.life == lifeHeld || t.rec.Paused {
+			if t.run != nil && (t.rec.Paused || t.life == lifeRemoving) {
 				t.run.cancel()
 			}
 			continue
 		}
-		if t.parked {
+		if t.life == lifeParked {
 			if t.seedLimitReached(s, now) {
 				t.rec.Paused = true
 				d.announceStopLocked(t)
@@ -521,18 +521,14 @@ func (d *Daemon) admit(ts []*torrent, limit int) {
 	for i, t := range ts {
 		run := limit <= 0 || i < limit
 		switch {
-		case t.parked && !run:
+		case t.life == lifeParked && !run:
 			d.announceStopLocked(t)
-			d.unparkLocked(t)
-			t.queued = true
-		case t.parked:
+			d.unparkLocked(t) // queued: idle, not paused
+		case t.life == lifeParked:
 		case run && t.run == nil:
-			d.startLocked(t)
+			d.startLocked(t, lifeChecking)
 		case !run && t.run != nil:
-			t.run.cancel()
-			t.queued = true
-		case !run:
-			t.queued = true
+			t.run.cancel() // queued once it ends
 		}
 	}
 }
@@ -600,7 +596,7 @@ func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
 		default:
 		}
 	}
-	eng, parked := t.eng(), t.parked
+	eng, parked := t.eng(), t.life == lifeParked
 	d.mu.Unlock()
 	if parked {
 		// They may want what we seed: wake it; the engine dials d.extra.

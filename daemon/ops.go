@@ -193,7 +193,7 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 	if t == nil {
 		return ErrNotFound
 	}
-	if t.mi != nil || t.parked {
+	if t.mi != nil || t.parked() {
 		return nil
 	}
 	mi := &metainfo.MetaInfo{Info: *info, InfoBytes: infoBytes, InfoHash: infoHash}
@@ -224,7 +224,7 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 // lookup finds a torrent by info-hash; d.mu is held.
 func (d *Daemon) lookup(ih [20]byte) (*torrent, error) {
 	t := d.torrents[ih]
-	if t == nil || t.removing {
+	if t == nil || t.removing() {
 		return nil, fmt.Errorf("torrent %x: %w", ih, ErrNotFound)
 	}
 	return t, nil
@@ -249,7 +249,7 @@ func (d *Daemon) Stop(ih [20]byte) error {
 		if t.run != nil {
 			t.run.cancel()
 		}
-		if t.parked {
+		if t.parked() {
 			d.announceStopLocked(t)
 			d.unparkLocked(t)
 		}
@@ -287,7 +287,7 @@ func (d *Daemon) Set(ih [20]byte, o TorrentOptions) error {
 		d.mu.Unlock()
 		return err
 	}
-	if o.Priorities != nil && t.parked {
+	if o.Priorities != nil && t.parked() {
 		// New priorities may leave pieces to download: back to an
 		// ordinary torrent, which the scheduler starts again.
 		if err := d.unparkLocked(t); err != nil {
@@ -367,40 +367,53 @@ func (d *Daemon) update(ih [20]byte, f func(*torrent) error) error {
 	return err
 }
 
-// restart stops t if it runs, waits for its final checkpoint, applies f
-// and lets the scheduler start it again.
+// restart stops t if it runs (holding it, so the scheduler does not start
+// it again meanwhile), waits for its final checkpoint, applies f and lets
+// the scheduler start it again. f runs under the lock with no run, so two
+// restarts of one torrent apply one after the other, and a removal that
+// comes while the run ends wins (f is not applied, nothing is saved).
 func (d *Daemon) restart(ih [20]byte, f func(*torrent) error) error {
 	d.mu.Lock()
-	t, err := d.lookup(ih)
-	if err != nil {
+	var t *torrent
+	for {
+		var err error
+		t, err = d.lookup(ih)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		if t.run == nil {
+			break
+		}
+		if t.life != lifeHeld {
+			d.setLifeLocked(t, lifeHeld)
+		}
+		exited := d.stopLocked(t)
 		d.mu.Unlock()
-		return err
+		<-exited
+		d.mu.Lock()
 	}
-	t.held = true
-	exited := d.stopLocked(t)
-	d.mu.Unlock()
-	<-exited
-	d.mu.Lock()
-	if t.parked {
+	if t.parked() {
 		d.announceStopLocked(t)
 		if err := d.unparkLocked(t); err != nil {
-			t.held = false
 			d.mu.Unlock()
 			return err
 		}
 	}
-	err = f(t)
+	err := f(t)
 	if err == nil {
 		d.saveLocked(t)
 	}
-	t.held = false
+	if t.life == lifeHeld {
+		d.setLifeLocked(t, lifeIdle)
+	}
 	d.mu.Unlock()
 	d.kickScheduler()
 	return err
 }
 
 // stopLocked cancels t's run; the returned channel closes once the run
-// has ended. The caller sets held or removing first, so the scheduler
+// has ended. The caller holds t or is removing it first, so the scheduler
 // does not start it again meanwhile.
 func (d *Daemon) stopLocked(t *torrent) <-chan struct{} {
 	if t.run == nil {
@@ -420,18 +433,22 @@ func (d *Daemon) Remove(ih [20]byte, deleteData bool) error {
 		d.mu.Unlock()
 		return err
 	}
-	t.removing = true
+	wasParked := t.parked()
+	d.setLifeLocked(t, lifeRemoving)
 	exited := d.stopLocked(t)
 	d.mu.Unlock()
 	<-exited
 	d.mu.Lock()
 	var layout *storage.Layout
 	if deleteData {
-		_, layout, err = d.metaFor(t)
+		if wasParked {
+			_, layout, err = d.storedMeta(t)
+		} else {
+			layout = t.layout
+		}
 	}
-	if t.parked {
+	if wasParked {
 		d.announceStopLocked(t)
-		t.parked = false
 	}
 	delete(d.torrents, ih)
 	delete(d.byID, t.rec.ID)

@@ -54,7 +54,7 @@ func (d *Daemon) parkIdle(now time.Time) {
 	}
 	for _, t := range d.torrents {
 		r := t.run
-		if r == nil || r.eng == nil || !t.complete || t.parking || t.removing || t.held {
+		if r == nil || r.eng == nil || !t.complete || t.life != lifeRunning {
 			continue
 		}
 		if r.eng.LastStats().Peers > 0 {
@@ -66,7 +66,7 @@ func (d *Daemon) parkIdle(now time.Time) {
 			continue
 		}
 		if now.UnixNano()-r.idleSince >= int64(d.cfg.ParkAfter) {
-			t.parking = true
+			d.setLifeLocked(t, lifeParking)
 			t.run.cancel()
 		}
 	}
@@ -103,7 +103,7 @@ func (d *Daemon) releaseMemory(now time.Time) {
 	if !free && allocs-d.allocsAtRelease >= releaseGarbage {
 		free = true
 		for _, t := range d.torrents {
-			if t.eng() != nil || t.checking {
+			if t.eng() != nil || t.checkingData() {
 				free = false
 				break
 			}
@@ -151,7 +151,7 @@ func (d *Daemon) parkLocked(t *torrent) {
 		t.sum.wanted, t.sum.completed = t.sizes(have)
 	}
 	t.mi, t.layout = nil, nil
-	t.parked = true
+	d.setLifeLocked(t, lifeParked)
 	d.parkedSinceRelease++
 	t.seedStart = time.Now().UnixNano() // a parked torrent is seeding
 }
@@ -159,12 +159,12 @@ func (d *Daemon) parkLocked(t *torrent) {
 // unparkLocked makes a parked torrent an ordinary stopped one again,
 // with its metainfo reloaded; d.mu is held. The caller starts it or not.
 func (d *Daemon) unparkLocked(t *torrent) error {
-	if !t.parked {
+	if t.life != lifeParked {
 		return nil
 	}
 	t.rec.SeedSecs = t.seedSecs(time.Now())
 	t.seedStart = 0
-	t.parked = false
+	d.setLifeLocked(t, lifeIdle)
 	mi, err := d.loadMeta(t)
 	if err == nil {
 		err = t.setMeta(mi)
@@ -194,9 +194,15 @@ func (d *Daemon) loadMeta(t *torrent) (*metainfo.MetaInfo, error) {
 // (and not kept) if t is parked; nil for a magnet without metadata. d.mu
 // is held.
 func (d *Daemon) metaFor(t *torrent) (*metainfo.MetaInfo, *storage.Layout, error) {
-	if !t.parked {
+	if t.life != lifeParked {
 		return t.mi, t.layout, nil
 	}
+	return d.storedMeta(t)
+}
+
+// storedMeta reads t's metainfo from the state database and builds its
+// layout, neither of which is kept.
+func (d *Daemon) storedMeta(t *torrent) (*metainfo.MetaInfo, *storage.Layout, error) {
 	mi, err := d.loadMeta(t)
 	if err != nil {
 		return nil, nil, err
@@ -217,26 +223,25 @@ func (d *Daemon) wakeEngine(ih [20]byte) *engine.Torrent {
 	d.mu.Lock()
 	for {
 		t := d.torrents[ih]
-		if t == nil || t.removing || d.runCtx == nil || d.runCtx.Err() != nil {
+		if t == nil || t.life == lifeRemoving || d.runCtx == nil || d.runCtx.Err() != nil {
 			d.mu.Unlock()
 			return nil
 		}
 		var wait <-chan struct{}
 		switch {
-		case t.parked:
+		case t.life == lifeParked:
 			if err := d.unparkLocked(t); err != nil {
 				d.log.Warn("wake parked torrent", "err", err)
 				d.mu.Unlock()
 				return nil
 			}
 			d.log.Debug("waking parked torrent", "torrent", t.rec.Name)
-			t.waking = true
-			d.startLocked(t)
+			d.startLocked(t, lifeWaking)
 			wait = t.run.ready
 		case t.run == nil:
 			d.mu.Unlock()
 			return nil
-		case t.parking:
+		case t.life == lifeParking:
 			wait = t.run.exited // then it is parked, and woken above
 		case t.eng() != nil:
 			eng := t.eng()

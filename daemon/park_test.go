@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,7 +26,7 @@ func isParked(d *Daemon, ih [20]byte) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := d.torrents[ih]
-	return t != nil && t.parked
+	return t != nil && t.parked()
 }
 
 // parkingSeeder seeds fs from their folders and parks them when idle.
@@ -289,5 +290,28 @@ func TestSIGKILLWhileParked(t *testing.T) {
 	waitFor(t, 10*time.Second, "wake", func() bool { return d.wakeEngine(f.ih) != nil })
 	if st := stateOf(t, d.Daemon, f.ih); st.State != "seeding" || st.Left != 0 {
 		t.Fatalf("after wake: %+v; want seeding with nothing left (no re-hash)", st)
+	}
+}
+
+func TestLifecycleTransitions(t *testing.T) {
+	d := &Daemon{log: slog.New(slog.DiscardHandler)}
+	tor := &torrent{}
+	// The path of a seed through its life, then a removal.
+	for _, to := range []life{lifeChecking, lifeRunning, lifeParking, lifeParked, lifeIdle, lifeWaking, lifeRunning, lifeHeld, lifeIdle, lifeRemoving} {
+		d.setLifeLocked(tor, to)
+		if tor.life != to {
+			t.Fatalf("life %s, want %s", tor.life, to)
+		}
+	}
+	for _, bad := range [][2]life{{lifeRemoving, lifeIdle}, {lifeParked, lifeRunning}, {lifeIdle, lifeRunning}, {lifeHeld, lifeChecking}, {lifeParked, lifeParked}} {
+		tor.life = bad[0]
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s -> %s was allowed", bad[0], bad[1])
+				}
+			}()
+			d.setLifeLocked(tor, bad[1])
+		}()
 	}
 }

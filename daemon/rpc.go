@@ -219,7 +219,7 @@ func (d *Daemon) allHashes() [][20]byte {
 	defer d.mu.Unlock()
 	out := make([][20]byte, 0, len(d.torrents))
 	for ih, t := range d.torrents {
-		if !t.removing {
+		if !t.removing() {
 			out = append(out, ih)
 		}
 	}
@@ -497,7 +497,7 @@ func (d *Daemon) listAll(fields []string) (any, error) {
 	d.mu.Lock()
 	ts := make([]*torrent, 0, len(d.torrents))
 	for _, t := range d.torrents {
-		if !t.removing {
+		if !t.removing() {
 			ts = append(ts, t)
 		}
 	}
@@ -965,7 +965,7 @@ func (d *Daemon) applyFileArgs(ih [20]byte, args map[string]json.RawMessage) err
 		d.mu.Unlock()
 		return err
 	}
-	if t.parked {
+	if t.parked() {
 		if err := d.unparkLocked(t); err != nil {
 			d.mu.Unlock()
 			return err

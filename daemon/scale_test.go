@@ -91,7 +91,7 @@ func TestThousandTorrents(t *testing.T) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		for _, t := range d.torrents {
-			if !t.parked {
+			if !t.parked() {
 				return false
 			}
 		}

@@ -86,7 +86,7 @@ func (d *Daemon) List() []Status {
 	d.mu.Lock()
 	out := make([]Status, 0, len(d.torrents))
 	for _, t := range d.torrents {
-		if !t.removing {
+		if !t.removing() {
 			out = append(out, d.statusLocked(t, now))
 		}
 	}
@@ -111,7 +111,7 @@ func (d *Daemon) ByID(id int) ([20]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := d.byID[id]
-	if t == nil || t.removing {
+	if t == nil || t.removing() {
 		return [20]byte{}, fmt.Errorf("torrent id %d: %w", id, ErrNotFound)
 	}
 	return t.ih, nil
@@ -139,7 +139,7 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 	st := Status{
 		ID: r.ID, InfoHash: r.InfoHash, Name: r.Name, State: stat.String(), Error: r.Error,
 		Paused: r.Paused, Queue: r.Queue, Dir: r.DownloadDir, AddedAt: r.AddedAt, DoneAt: r.DoneAt,
-		Magnet: r.Magnet, ETA: -1, SeedSecs: t.seedSecs(now), Parked: t.parked,
+		Magnet: r.Magnet, ETA: -1, SeedSecs: t.seedSecs(now), Parked: t.parked(),
 		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Wasted: r.Wasted,
 		UploadLimit: r.UploadLimit, DownloadLimit: r.DownloadLimit, RatioLimit: r.RatioLimit, SeedMinutes: r.SeedMinutes,
 	}
@@ -153,7 +153,7 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 			st.Error = "fetching metadata from peers (BEP 9): waiting for peers that have it"
 		}
 	}
-	if t.mi == nil && !t.parked {
+	if t.mi == nil && !t.parked() {
 		return st
 	}
 	st.HasMeta = true
@@ -171,7 +171,7 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 		st.HashFailures = es.HashFailures
 		st.DownloadRate, st.UploadRate = es.DownloadRate, es.UploadRate
 		st.Peers, st.Seeds, st.Availability = es.Peers, es.Seeds, es.Availability
-	case t.parked:
+	case t.parked():
 		st.Wanted, st.Completed = t.sum.wanted, t.sum.completed
 	default:
 		st.Wanted, st.Completed = t.sizes(t.haveLocked())

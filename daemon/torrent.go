@@ -64,14 +64,8 @@ type torrent struct {
 	seedStart int64
 	retryAt   int64 // Unix ns: when a torrent in the error state is tried again
 
-	complete bool // every wanted piece is verified (per the last known have)
-	parked   bool // an idle seed without an engine; it counts as running
-	parking  bool // the run is ending so the torrent parks
-	waking   bool // this run was started for a peer: it must not park before serving
-	checking bool
-	queued   bool
-	removing bool // being removed: invisible, never started again
-	held     bool // being changed while stopped: not started meanwhile
+	life     life // where it is in its lifecycle (lifecycle.go)
+	complete bool // every wanted piece is verified (per the last known have): a fact about the data, not a phase
 }
 
 // runState is what a torrent holds while its run goroutine (or, for a
@@ -208,13 +202,13 @@ func (t *torrent) leftPieces(have bitfield.Bitfield) int {
 // state derives the torrent's State; d.mu is held.
 func (t *torrent) state() State {
 	switch {
-	case t.parked:
+	case t.life == lifeParked:
 		return StateSeeding
 	case t.rec.Error != "" && t.run == nil:
 		return StateError
 	case t.mi == nil:
 		return StateMetadata
-	case t.run != nil && t.checking:
+	case t.checkingData():
 		return StateChecking
 	case t.run != nil && t.run.eng != nil && t.complete:
 		return StateSeeding
@@ -225,6 +219,14 @@ func (t *torrent) state() State {
 	default:
 		return StateQueued
 	}
+}
+
+// checkingData reports whether t has a run (not a metadata fetch) whose
+// engine does not exist yet: it is checking its data, or has just found
+// it complete and is about to park. This holds through a hold or a
+// removal that began meanwhile, which a lifecycle state cannot say.
+func (t *torrent) checkingData() bool {
+	return t.run != nil && t.run.ready != nil && t.run.eng == nil
 }
 
 func (t *torrent) seedLimitReached(s *Settings, now time.Time) bool {
@@ -258,15 +260,16 @@ func (t *torrent) seedSecs(now time.Time) int64 {
 	return s
 }
 
-// startLocked launches t's run goroutine; d.mu is held.
-func (d *Daemon) startLocked(t *torrent) {
+// startLocked launches t's run goroutine, which starts in phase
+// (lifeChecking, or lifeWaking for a run started for a peer); d.mu is
+// held.
+func (d *Daemon) startLocked(t *torrent, phase life) {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	r := &runState{cancel: cancel, exited: make(chan struct{}), ready: make(chan struct{})}
 	exited := r.exited
 	isReady := sync.OnceFunc(func() { close(r.ready) })
 	t.run = r
-	t.queued = false
-	t.checking = true
+	d.setLifeLocked(t, phase)
 	d.announceStartLocked(t)
 	rec := t.rec
 	d.wg.Add(1)
@@ -284,20 +287,22 @@ func (d *Daemon) startLocked(t *torrent) {
 func (d *Daemon) finishRun(t *torrent, err error) {
 	d.mu.Lock()
 	t.run = nil // the run goroutine closes its own channels
-	t.checking = false
-	parking := t.parking
-	t.parking, t.waking = false, false
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.rec.Error = err.Error()
 		t.retryAt = time.Now().Add(d.cfg.RetryAfter).UnixNano()
 		d.log.Warn("torrent stopped with an error", "torrent", t.rec.Name, "err", err)
 	}
-	if parking && t.rec.Error == "" && t.complete && !t.removing && !t.held && !t.rec.Paused && d.runCtx != nil {
+	switch {
+	case t.life == lifeParking && t.rec.Error == "" && t.complete && !t.rec.Paused && d.runCtx != nil:
 		d.parkLocked(t)
-	} else {
+	case t.life == lifeHeld || t.life == lifeRemoving:
+		// Whoever holds or removes it decides what comes next.
+		d.announceStopLocked(t)
+	default:
+		d.setLifeLocked(t, lifeIdle)
 		d.announceStopLocked(t)
 	}
-	if !t.removing {
+	if t.life != lifeRemoving {
 		d.saveLocked(t)
 	}
 	d.mu.Unlock()
@@ -408,11 +413,14 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 	// cover: mark it inexact, durably, before the engine starts.
 	d.mu.Lock()
 	t.complete = t.leftPieces(have) == 0
-	if t.complete && !t.waking && d.cfg.ParkAfter >= 0 && len(d.extra[t.ih]) == 0 {
+	if t.complete && t.life != lifeWaking && d.cfg.ParkAfter >= 0 && len(d.extra[t.ih]) == 0 {
 		// A seed with nobody to call needs no engine until a peer
 		// comes: park at once (finishRun does), with an exact checkpoint.
+		// One being held or removed meanwhile just ends.
 		t.rec.Have, t.rec.HaveValid, t.rec.Clean = have.Bytes(), true, true
-		t.parking = true
+		if t.life == lifeChecking {
+			d.setLifeLocked(t, lifeParking)
+		}
 		d.mu.Unlock()
 		return nil
 	}
@@ -448,7 +456,10 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 		return err
 	}
 	d.mu.Lock()
-	r.eng, r.dir, t.checking = eng, dir, false
+	r.eng, r.dir = eng, dir
+	if t.life == lifeChecking || t.life == lifeWaking {
+		d.setLifeLocked(t, lifeRunning)
+	}
 	d.ln.Add(runCtx, eng)
 	defer d.ln.Remove(t.ih)
 	isReady()
