@@ -32,7 +32,22 @@ const (
 	DefaultMaxPeers           = 4_000_000
 	DefaultFlushInterval      = 10 * time.Second
 	DefaultMaxScrapeHashes    = 100
+	// DefaultHeaderTimeout is the time a client has, from its first byte
+	// (or from connecting, for the first request), to send a whole
+	// request head.
+	DefaultHeaderTimeout = 5 * time.Second
 )
+
+// defaultMaxConns derives the HTTP connection cap from the open-file
+// limit: half of it, so that the database, UDP sockets and a burst of
+// accepts still find descriptors, within [64, 16384].
+func defaultMaxConns() int {
+	n := fileLimit() / 2
+	if n == 0 {
+		n = 1024
+	}
+	return int(min(max(n, 64), 16384))
+}
 
 // Config is a tracker's configuration. The zero value of a field means its
 // default; the zero Config is an open tracker with data kept only in memory.
@@ -77,6 +92,14 @@ type Config struct {
 	RealIPHeader string `json:"real_ip_header"`
 	// TrustedProxies lists the proxies' networks; empty means loopback.
 	TrustedProxies []netip.Prefix `json:"trusted_proxies"`
+
+	// MaxConns caps the open HTTP connections; past it a new connection
+	// closes the one idle longest. Zero derives it from the open-file
+	// limit (half of it, between 64 and 16,384).
+	MaxConns int `json:"max_conns"`
+	// HeaderTimeout bounds the time to send a whole request head; a
+	// connection that sends nothing is closed after it too.
+	HeaderTimeout Duration `json:"header_timeout"`
 
 	// FlushInterval is how often counters are written to the database.
 	FlushInterval Duration `json:"flush_interval"`
@@ -144,7 +167,8 @@ func (c *Config) validate() error {
 		"interval": int64(c.Interval), "min_interval": int64(c.MinInterval), "flush_interval": int64(c.FlushInterval),
 		"numwant": int64(c.NumWant), "max_numwant": int64(c.MaxNumWant), "max_torrents": int64(c.MaxTorrents),
 		"max_peers_per_torrent": int64(c.MaxPeersPerTorrent), "max_peers": int64(c.MaxPeers),
-		"max_scrape_hashes": int64(c.MaxScrapeHashes),
+		"max_scrape_hashes": int64(c.MaxScrapeHashes), "max_conns": int64(c.MaxConns),
+		"header_timeout": int64(c.HeaderTimeout),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s: negative value %d", name, v)
@@ -193,6 +217,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxScrapeHashes == 0 {
 		c.MaxScrapeHashes = DefaultMaxScrapeHashes
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns()
+	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = Duration(DefaultHeaderTimeout)
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = Duration(DefaultFlushInterval)

@@ -47,6 +47,18 @@ func newMetrics(s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sower_tracker_torrents", Help: "Torrents held in memory.",
 		}, func() float64 { return float64(s.table.torrents()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sower_tracker_http_connections", Help: "HTTP connections open.",
+		}, func() float64 { return float64(s.conns.count()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sower_tracker_http_connections_max", Help: "Cap on open HTTP connections (max_conns).",
+		}, func() float64 { return float64(s.conns.max) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sower_tracker_http_connections_evicted_total", Help: "Idle HTTP connections closed to admit a new one at the cap.",
+		}, func() float64 { return float64(s.conns.evicted.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sower_tracker_http_connections_refused_total", Help: "HTTP connections refused at the cap with none idle.",
+		}, func() float64 { return float64(s.conns.refused.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

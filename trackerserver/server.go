@@ -28,7 +28,8 @@ type Server struct {
 	ttl   uint32 // peer lifetime in clock seconds
 	m     *metrics
 	ids   *connIDs
-	admin string // operator token for uploads; empty disables them
+	conns *connLimit // HTTP connections open
+	admin string     // operator token for uploads; empty disables them
 
 	// whitelist is the set read from the whitelist file; uploaded holds
 	// the info-hashes of uploaded torrents, always allowed.
@@ -85,6 +86,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	ttl := float64(time.Duration(cfg.Interval)/time.Second) * cfg.ExpireFactor
 	s.ttl = uint32(min(ttl, 1<<30))
+	s.conns = newConnLimit(cfg.MaxConns)
 	s.enforceListed = cfg.Mode == ModeWhitelist || cfg.WhitelistFile != ""
 	var err error
 	if s.ids, err = newConnIDs(); err != nil {
@@ -529,12 +531,13 @@ func (s *Server) Serve(ctx context.Context, httpLns []net.Listener, udpConns []n
 	defer cancel()
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: headerTimeout, // slowloris
+		ReadHeaderTimeout: time.Duration(s.cfg.HeaderTimeout), // slowloris
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeadLen,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         s.trackConnState,
 	}
 	errc := make(chan error, 2*len(httpLns)+len(udpConns)+1)
 	var wg sync.WaitGroup
