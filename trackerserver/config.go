@@ -16,7 +16,10 @@ const (
 	// uploaded through the index page).
 	ModeWhitelist = "whitelist"
 	// ModePrivate requires a known passkey in the path
-	// (/<passkey>/announce) and accounts traffic per user.
+	// (/<passkey>/announce) and accounts traffic per user. It tracks only
+	// registered torrents (uploaded or in the whitelist file) unless
+	// Config.AllowUnregistered is set, and shows its torrent list to the
+	// operator only.
 	ModePrivate = "private"
 )
 
@@ -62,6 +65,9 @@ type Config struct {
 	// WhitelistFile lists allowed info-hashes, 40 hex digits per line ('#'
 	// starts a comment); it is re-read when its modification time changes.
 	WhitelistFile string `json:"whitelist"`
+	// AllowUnregistered makes a private tracker track any torrent that a
+	// passkey holder announces, not only registered ones.
+	AllowUnregistered bool `json:"allow_unregistered"`
 
 	// Interval is the re-announce period told to clients; MinInterval the
 	// shortest gap they should leave between announces.

@@ -162,7 +162,16 @@ func TestUDPBadInput(t *testing.T) {
 			t.Errorf("packet %.40x: got %q, want error containing %q", p, got, want)
 		}
 	}
-	wantErr(hdr(cid+1, 1, 5), "connection id is invalid")
+	// A forged connection id: never an answer larger than the request
+	// (the source address may be a reflection victim's).
+	if got := udpExchange(t, conn, hdr(cid+1, 1, 5)); got != nil {
+		t.Errorf("16-byte packet with a forged connection id answered with %d bytes", len(got))
+	}
+	forged := append(hdr(cid+1, 2, 5), make([]byte, 20)...)
+	if got := udpExchange(t, conn, forged); len(got) > len(forged) {
+		t.Errorf("%d-byte scrape with a forged connection id answered with %d bytes", len(forged), len(got))
+	}
+	wantErr(append(hdr(cid+1, 1, 5), make([]byte, 82)...), "bad or expired connection id")
 	wantErr(hdr(cid, 9, 5), "unknown action 9")
 	wantErr(hdr(cid, 1, 5), "announce of 16 bytes is shorter than 98")
 	wantErr(hdr(cid, 2, 5), "scrape: 0 bytes")

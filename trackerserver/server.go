@@ -87,7 +87,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	ttl := float64(time.Duration(cfg.Interval)/time.Second) * cfg.ExpireFactor
 	s.ttl = uint32(min(ttl, 1<<30))
 	s.conns = newConnLimit(cfg.MaxConns)
-	s.enforceListed = cfg.Mode == ModeWhitelist || cfg.WhitelistFile != ""
+	s.enforceListed = cfg.Mode == ModeWhitelist || cfg.WhitelistFile != "" ||
+		cfg.Mode == ModePrivate && !cfg.AllowUnregistered
 	var err error
 	if s.ids, err = newConnIDs(); err != nil {
 		return nil, err
@@ -263,7 +264,8 @@ func (s *Server) user(passkey []byte) *userAcct {
 
 // Errors of access control, turned into failure reasons.
 var (
-	errNotListed      = errors.New("torrent is not tracked here (not on the whitelist)")
+	errNotListed      = errors.New("torrent is not tracked here (not on the whitelist or registered)")
+	errPrivateScrape  = errors.New("this is a private tracker: scrape over HTTP at /<passkey>/scrape")
 	errUnknownPasskey = errors.New("unknown passkey")
 	errNeedPasskey    = errors.New("this is a private tracker: announce to /<passkey>/announce")
 )

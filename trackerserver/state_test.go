@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -35,14 +36,16 @@ func TestPrivateModeAndRestart(t *testing.T) {
 	}
 	st.Close()
 
-	cfg := Config{DataDir: dir, Mode: ModePrivate}
+	ih := id("private-torrent")
+	wl := filepath.Join(t.TempDir(), "registered")
+	os.WriteFile(wl, []byte(hex.EncodeToString(ih[:])+"\n"), 0o600)
+	cfg := Config{DataDir: dir, Mode: ModePrivate, WhitelistFile: wl}
 	rt := start(t, cfg, "4")
 	if _, err := OpenStore(dir); !errors.Is(err, ErrLocked) {
 		t.Errorf("second open while running: %v, want ErrLocked", err)
 	}
 	c := testClient()
 	ctx := ctx10(t)
-	ih := id("private-torrent")
 	ann := func(url string, up, down int64, ev tracker.Event) error {
 		_, err := c.Announce(ctx, url, tracker.AnnounceRequest{InfoHash: ih, PeerID: id("alice-peer"), Port: 5, Left: 1, Uploaded: up, Downloaded: down, Event: ev})
 		return err
@@ -207,5 +210,83 @@ func TestParseConfig(t *testing.T) {
 		if _, err := ParseConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want error containing %q", in, err, want)
 		}
+	}
+}
+
+// TestPrivateTrackerDefaults checks what a private tracker keeps to its
+// members and operator: it tracks registered torrents only (unless told
+// otherwise), refuses UDP scrapes (they cannot carry a passkey), and
+// shows its torrents on the index page only to the operator; /metrics
+// carries no info-hash.
+func TestPrivateTrackerDefaults(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := st.AddUser("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	rt := start(t, Config{DataDir: dir, Mode: ModePrivate}, "4")
+	c := testClient()
+	ctx := ctx10(t)
+	url := rt.base + "/" + alice.Passkey + "/announce"
+	unregistered := id("unregistered-torrent")
+	var fe *tracker.FailureError
+	_, err = c.Announce(ctx, url, tracker.AnnounceRequest{InfoHash: unregistered, PeerID: id("p"), Port: 1})
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "not tracked here") {
+		t.Errorf("announce of an unregistered torrent: %v, want refused", err)
+	}
+	ti, err := rt.srv.AddTorrent(testTorrent(t, "members-only"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ihb, _ := hex.DecodeString(ti.InfoHash)
+	ih := [20]byte(ihb)
+	if _, err := c.Announce(ctx, url, tracker.AnnounceRequest{InfoHash: ih, PeerID: id("p"), Port: 1}); err != nil {
+		t.Errorf("announce of a registered torrent: %v", err)
+	}
+	udpURL := strings.TrimSuffix(rt.udpURL, "/announce") + "/" + alice.Passkey + "/announce"
+	if _, err := c.Scrape(ctx, udpURL, [][20]byte{ih}); !errors.As(err, &fe) || !strings.Contains(fe.Reason, "scrape over HTTP") {
+		t.Errorf("UDP scrape of a private tracker: %v, want refused", err)
+	}
+	if sc, err := c.Scrape(ctx, url, [][20]byte{ih}); err != nil || sc[ih].Complete != 1 {
+		t.Errorf("HTTP scrape with a passkey: %+v, %v", sc, err)
+	}
+
+	hc := &http.Client{Timeout: 10 * time.Second}
+	page := func(path, pw string) (int, string) {
+		req, _ := http.NewRequest("GET", rt.base+path, nil)
+		if pw != "" {
+			req.SetBasicAuth("op", pw)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, p := range []string{"/", "/?q=" + ti.InfoHash[:8], "/dl/" + ti.InfoHash + "/x.torrent"} {
+		if code, body := page(p, ""); code != http.StatusUnauthorized || strings.Contains(body, ti.InfoHash) {
+			t.Errorf("%s without the operator password: status %d, info-hash shown %v", p, code, strings.Contains(body, ti.InfoHash))
+		}
+	}
+	if code, body := page("/", rt.srv.AdminToken()); code != 200 || !strings.Contains(body, ti.InfoHash) {
+		t.Errorf("index for the operator: status %d, info-hash shown %v", code, strings.Contains(body, ti.InfoHash))
+	}
+	if _, body := page("/metrics", ""); strings.Contains(body, ti.InfoHash) || !strings.Contains(body, "sower_tracker_torrents 1") {
+		t.Error("/metrics shows an info-hash, or lacks the torrent count")
+	}
+
+	// The documented opt-out tracks any torrent a member announces.
+	rt.stop()
+	rt = start(t, Config{DataDir: dir, Mode: ModePrivate, AllowUnregistered: true}, "4")
+	url = rt.base + "/" + alice.Passkey + "/announce"
+	if _, err := c.Announce(ctx, url, tracker.AnnounceRequest{InfoHash: unregistered, PeerID: id("p"), Port: 1}); err != nil {
+		t.Errorf("announce of an unregistered torrent with allow_unregistered: %v", err)
 	}
 }

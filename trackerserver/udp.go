@@ -281,11 +281,13 @@ func (s *Server) handleUDP(pkt []byte, from netip.AddrPort, sc *scratch) []byte 
 func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *scratch) []byte {
 	now := t.Unix()
 	// The connection id is checked before the rest, so that only clients
-	// that proved their address get more than this one short answer.
+	// that proved their address get more than this one short answer. To
+	// an unproven address (the source may be forged) no answer is larger
+	// than the request, so the tracker cannot amplify a reflection attack.
 	if len(pkt) >= udpHeaderLen && binary.BigEndian.Uint32(pkt[8:]) != udpConnect &&
 		!s.ids.valid(now, from, binary.BigEndian.Uint64(pkt)) {
 		s.m.errors.WithLabelValues("udp_connection_id").Inc()
-		return appendUDPError(sc.body[:0], binary.BigEndian.Uint32(pkt[12:]), "connection id is invalid or expired")
+		return noLarger(pkt, appendUDPError(sc.body[:0], binary.BigEndian.Uint32(pkt[12:]), "bad or expired connection id"))
 	}
 	r, err := parseUDPRequest(pkt)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -305,7 +307,7 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 		b := sc.body[:0]
 		b = binary.BigEndian.AppendUint32(b, udpConnect)
 		b = binary.BigEndian.AppendUint32(b, r.tid)
-		return binary.BigEndian.AppendUint64(b, s.ids.issue(now, from))
+		return noLarger(pkt, binary.BigEndian.AppendUint64(b, s.ids.issue(now, from)))
 	}
 	switch r.action {
 	case udpAnnounce:
@@ -348,7 +350,11 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 		return b
 	case udpScrape:
 		// BEP 41 gives scrapes no URL data, so a private tracker cannot
-		// check a passkey here; it answers only counts, never peers.
+		// check a passkey here: it refuses them (HTTP scrapes carry one).
+		if s.cfg.Mode == ModePrivate {
+			s.m.errors.WithLabelValues("access").Inc()
+			return appendUDPError(sc.body[:0], r.tid, errPrivateScrape.Error())
+		}
 		s.m.scrapeUDP.Inc()
 		b := sc.body[:0]
 		b = binary.BigEndian.AppendUint32(b, udpScrape)
@@ -365,6 +371,14 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 		return b
 	}
 	return nil
+}
+
+// noLarger returns reply, or nil if it is larger than the request pkt.
+func noLarger(pkt, reply []byte) []byte {
+	if len(reply) > len(pkt) {
+		return nil
+	}
+	return reply
 }
 
 func clamp32(n int) uint32 { return uint32(min(max(n, 0), math.MaxInt32)) }

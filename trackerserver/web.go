@@ -50,6 +50,10 @@ type indexPage struct {
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	// A private tracker's list of info-hashes is its members' business.
+	if s.cfg.Mode == ModePrivate && !s.operator(w, r) {
+		return
+	}
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if len(q) > 200 {
 		q = q[:200]
@@ -200,6 +204,9 @@ func (s *Server) AddTorrent(data []byte, description string) (TorrentInfo, error
 }
 
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Mode == ModePrivate && !s.operator(w, r) {
+		return
+	}
 	h, err := hex.DecodeString(r.PathValue("hash"))
 	if err != nil || len(h) != 20 || s.store == nil {
 		http.NotFound(w, r)

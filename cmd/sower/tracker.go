@@ -36,7 +36,7 @@ func defaultTrackerData() string {
 func newTrackerCmd() *cobra.Command {
 	var (
 		httpAddr, udpAddr, dataDir, whitelist, configFile string
-		private, fullScrape                               bool
+		private, fullScrape, allowUnregistered            bool
 		interval                                          time.Duration
 		realIPHeader, title                               string
 		gcPercent                                         int
@@ -51,14 +51,18 @@ uploads at /upload and Prometheus metrics at /metrics, until Ctrl-C.
 Access modes: open (default), whitelist (--whitelist FILE with one hex
 info-hash per line, re-read when it changes; uploaded torrents are allowed
 too) and private (--private: announces go to /<passkey>/announce, see
-'sower tracker passkey').
+'sower tracker passkey'; only torrents uploaded or in --whitelist are
+tracked unless --allow-unregistered, UDP scrapes are refused as they carry
+no passkey, and the index page is shown to the operator only).
+Limits and their defaults are listed in docs/security.md.
 
 Passkeys, download counts and uploaded torrents are kept in --data DIR
 (default ` + defaultTrackerData() + `; --data "" keeps nothing). Settings may
 also come from a JSON --config file (keys: data, mode, whitelist, interval,
 min_interval, expire_factor, numwant, max_numwant, max_torrents,
 max_peers_per_torrent, max_peers, max_scrape_hashes, full_scrape,
-real_ip_header, trusted_proxies, flush_interval, title); flags win.
+real_ip_header, trusted_proxies, flush_interval, title, allow_unregistered,
+max_conns, header_timeout); flags win.
 --http "" or --udp "" turns a protocol off.`,
 		Example: `  sower tracker --http 127.0.0.1:6969 --udp 127.0.0.1:6969
   sower tracker --private --data /var/lib/sower-tracker
@@ -88,6 +92,9 @@ real_ip_header, trusted_proxies, flush_interval, title); flags win.
 			if private {
 				cfg.Mode = trackerserver.ModePrivate
 			}
+			if f.Changed("allow-unregistered") {
+				cfg.AllowUnregistered = allowUnregistered
+			}
 			if f.Changed("full-scrape") {
 				cfg.FullScrape = fullScrape
 			}
@@ -115,6 +122,7 @@ real_ip_header, trusted_proxies, flush_interval, title); flags win.
 	f.StringVar(&dataDir, "data", defaultTrackerData(), "directory of the tracker database (\"\" = memory only)")
 	f.BoolVar(&private, "private", false, "private tracker: require a passkey (/<passkey>/announce)")
 	f.StringVar(&whitelist, "whitelist", "", "file of allowed info-hashes (40 hex digits per line)")
+	f.BoolVar(&allowUnregistered, "allow-unregistered", false, "private tracker: track any torrent a passkey holder announces, not only uploaded or whitelisted ones")
 	f.StringVar(&configFile, "config", "", "JSON configuration file; flags override it")
 	f.BoolVar(&fullScrape, "full-scrape", false, "answer scrapes without info_hash with every torrent")
 	f.DurationVar(&interval, "interval", trackerserver.DefaultInterval, "re-announce interval told to clients")

@@ -50,9 +50,10 @@ func TestTrackerAndScrape(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "unknown passkey") {
 		t.Errorf("scrape with unknown passkey: %+v", r)
 	}
+	// A private tracker refuses UDP scrapes: they cannot carry a passkey.
 	r = sower(t, dir, "scrape", urls["UDP"], hash)
-	if r.code != 0 || r.stdout != hash+" seeders=0 leechers=0 downloaded=0\n" {
-		t.Errorf("udp scrape: %+v", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "scrape over HTTP") {
+		t.Errorf("udp scrape of a private tracker: %+v", r)
 	}
 	r = sower(t, dir, "scrape", urls["UDP"], "xyz")
 	if r.code != 2 || !strings.Contains(r.stderr, "info-hash 1 \"xyz\"") {
