@@ -309,35 +309,6 @@ func (d *Daemon) finishRun(t *torrent, err error) {
 	d.kickScheduler()
 }
 
-// errWatch wraps a torrent's storage and stops the run at the first write
-// error, so a full disk puts the torrent in the error state with a clear
-// message instead of the engine retrying the same piece forever.
-type errWatch struct {
-	storage.Storage
-	stop func()
-	mu   sync.Mutex
-	err  error
-}
-
-func (w *errWatch) WriteAt(p []byte, off int64) (int, error) {
-	n, err := w.Storage.WriteAt(p, off)
-	if err != nil {
-		w.mu.Lock()
-		if w.err == nil {
-			w.err = err
-		}
-		w.mu.Unlock()
-		w.stop()
-	}
-	return n, err
-}
-
-func (w *errWatch) failure() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
 // checkWritable fails early, with the folder's name, when new files cannot
 // be created in dir.
 func checkWritable(dir string) error {
@@ -436,8 +407,7 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 	if d.wrapStorage != nil {
 		st = d.wrapStorage(st)
 	}
-	watch := &errWatch{Storage: st, stop: stopRun}
-	eng, err := engine.New(&mi.Info, t.ih, layout, watch, engine.Config{
+	eng, err := engine.New(&mi.Info, t.ih, layout, st, engine.Config{
 		PeerID: d.peerID,
 		Port:   d.ln.Port(),
 		// No Trackers: the daemon announces (announce.go), so parking
@@ -492,9 +462,12 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 	stopRun()
 	watcher.Wait()
 	d.finalCheckpoint(t, eng, dir)
-	switch werr := watch.failure(); {
-	case werr != nil:
-		return fmt.Errorf("writing data in %s: %w", rec.DownloadDir, werr)
+	var werr *engine.WriteError
+	switch {
+	case errors.As(runErr, &werr):
+		// A full disk or an unwritable folder: the error state, retried
+		// after RetryAfter.
+		return fmt.Errorf("writing data in %s: %w", rec.DownloadDir, runErr)
 	case ctx.Err() != nil:
 		return nil
 	case runErr != nil:

@@ -173,6 +173,14 @@ func (pk *picker) finish(i int) {
 	}
 }
 
+// verified records that piece i passed its hash check and is stored.
+func (pk *picker) verified(i int) {
+	if pk.needs(i) {
+		pk.left--
+	}
+	pk.have.Set(i)
+}
+
 // unrequested returns the first block of pc nobody has requested, or -1.
 func (pc *piece) unrequested() int {
 	for b := pc.next; b < len(pc.blocks); b++ {

@@ -151,7 +151,7 @@ func (t *Torrent) onHashed(r hashResult) {
 	defer t.dropPieceData(pc)
 	switch {
 	case r.err != nil:
-		t.log.Error("writing piece failed; will download it again", "piece", i, "err", r.err)
+		t.failWrite(i, r.err)
 		return
 	case !r.ok:
 		t.hashFails++
@@ -164,8 +164,7 @@ func (t *Torrent) onHashed(r hashResult) {
 		return
 	}
 	t.convict(pc)
-	t.pk.have.Set(i)
-	t.pk.left--
+	t.pk.verified(i)
 	for p := range t.peers {
 		// Every peer hears of the piece, even one that has it: a seed
 		// counts what its leechers hold (availability, and refusing

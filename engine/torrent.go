@@ -199,7 +199,8 @@ type Torrent struct {
 	failed                      map[int]*failedPiece // mixed-source pieces that failed, by index
 	offerCount                  []int                // super-seeding: peers each piece is offered to
 	webSeeds                    []*wsSource
-	webDownloaded               int64 // payload bytes from web seeds
+	webDownloaded               int64       // payload bytes from web seeds
+	failure                     *WriteError // stops Run (verify.go)
 }
 
 // New prepares a torrent for Run. store must hold the torrent's byte space
@@ -305,9 +306,13 @@ func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 	}
 }
 
-// Run downloads and seeds until ctx is cancelled. On return all peer
-// connections are closed, a "stopped" announce was attempted and the
-// storage was synced (the caller closes it).
+// Run downloads and seeds until ctx is cancelled, and returns nil then.
+// It returns a *WriteError as soon as the storage fails to write a
+// verified piece (a full disk, a read-only folder): retrying would only
+// download the piece again to fail again. On return all peer connections
+// are closed, a "stopped" announce was attempted, every verification in
+// flight has finished (Have counts the pieces it wrote) and, with
+// SyncOnStop, the storage was synced (the caller closes it).
 func (t *Torrent) Run(ctx context.Context) error {
 	t.running.Store(true)
 	defer close(t.stopped)
@@ -328,13 +333,9 @@ func (t *Torrent) Run(ctx context.Context) error {
 		wg.Wait()
 		close(t.events)
 		// Let verifications finish their writes before we return (and
-		// before the sync), so a piece that passed its hash is stored.
-		go func() {
-			for range t.hashed {
-			}
-		}()
-		t.workers.Wait()
-		close(t.hashed)
+		// before the sync), so a piece that passed its hash is stored
+		// and counted.
+		t.drainVerifications()
 		if t.cfg.SyncOnStop {
 			if err := t.store.Sync(); err != nil {
 				t.log.Warn("sync storage", "err", err)
@@ -396,6 +397,9 @@ func (t *Torrent) Run(ctx context.Context) error {
 			t.dialMore(ctx, &wg, time.Now())
 		case r := <-t.hashed:
 			t.onHashed(r)
+			if t.failure != nil {
+				return t.failure
+			}
 			// A freed piece buffer may unblock peers waiting for one.
 			for p := range t.peers {
 				t.fillRequests(p)

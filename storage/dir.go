@@ -66,6 +66,7 @@ const DefaultMaxOpenFiles = 64
 type Dir struct {
 	l       *Layout
 	root    *os.Root
+	dir     string // the folder, absolute where it can be made so, for messages
 	wanted  []bool
 	maxOpen int
 	early   bool // Options.EarlyWriteback
@@ -132,9 +133,13 @@ func OpenDir(dir string, l *Layout, opts Options) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening download folder: %w", err)
 	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	d := &Dir{
 		l:       l,
 		root:    root,
+		dir:     dir,
 		maxOpen: opts.MaxOpenFiles,
 		early:   opts.EarlyWriteback,
 		behind:  dropper{on: opts.DropBehind, maxCost: dropCost},
@@ -210,14 +215,16 @@ func (d *Dir) isWanted(i int) bool { return d.wanted == nil || d.wanted[i] }
 // open opens file i. For writing it creates the file and its folders and
 // extends it to full length; for reading a missing file is ErrMissing, and
 // a file that cannot be opened for writing (read-only seed) is opened
-// read-only.
+// read-only. Errors of the write side name the file's OS path and the
+// cause (see writeError), as a full disk or read-only folder is reported
+// to the user from them.
 func (d *Dir) open(i int, write bool) (fh *os.File, writable bool, err error) {
 	f := d.l.files[i]
 	name := filepath.FromSlash(f.Path)
 	if write {
 		if dir := path.Dir(f.Path); dir != "." {
 			if err := d.root.MkdirAll(filepath.FromSlash(dir), 0o755); err != nil {
-				return nil, false, fmt.Errorf("storage: creating folder of %q: %w", f.Path, err)
+				return nil, false, writeError("creating the folder of", d.osPath(f.Path), err)
 			}
 		}
 	}
@@ -245,6 +252,9 @@ func (d *Dir) open(i int, write bool) (fh *os.File, writable bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) && !write {
 		return nil, false, fmt.Errorf("%w: file %q does not exist", ErrMissing, f.Path)
 	}
+	if err != nil && write {
+		return nil, false, writeError("creating", d.osPath(f.Path), err)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("storage: %w", err)
 	}
@@ -258,10 +268,29 @@ func (d *Dir) open(i int, write bool) (fh *os.File, writable bool, err error) {
 		}
 		if err != nil {
 			fh.Close()
-			return nil, false, fmt.Errorf("storage: preparing %q: %w", f.Path, err)
+			return nil, false, writeError("preparing", d.osPath(f.Path), err)
 		}
 	}
 	return fh, writable, nil
+}
+
+// osPath is where the file with torrent path p lives.
+func (d *Dir) osPath(p string) string { return filepath.Join(d.dir, filepath.FromSlash(p)) }
+
+// writeError reports a failed write-side operation on the file at path:
+// "storage: writing /data/x/y: no space left on device". The cause is the
+// bare system error (a full disk, a read-only file system, a permission),
+// not an os.PathError repeating a relative path; errors.Is still finds it.
+func writeError(op, path string, err error) error {
+	var pe *fs.PathError
+	var se *os.SyscallError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &se):
+		err = se.Err
+	}
+	return fmt.Errorf("storage: %s %s: %w", op, path, err)
 }
 
 // acquire returns a handle for file i, writable if write is set, from the
@@ -464,7 +493,7 @@ func (d *Dir) WriteAt(p []byte, off int64) (int, error) {
 			d.afterWrite(h, s.Offset, n, cpu)
 			d.release(h, n > 0)
 			if err != nil {
-				return done + n, fmt.Errorf("storage: writing %q: %w", d.l.files[s.File].Path, err)
+				return done + n, writeError("writing", d.osPath(d.l.files[s.File].Path), err)
 			}
 		}
 		done += len(src)

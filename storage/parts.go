@@ -65,6 +65,9 @@ func (p *partsFile) load(create bool) error {
 	if errors.Is(err, fs.ErrNotExist) && !create {
 		return nil
 	}
+	if err != nil && create {
+		return writeError("creating", p.name, err)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: parts file %s: %w", p.name, err)
 	}
@@ -154,12 +157,12 @@ func (p *partsFile) lookup(piece int, create bool) (*os.File, int64, bool, error
 	binary.BigEndian.PutUint64(sh[:], uint64(piece)+1)
 	at := partsHeaderSize + k*p.slotSize()
 	if _, err := p.f.WriteAt(sh[:], at); err != nil {
-		return nil, 0, false, fmt.Errorf("storage: parts file %s: claiming slot at offset %d: %w", p.name, at, err)
+		return nil, 0, false, writeError("writing", p.name, err)
 	}
 	// Extending to the full slot makes unwritten bytes read as zeros
 	// (a sparse hole) rather than hit end of file.
 	if err := p.f.Truncate(at + p.slotSize()); err != nil {
-		return nil, 0, false, fmt.Errorf("storage: parts file %s: extending to slot %d: %w", p.name, k, err)
+		return nil, 0, false, writeError("extending", p.name, err)
 	}
 	p.slots[piece] = k
 	p.nslots++
@@ -217,7 +220,7 @@ func (p *partsFile) writeAt(src []byte, off int64) (int, error) {
 		n, err := f.WriteAt(src[lo:hi], p.slotData(k)+in)
 		done += n
 		if err != nil {
-			return fmt.Errorf("storage: parts file %s: %w", p.name, err)
+			return writeError("writing", p.name, err)
 		}
 		return nil
 	})

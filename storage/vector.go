@@ -158,7 +158,7 @@ func (d *Dir) WriteVecAt(bufs [][]byte, off int64) (int, error) {
 	d.afterWrite(h, foff, n, cpu)
 	d.release(h, n > 0)
 	if err != nil {
-		return n, fmt.Errorf("storage: writing %q: %w", d.l.files[file].Path, err)
+		return n, writeError("writing", d.osPath(d.l.files[file].Path), err)
 	}
 	return n, nil
 }
