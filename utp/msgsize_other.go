@@ -1,0 +1,5 @@
+//go:build !unix
+
+package utp
+
+func isMsgSize(error) bool { return false }
