@@ -166,3 +166,16 @@ func startLibtorrent(t testing.TB, name string, flags []string, mode, source, di
 	}
 	return p
 }
+
+// LibtorrentUTP starts a libtorrent peer like LibtorrentSeed (mode "seed")
+// or LibtorrentGet (mode "get") that speaks uTP only: TCP off both ways,
+// uTP on. Its Port is its UDP port, and it dials the given peers over uTP.
+func LibtorrentUTP(t testing.TB, mode, torrent, dir string, peers ...string) *Peer {
+	t.Helper()
+	if mode != "seed" && mode != "get" {
+		t.Fatalf("LibtorrentUTP: mode %q, want seed or get", mode)
+	}
+	state := newLtState()
+	flags := append([]string{"--utp-only"}, peerFlags(peers)...)
+	return startLibtorrent(t, "libtorrent-utp-"+mode, flags, mode, torrent, dir, state, state.line)
+}

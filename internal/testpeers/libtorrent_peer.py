@@ -2,7 +2,7 @@
 testpeers: libtorrent.go, and libtorrent_dht.go for trackerless tests).
 
 Usage: libtorrent_peer.py [--peer HOST:PORT]... [--dht-bootstrap HOST:PORT]...
-                          [--trackerless] [--keep-seed-connections] [--no-pex]
+                          [--trackerless] [--keep-seed-connections] [--no-pex] [--utp-only]
                           seed TORRENT SAVE_DIR | get TORRENT_OR_MAGNET SAVE_DIR
 
 Everything listens on 127.0.0.1 at a port chosen by the system. The DHT is on
@@ -10,6 +10,8 @@ only when --dht-bootstrap is given (UDP, on the same port as TCP), and then it
 only ever contacts those nodes and the nodes they name: the public routers are
 never used. --keep-seed-connections keeps connections to other seeds open (a
 seed then still names another seed in PEX); --no-pex leaves out ut_pex.
+--utp-only turns TCP off both ways and uTP on (BEP 29, on the UDP port): peers
+given with --peer are then dialled over uTP.
 
 --trackerless is what the trackerless tests want: the peer also reports event
 and peer lines and dht_nodes, dials its peers at once (a magnet link's metadata
@@ -18,7 +20,8 @@ within 50 ms rather than polling every 100 ms, so that event times are sharp.
 
 Events go to stdout, one per line, flushed at once:
 
-    port N                  the TCP port (and DHT UDP port) it listens on
+    port N                  the TCP port (and DHT UDP port) it listens on; with
+                            --utp-only its uTP (UDP) port
     status k=v ...          about twice a second: state, progress, rates, byte counts,
                             peers (and dht_nodes with --trackerless)
     event NAME SECONDS      (--trackerless) once per NAME, seconds since the torrent was added:
@@ -65,6 +68,7 @@ class Options:
         self.trackerless = False
         self.keep_seeds = False
         self.pex = True
+        self.utp_only = False
         i = 0
         while i < len(argv) and argv[i].startswith("--"):
             flag = argv[i]
@@ -74,6 +78,8 @@ class Options:
                 self.keep_seeds = True
             elif flag == "--no-pex":
                 self.pex = False
+            elif flag == "--utp-only":
+                self.utp_only = True
             elif flag in ("--peer", "--dht-bootstrap"):
                 if i + 1 >= len(argv):
                     sys.exit("%s needs a value" % flag)
@@ -126,9 +132,12 @@ def session_settings(opts):
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        # TCP only: the common ground of every client in the tests.
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
+        # TCP only, the common ground of every client in the tests, unless
+        # the test is about uTP.
+        "enable_outgoing_utp": opts.utp_only,
+        "enable_incoming_utp": opts.utp_only,
+        "enable_outgoing_tcp": not opts.utp_only,
+        "enable_incoming_tcp": not opts.utp_only,
         # No rate limit anywhere, so benchmarks measure the real speed.
         "upload_rate_limit": 0,
         "download_rate_limit": 0,
@@ -145,7 +154,10 @@ def start_session(opts):
         ses = lt.session(session_settings(opts), flags=0)
         ses.add_extension("ut_metadata")
         ses.add_extension("smart_ban")
-    for cls in (ses.global_peer_class_id, ses.local_peer_class_id, ses.tcp_peer_class_id):
+    classes = [ses.global_peer_class_id, ses.local_peer_class_id, ses.tcp_peer_class_id]
+    if hasattr(ses, "utp_peer_class_id"):
+        classes.append(ses.utp_peer_class_id)
+    for cls in classes:
         info = ses.get_peer_class(cls)
         info["upload_limit"] = 0
         info["download_limit"] = 0
@@ -237,7 +249,9 @@ def main():
         for alert in ses.pop_alerts():
             name = type(alert).__name__
             if isinstance(alert, lt.listen_succeeded_alert):
-                if not port_told and alert.socket_type == lt.socket_type_t.tcp:
+                want = ((lt.socket_type_t.utp, lt.socket_type_t.udp) if opts.utp_only
+                        else (lt.socket_type_t.tcp,))
+                if not port_told and alert.socket_type in want:
                     say("port", alert.port)
                     listen_port = alert.port
                     port_told = True
