@@ -237,6 +237,15 @@ func (c *Conn) fillHeader(h *header, typ uint8, seq uint16, now time.Time) {
 	h.ack = c.ackNr
 }
 
+// markLost takes a packet out of the flight until it is sent again.
+func (c *Conn) markLost(o *outPacket) {
+	if o.resend || o.sacked {
+		return
+	}
+	o.resend = true
+	c.curWindow -= o.payload()
+}
+
 // transmit sends (or resends) an in-flight packet.
 func (c *Conn) transmit(o *outPacket, now time.Time) {
 	var h header
@@ -274,7 +283,7 @@ func (c *Conn) sendDatagram(b []byte, o *outPacket) {
 			c.mtuCeil = max(len(b)-1, minPacketSize)
 			c.mtuFloor = min(c.mtuFloor, c.mtuCeil)
 			if o != nil {
-				o.resend = true
+				c.markLost(o)
 				if o.probe > 0 {
 					o.probe = 0
 					c.probing = false
@@ -338,12 +347,18 @@ func (c *Conn) flush(now time.Time, force bool) bool {
 		return false
 	}
 	sent := false
+	wnd := min(int(c.cc.cwnd), int(c.peerWnd))
 	for _, o := range c.inflight[c.head:] {
-		if o.resend && !o.sacked {
-			o.resend = false
-			c.transmit(o, now)
-			sent = true
+		if !o.resend || o.sacked {
+			continue
 		}
+		if c.curWindow > 0 && c.curWindow+o.payload() > wnd && !(force && !sent) {
+			break
+		}
+		o.resend = false
+		c.curWindow += o.payload()
+		c.transmit(o, now)
+		sent = true
 	}
 	freed := false
 	for {
@@ -355,8 +370,7 @@ func (c *Conn) flush(now time.Time, force bool) bool {
 			break
 		}
 		inFlight := len(c.inflight) > c.head
-		wnd := min(int(c.cc.cwnd), int(c.peerWnd))
-		if inFlight && c.curWindow+n > wnd && !(force && !sent) {
+		if c.curWindow > 0 && c.curWindow+n > wnd && !(force && !sent) {
 			break
 		}
 		if !inFlight && n > int(c.peerWnd) && !force && n > 0 {
@@ -480,7 +494,9 @@ func (c *Conn) processAck(p *packet, now time.Time) {
 		c.head++
 		if !o.sacked {
 			acked += o.payload()
-			c.curWindow -= o.payload()
+			if !o.resend {
+				c.curWindow -= o.payload()
+			}
 			c.ackedOne(o, now)
 		}
 		if o.typ == stFin {
@@ -520,9 +536,12 @@ func (c *Conn) processAck(p *packet, now time.Time) {
 				}
 				o := c.inflight[c.head+idx]
 				if !o.sacked {
+					if !o.resend {
+						c.curWindow -= o.payload()
+					}
 					o.sacked = true
+					o.resend = false
 					acked += o.payload()
-					c.curWindow -= o.payload()
 					c.ackedOne(o, now)
 				}
 			}
@@ -577,7 +596,7 @@ func (c *Conn) lost(o *outPacket) {
 		return
 	}
 	o.fastResent = true
-	o.resend = true
+	c.markLost(o)
 	if o.probe > 0 {
 		c.probeLost(o)
 		return
@@ -800,6 +819,8 @@ func (c *Conn) onTimer() {
 		}
 		c.cc.onTimeout(c.mss())
 		c.lossSeq = c.seqNr
+		// Everything not selectively acked is taken as lost and resent
+		// as the (now one packet) window allows.
 		for _, o := range c.inflight[c.head:] {
 			if o.sacked {
 				continue
@@ -809,10 +830,9 @@ func (c *Conn) onTimer() {
 			}
 			if c.state == stateSynSent {
 				c.transmit(o, now)
-			} else {
-				o.resend = true
+				break
 			}
-			break
+			c.markLost(o)
 		}
 		c.flush(now, false)
 	} else if !c.stallSince.IsZero() && !now.Before(c.stallSince.Add(c.rto)) {

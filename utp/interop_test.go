@@ -181,6 +181,10 @@ func serveSeed(ctx context.Context, c net.Conn, infoHash [20]byte, data []byte) 
 	defer stop()
 	hs, err := peerwire.ReadHandshake(c)
 	if err != nil {
+		var pe *peerwire.ProtocolError
+		if errors.As(err, &pe) {
+			return nil // libtorrent tries an encrypted handshake (MSE) first, then plaintext
+		}
 		return err
 	}
 	if hs.InfoHash != infoHash {
