@@ -45,7 +45,7 @@ func Aria2Get(t testing.TB, torrent, outDir string, peers ...string) *Peer {
 	return startAria2(t, "get", torrent, outDir, peers, "--seed-time=0")
 }
 
-func startAria2(t testing.TB, mode, torrent, dir string, peers []string, modeArg string) *Peer {
+func startAria2(t testing.TB, mode, torrent, dir string, peers []string, modeArg string, extra ...string) *Peer {
 	t.Helper()
 	prog := needProgram(t, "aria2c", "aria2")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -81,6 +81,7 @@ func startAria2(t testing.TB, mode, torrent, dir string, peers []string, modeArg
 		"--console-log-level=notice",
 		modeArg,
 	}
+	args = append(args, extra...)
 	if len(peers) > 0 {
 		args = append(args, "--bt-tracker="+staticTracker(t, peers))
 	}

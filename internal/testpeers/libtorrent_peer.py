@@ -3,6 +3,7 @@ testpeers: libtorrent.go, and libtorrent_dht.go for trackerless tests).
 
 Usage: libtorrent_peer.py [--peer HOST:PORT]... [--dht-bootstrap HOST:PORT]...
                           [--trackerless] [--keep-seed-connections] [--no-pex] [--utp-only]
+                          [--encryption rc4|plaintext]
                           seed TORRENT SAVE_DIR | get TORRENT_OR_MAGNET SAVE_DIR
 
 Everything listens on 127.0.0.1 at a port chosen by the system. The DHT is on
@@ -12,6 +13,9 @@ never used. --keep-seed-connections keeps connections to other seeds open (a
 seed then still names another seed in PEX); --no-pex leaves out ut_pex.
 --utp-only turns TCP off both ways and uTP on (BEP 29, on the UDP port): peers
 given with --peer are then dialled over uTP.
+--encryption forces MSE (Message Stream Encryption) on every connection, in and
+out, with an RC4 payload (rc4) or a plaintext one after the obfuscated handshake
+(plaintext); without it the default applies (MSE tried first, plaintext accepted).
 
 --trackerless is what the trackerless tests want: the peer also reports event
 and peer lines and dht_nodes, dials its peers at once (a magnet link's metadata
@@ -69,6 +73,7 @@ class Options:
         self.keep_seeds = False
         self.pex = True
         self.utp_only = False
+        self.encryption = None
         i = 0
         while i < len(argv) and argv[i].startswith("--"):
             flag = argv[i]
@@ -80,6 +85,11 @@ class Options:
                 self.pex = False
             elif flag == "--utp-only":
                 self.utp_only = True
+            elif flag == "--encryption":
+                if i + 1 >= len(argv) or argv[i + 1] not in ("rc4", "plaintext"):
+                    sys.exit("--encryption needs rc4 or plaintext")
+                i += 1
+                self.encryption = argv[i]
             elif flag in ("--peer", "--dht-bootstrap"):
                 if i + 1 >= len(argv):
                     sys.exit("%s needs a value" % flag)
@@ -108,7 +118,7 @@ def session_settings(opts):
         mask |= lt.alert_category.dht | lt.alert_category.dht_operation
     else:
         mask |= lt.alert_category.tracker
-    return {
+    settings = {
         # libtorrent closes connections between two seeds by default; a PEX
         # test keeps them so that a seed can tell others about another seed.
         "close_redundant_connections": not opts.keep_seeds,
@@ -144,6 +154,13 @@ def session_settings(opts):
         "rate_limit_ip_overhead": False,
         "alert_mask": mask,
     }
+    if opts.encryption:
+        settings["out_enc_policy"] = int(lt.enc_policy.forced)
+        settings["in_enc_policy"] = int(lt.enc_policy.forced)
+        level = lt.enc_level.rc4 if opts.encryption == "rc4" else lt.enc_level.plaintext
+        settings["allowed_enc_level"] = int(level)
+        settings["prefer_rc4"] = opts.encryption == "rc4"
+    return settings
 
 
 def start_session(opts):

@@ -34,7 +34,7 @@ const trLocalError = 3
 // data is verified.
 func TransmissionSeed(t testing.TB, torrent, dataDir string) *Peer {
 	t.Helper()
-	return startTransmission(t, "seed", torrent, dataDir)
+	return startTransmission(t, "seed", torrent, dataDir, 1)
 }
 
 // TransmissionGet starts transmission-daemon downloading the torrent into
@@ -43,10 +43,10 @@ func TransmissionSeed(t testing.TB, torrent, dataDir string) *Peer {
 // and verified; it keeps seeding afterwards until Stop.
 func TransmissionGet(t testing.TB, torrent, outDir string) *Peer {
 	t.Helper()
-	return startTransmission(t, "get", torrent, outDir)
+	return startTransmission(t, "get", torrent, outDir, 1)
 }
 
-func startTransmission(t testing.TB, mode, torrent, dir string) *Peer {
+func startTransmission(t testing.TB, mode, torrent, dir string, encryption int) *Peer {
 	t.Helper()
 	prog := needProgram(t, "transmission-daemon", "transmission-daemon")
 	meta, err := os.ReadFile(torrent)
@@ -89,6 +89,7 @@ func startTransmission(t testing.TB, mode, torrent, dir string) *Peer {
 		"alt-speed-enabled":           false,
 		"blocklist-enabled":           false,
 		"message-level":               2, // info: enough to follow a transfer
+		"encryption":                  encryption,
 	}
 	data, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
