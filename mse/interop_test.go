@@ -256,4 +256,3 @@ func TestInteropTransmission(t *testing.T) {
 	seed := testpeers.TransmissionSeedEncrypted(t, f.torrent, f.dir, testpeers.RequireRC4)
 	dialSeed(t, f, seed, mse.RC4|mse.Plaintext, mse.RC4)
 }
-
