@@ -67,6 +67,9 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		if t.byAddr[a] != nil || now.Before(c.nextTry) || t.banned[banKey(a)] {
 			continue
 		}
+		if t.cfg.Gate != nil && !t.cfg.Gate.Admit(a) {
+			continue // over a shared limit: try again later
+		}
 		// Back off exponentially on failures; nextTry is pushed now so a
 		// dial in flight is not repeated.
 		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 10)) * redialAfter)
@@ -75,6 +78,13 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		go func() {
 			defer wg.Done()
 			h, err := t.dial(ctx, a)
+			if t.cfg.Gate != nil {
+				if err != nil {
+					t.cfg.Gate.Release(a)
+				} else {
+					h.conn = Gated(h.conn, t.cfg.Gate, a)
+				}
+			}
 			if err != nil {
 				t.log.Debug("dial failed", "peer", a, "err", err)
 				h = &handshaked{outgoing: true} // reports the dial slot free
@@ -94,7 +104,7 @@ func (t *Torrent) ourHandshake() peerwire.Handshake {
 	h := peerwire.Handshake{InfoHash: t.infoHash, PeerID: t.cfg.PeerID}
 	h.Reserved.SetFast()
 	h.Reserved.SetExtended()
-	if t.cfg.DHT != nil && !t.info.Private {
+	if t.cfg.DHTPort != 0 && !t.info.Private {
 		h.Reserved.SetDHT()
 	}
 	return h
@@ -189,7 +199,14 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	if c := t.known[ap]; c != nil {
 		c.failures = 0
 	}
-	conn := rawsock.Wrap(h.conn)
+	var conn net.Conn
+	if g, ok := h.conn.(*gatedConn); ok {
+		// Raw I/O needs the socket itself; the slot stays with the wrapper.
+		g.Conn = rawsock.Wrap(g.Conn)
+		conn = g
+	} else {
+		conn = rawsock.Wrap(h.conn)
+	}
 	if t.cfg.UploadLimit != nil || t.cfg.DownloadLimit != nil {
 		conn = &limitedConn{Conn: conn, ctx: ctx, up: t.cfg.UploadLimit, down: t.cfg.DownloadLimit}
 	}
@@ -220,8 +237,8 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	if p.reserved.SupportsExtended() {
 		p.send(t.extHandshake())
 	}
-	if t.cfg.DHT != nil && !t.info.Private && p.reserved.SupportsDHT() {
-		p.send(peerwire.Message{ID: peerwire.Port, Port: t.cfg.DHT.Addr().Port()})
+	if t.cfg.DHTPort != 0 && !t.info.Private && p.reserved.SupportsDHT() {
+		p.send(peerwire.Message{ID: peerwire.Port, Port: t.cfg.DHTPort})
 	}
 	switch {
 	case t.superSeeding():

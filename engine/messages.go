@@ -135,8 +135,8 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		return t.onExtended(p, m)
 
 	case peerwire.Port:
-		if t.cfg.DHT != nil && !t.info.Private && m.Port != 0 {
-			t.cfg.DHT.AddNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
+		if t.cfg.OnDHTNode != nil && !t.info.Private && m.Port != 0 {
+			t.cfg.OnDHTNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
 		}
 	case peerwire.Suggest:
 		// DHT and suggestions are handled by later layers; ignoring

@@ -258,9 +258,6 @@ func (t *Torrent) ban(p *peer, reason string) {
 func (t *Torrent) markComplete() {
 	t.complete = true
 	t.doneOnce.Do(func() { close(t.done) })
-	if t.announcer != nil {
-		t.announcer.Completed()
-	}
 	for p := range t.peers {
 		t.updateInterest(p)
 		if p.seed && t.pk.have.Full() {

@@ -11,24 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sowerbt/sower/dht"
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/storage"
-	"github.com/sowerbt/sower/tracker"
 	"golang.org/x/time/rate"
 )
 
 // Config tunes one torrent. Zero values take the documented defaults.
 type Config struct {
 	PeerID [20]byte // our peer id; default a fresh peerwire.NewPeerID()
-	Port   uint16   // the listening port we announce; 0 if not listening
-
-	// Trackers are the announce tiers (BEP 12); nil means no tracker.
-	Trackers [][]string
-	// Tracker is the client used for announces; default a new tracker.Client.
-	Tracker *tracker.Client
+	Port   uint16   // the listening port we tell peers; 0 if not listening
 
 	// Have is the set of verified pieces found on disk (storage.Recheck);
 	// default none.
@@ -50,9 +43,15 @@ type Config struct {
 	// InfoBytes is the raw info dictionary, served to peers that fetch the
 	// metadata from a magnet link (BEP 9); nil means we do not serve it.
 	InfoBytes []byte
-	// DHT, if set, finds peers for non-private torrents and is told about
-	// the nodes peers announce with the port message (BEP 5).
-	DHT *dht.Node
+	// DHTPort, if not 0, is our DHT node's UDP port: the handshake says we
+	// run a node and peers get a port message (BEP 5). OnDHTNode, if set,
+	// is told the nodes peers announce with theirs. Both are ignored for
+	// private torrents (BEP 27).
+	DHTPort   uint16
+	OnDHTNode func(netip.AddrPort)
+	// Gate, if set, admits every connection against limits shared with
+	// other torrents (the session's global and per-IP limits).
+	Gate ConnGate
 	// SuperSeed enables BEP 16 super-seeding while we are a seed.
 	SuperSeed bool
 	// UploadLimit and DownloadLimit cap the payload plus protocol bytes of
@@ -134,9 +133,6 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Tracker == nil {
-		c.Tracker = &tracker.Client{}
-	}
 }
 
 // Torrent downloads and seeds one torrent. All swarm state is owned by the
@@ -193,7 +189,6 @@ type Torrent struct {
 	wasted                      int64
 	hashFails                   int
 	down, up                    rateMeter
-	announcer                   *tracker.Announcer
 	complete                    bool
 	lastRechoke, lastOptimistic time.Time
 	failed                      map[int]*failedPiece // mixed-source pieces that failed, by index
@@ -343,23 +338,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 		}
 	}()
 
-	peersFromTracker := make(chan []tracker.Peer, 4)
-	if len(t.cfg.Trackers) > 0 {
-		t.announcer = tracker.NewAnnouncer(t.cfg.Tracker, t.cfg.Trackers, t.infoHash, t.cfg.PeerID, t.cfg.Port, t.log)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.announcer.Run(ctx, t.trackerStats, peersFromTracker)
-		}()
-	}
 	t.startWebSeeds(ctx, &wg)
-	if t.cfg.DHT != nil && !t.info.Private {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.dhtLoop(ctx)
-		}()
-	}
 	if t.pk.left == 0 {
 		t.markComplete()
 	}
@@ -386,13 +365,6 @@ func (t *Torrent) Run(ctx context.Context) error {
 		case <-redial.C:
 			t.dialMore(ctx, &wg, time.Now())
 		case addrs := <-t.addPeers:
-			t.learn(addrs)
-			t.dialMore(ctx, &wg, time.Now())
-		case ps := <-peersFromTracker:
-			addrs := make([]netip.AddrPort, 0, len(ps))
-			for _, p := range ps {
-				addrs = append(addrs, p.Addr)
-			}
 			t.learn(addrs)
 			t.dialMore(ctx, &wg, time.Now())
 		case r := <-t.hashed:
@@ -429,11 +401,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// trackerStats is called by the announcer goroutine; it reads the snapshot.
-func (t *Torrent) trackerStats() tracker.Stats {
-	s := t.Stats()
-	return tracker.Stats{Uploaded: s.Uploaded, Downloaded: s.Downloaded, Left: s.Left}
-}
 
 func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	for p := range t.peers {

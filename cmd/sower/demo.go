@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +21,7 @@ import (
 
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
-	"github.com/sowerbt/sower/storage"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/trackerserver"
 )
 
@@ -61,13 +60,10 @@ is verified against the original; the command exits 0 when all match.`,
 
 // demoNode is one peer of the demo swarm.
 type demoNode struct {
-	name  string
-	dir   string
-	t     *engine.Torrent
-	ln    *engine.Listener
-	store *storage.Dir
-	addr  netip.AddrPort
-	took  time.Duration
+	name string
+	dir  string
+	t    *engine.Torrent
+	took time.Duration
 }
 
 func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size int64, keep bool) error {
@@ -130,39 +126,33 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, leechers int, size i
 	}
 	fmt.Fprintf(stderr, "torrent %s: %s in %d pieces, info-hash %x, tracker %s\n", mi.Info.Name, formatSize(size), mi.Info.NumPieces(), mi.InfoHash, announce)
 
+	// Each peer is a session of its own on loopback, as separate
+	// processes would be; they find each other only through the tracker.
+	var sessions []*session.Session
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
 	start := func(name, dir string, verify bool) (*demoNode, error) {
-		layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
+		s, err := session.New(session.Config{Listen: "127.0.0.1:0", NoDHT: true, Logger: log.With("peer", name)})
 		if err != nil {
 			return nil, err
 		}
-		store, err := storage.OpenDir(dir, layout, storage.Options{})
+		sessions = append(sessions, s)
+		t, err := s.AddTorrent(ctx, mi, session.TorrentOptions{Dir: dir})
 		if err != nil {
 			return nil, err
 		}
-		cfg := engine.Config{Logger: log.With("peer", name), Trackers: mi.Tiers()}
-		if verify {
-			if cfg.Have, err = storage.Recheck(ctx, store, layout, mi.Info.Pieces, 0, nil); err != nil {
-				return nil, err
-			}
-			if !cfg.Have.Full() {
-				return nil, errors.New("seed data failed verification")
-			}
+		if verify && !t.Have().Full() {
+			t.Close()
+			return nil, errors.New("seed data failed verification")
 		}
-		ln, err := engine.Listen("127.0.0.1:0", log)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Port = ln.Port()
-		t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, cfg)
-		if err != nil {
-			return nil, err
-		}
-		ln.Add(ctx, t)
-		wg.Add(2)
-		go func() { defer wg.Done(); ln.Serve(ctx) }()
-		go func() { defer wg.Done(); t.Run(ctx); store.Close() }()
-		return &demoNode{name: name, dir: dir, t: t, ln: ln, store: store,
-			addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ln.Port())}, nil
+		wg.Go(func() {
+			<-ctx.Done()
+			t.Close()
+		})
+		return &demoNode{name: name, dir: dir, t: t.Engine()}, nil
 	}
 
 	seed, err := start("seed", seedDir, true)

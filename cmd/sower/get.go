@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path"
@@ -18,16 +19,18 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
-	"github.com/sowerbt/sower/dht"
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/magnet"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"
 )
 
 // swarmFlags are the options get and seed share.
 type swarmFlags struct {
 	port          int
+	portSet       bool // --port given explicitly
+	listen        string
 	peers         []string
 	quiet         bool
 	uploadLimit   string
@@ -39,7 +42,8 @@ type swarmFlags struct {
 }
 
 func (f *swarmFlags) register(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.port, "port", 6881, "TCP port to accept peers on (0 picks a free one)")
+	cmd.Flags().IntVar(&f.port, "port", 6881, "TCP port to accept peers on, all interfaces (0 picks a free one)")
+	cmd.Flags().StringVar(&f.listen, "listen", "", "accept peers on this IP:PORT only, e.g. 127.0.0.1:6881 (instead of --port)")
 	cmd.Flags().StringArrayVar(&f.peers, "peer", nil, "dial this peer HOST:PORT directly (repeatable)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 	cmd.Flags().StringVar(&f.uploadLimit, "upload-limit", "", "upload rate limit, bytes/s (e.g. 8M, 512KiB)")
@@ -68,6 +72,7 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
   sower get --port 0 --peer 127.0.0.1:6881 file.torrent`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sf.portSet = cmd.Flags().Changed("port")
 			if seed && noSeed {
 				return errors.New("--seed and --no-seed contradict each other")
 			}
@@ -85,31 +90,34 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
 			} else if mi, err = metainfo.Load(args[0]); err != nil {
 				return err
 			}
+			peers, err := sf.peerAddrs()
+			if err != nil {
+				return err
+			}
 			var nodes []string
 			if mi != nil {
 				nodes = mi.Nodes
 			}
-			sess, err := openSession(ctx, sf, mi == nil || !mi.Info.Private, nodes)
+			s, err := openSession(sf, mi != nil && mi.Info.Private, nodes)
 			if err != nil {
 				return err
 			}
-			defer sess.close()
+			defer s.Close()
+			var swarm *session.Swarm
 			if mag != nil {
-				if mi, err = sess.fetchMetadata(ctx, mag); err != nil {
+				if mi, swarm, err = fetchMetadata(ctx, s, mag, peers, sf.quiet); err != nil {
 					return err
 				}
+				defer swarm.Leave()
 			}
 			wanted, err := selectFiles(&mi.Info, only)
 			if err != nil {
 				return err
 			}
-			if wanted == nil && mag != nil && len(mag.SelectOnly) > 0 {
-				wanted = make([]bool, len(mi.Info.FileEntries()))
-				for i := range wanted {
-					wanted[i] = mag.Selected(i)
-				}
+			if wanted == nil && mag != nil {
+				wanted = session.Wanted(mag, len(mi.Info.FileEntries()))
 			}
-			return sess.run(ctx, mi, outDir, wanted, seed)
+			return run(ctx, s, sf, mi, outDir, runOptions{wanted: wanted, seed: seed, peers: peers, swarm: swarm})
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "folder to download into")
@@ -144,12 +152,17 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
 				return err
 			}
 			sf.superSeed = superSeed
-			sess, err := openSession(ctx, sf, !mi.Info.Private, mi.Nodes)
+			sf.portSet = cmd.Flags().Changed("port")
+			peers, err := sf.peerAddrs()
 			if err != nil {
 				return err
 			}
-			defer sess.close()
-			return sess.run(ctx, mi, args[1], nil, true)
+			s, err := openSession(sf, mi.Info.Private, mi.Nodes)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return run(ctx, s, sf, mi, args[1], runOptions{seed: true, peers: peers})
 		},
 	}
 	cmd.Flags().BoolVar(&superSeed, "super-seed", false, "super-seeding (BEP 16): offer each peer pieces nobody else has")
@@ -219,11 +232,19 @@ func indexRange(s string) (lo, hi int, ok bool) {
 	return lo, hi, true
 }
 
+// runOptions are what get and seed tell run beyond the flags.
+type runOptions struct {
+	wanted []bool
+	seed   bool // keep seeding once complete
+	peers  []netip.AddrPort
+	swarm  *session.Swarm // a magnet's swarm, joined to fetch the metadata
+}
+
 // run verifies what is on disk, then downloads and/or seeds until the
-// download completes (and seed is false) or the user interrupts.
-func (sess *session) run(ctx context.Context, mi *metainfo.MetaInfo, dir string, wanted []bool, seed bool) error {
+// download completes (and seed is false), the user interrupts, or the
+// torrent stops on a fatal error (a full or read-only disk).
+func run(ctx context.Context, s *session.Session, sf swarmFlags, mi *metainfo.MetaInfo, dir string, o runOptions) error {
 	log := slog.Default()
-	sf := sess.flags
 	upLimit, err := parseLimit("--upload-limit", sf.uploadLimit)
 	if err != nil {
 		return err
@@ -232,68 +253,28 @@ func (sess *session) run(ctx context.Context, mi *metainfo.MetaInfo, dir string,
 	if err != nil {
 		return err
 	}
-
-	layout, err := storage.NewLayout(engine.Files(&mi.Info), mi.Info.PieceLength)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("download folder: %w", err)
-	}
-	store, err := storage.OpenDir(dir, layout, storage.Options{Wanted: wanted, EarlyWriteback: sf.sync, DropBehind: true})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
 	ui := newStatusLine(os.Stderr, sf.quiet)
 	start := time.Now()
-	have, err := storage.Recheck(ctx, store, layout, mi.Info.Pieces, 0, func(n int) {
-		ui.checking(n, layout.NumPieces())
-	})
-	if err != nil {
-		return fmt.Errorf("checking existing data: %w", err)
-	}
-	ui.done()
-	if n := have.Count(); n > 0 {
-		log.Info("existing data checked", "verified_pieces", n, "of", layout.NumPieces(), "took", time.Since(start).Round(time.Millisecond))
-	}
-
-	ln := sess.ln
-	var node *dht.Node
-	if !mi.Info.Private {
-		node = sess.dht
-	}
-	t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, engine.Config{
-		PeerID:        sess.peerID,
-		Port:          ln.Port(),
-		InfoBytes:     mi.InfoBytes,
-		DHT:           node,
-		Trackers:      mi.Tiers(),
-		Have:          have,
-		WantedFiles:   wanted,
-		WebSeeds:      mi.URLList,
-		HTTPSeeds:     mi.HTTPSeeds,
+	t, err := s.AddTorrent(ctx, mi, session.TorrentOptions{
+		Dir:           dir,
+		Wanted:        o.wanted,
 		SuperSeed:     sf.superSeed,
 		UploadLimit:   upLimit,
 		DownloadLimit: downLimit,
+		Peers:         o.peers,
+		Storage:       storage.Options{EarlyWriteback: sf.sync, DropBehind: true},
 		SyncOnStop:    sf.sync,
-		Logger:        log,
+		OnCheck:       ui.checking,
+		Swarm:         o.swarm,
 	})
+	ui.done()
 	if err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ln.Add(runCtx, t)
-	listenDone := make(chan error, 1)
-	go func() { listenDone <- ln.Serve(runCtx) }()
-	runDone := make(chan error, 1)
-	go func() { runDone <- t.Run(runCtx) }()
-	if len(sess.peers) > 0 {
-		t.AddPeers(sess.peers...)
+	if n := t.Have().Count(); n > 0 {
+		log.Info("existing data checked", "verified_pieces", n, "of", t.Layout().NumPieces(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	log.Info("started", "torrent", mi.Info.Name, "infohash", fmt.Sprintf("%x", mi.InfoHash), "port", ln.Port())
+	log.Info("started", "torrent", mi.Info.Name, "infohash", fmt.Sprintf("%x", mi.InfoHash), "port", s.Port())
 
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -303,12 +284,10 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
-			result = errInterrupted(t.Stats(), seed)
+			result = errInterrupted(t.Stats(), o.seed)
 			break loop
-		case err := <-runDone:
-			runDone = nil
-			result = err
-			break loop
+		case <-t.Stopped():
+			break loop // Close returns the engine's error
 		case <-done:
 			done = nil
 			ui.progress(t.Stats())
@@ -316,7 +295,7 @@ loop:
 			st := t.Stats()
 			fmt.Fprintf(os.Stderr, "%s: complete in %s: downloaded %d bytes (%d from web seeds, %d wasted, %d hash failures), uploaded %d bytes\n",
 				mi.Info.Name, time.Since(start).Round(time.Millisecond), st.Downloaded, st.WebSeedDownloaded, st.Wasted, st.HashFailures, st.Uploaded)
-			if !seed {
+			if !o.seed {
 				break loop
 			}
 			fmt.Fprintln(os.Stderr, "seeding; Ctrl-C to stop")
@@ -325,17 +304,8 @@ loop:
 		}
 	}
 	ui.done()
-	cancel()
-	if runDone != nil {
-		if err := <-runDone; err != nil && result == nil {
-			result = err
-		}
-	}
-	if err := <-listenDone; err != nil && result == nil {
+	if err := t.Close(); err != nil && result == nil {
 		result = err
-	}
-	if err := store.Close(); err != nil && result == nil {
-		result = fmt.Errorf("closing files: %w", err)
 	}
 	return result
 }

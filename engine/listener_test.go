@@ -11,15 +11,15 @@ import (
 	"github.com/sowerbt/sower/peerwire"
 )
 
-// Listener accepts peer connections on one port for any number of
-// torrents, routing each by the info-hash in its handshake.
+// Listener accepts peer connections on one port for the engines of a
+// test, routing each by the info-hash in its handshake (the session
+// package does this for real).
 type Listener struct {
 	ln  net.Listener
 	log *slog.Logger
 
-	mu       sync.Mutex // guards torrents and wake
+	mu       sync.Mutex // guards torrents
 	torrents map[[20]byte]*torrentEntry
-	wake     func(infoHash [20]byte) bool
 }
 
 type torrentEntry struct {
@@ -63,18 +63,6 @@ func (l *Listener) Remove(infoHash [20]byte) {
 	l.mu.Unlock()
 }
 
-// SetWake installs f, called (without any Listener lock held) when a
-// handshake names an info-hash that has no torrent registered. A daemon
-// that parks idle torrents (no goroutines, no buffers) uses it to start
-// one on demand: f returns true once it has Added the torrent, and the
-// connection is then routed to it; otherwise the connection is closed.
-// f runs on the connection's own goroutine, so it may block briefly.
-func (l *Listener) SetWake(f func(infoHash [20]byte) bool) {
-	l.mu.Lock()
-	l.wake = f
-	l.mu.Unlock()
-}
-
 // Serve accepts connections until ctx is cancelled, then closes the
 // listener and waits for handshakes in progress.
 func (l *Listener) Serve(ctx context.Context) error {
@@ -111,13 +99,8 @@ func (l *Listener) route(ctx context.Context, conn net.Conn) {
 		return
 	}
 	l.mu.Lock()
-	e, wake := l.torrents[ih], l.wake
+	e := l.torrents[ih]
 	l.mu.Unlock()
-	if e == nil && wake != nil && wake(ih) {
-		l.mu.Lock()
-		e = l.torrents[ih]
-		l.mu.Unlock()
-	}
 	if e == nil {
 		l.log.Debug("incoming connection for unknown torrent", "peer", conn.RemoteAddr(), "infohash", ih)
 		conn.Close()
