@@ -175,14 +175,19 @@ func (s *Session) runJob(j *job) {
 	}
 }
 
-// request builds the swarm's next announce; s.mu is held.
-func (s *Session) requestLocked(w *Swarm, ev tracker.Event) tracker.AnnounceRequest {
+// request builds the swarm's next announce. s.mu must not be held: the
+// counters come from the swarm's owner, which may hold its own lock while
+// it calls the session.
+func (s *Session) request(w *Swarm, ev tracker.Event) tracker.AnnounceRequest {
+	s.mu.Lock()
+	e := w.eng
+	s.mu.Unlock()
 	var st tracker.Stats
 	switch {
 	case w.opts.Stats != nil:
 		st = w.opts.Stats()
-	case w.eng != nil:
-		es := w.eng.LastStats()
+	case e != nil:
+		es := e.LastStats()
 		st = tracker.Stats{Uploaded: es.Uploaded, Downloaded: es.Downloaded, Left: es.Left}
 	default:
 		st = tracker.Stats{Left: 1}
@@ -209,9 +214,9 @@ func (s *Session) key() uint32 {
 func (s *Session) announceTrackers(w *Swarm) {
 	s.mu.Lock()
 	ev := w.ann.event
-	req := s.requestLocked(w, ev)
 	needScrape := time.Since(w.ann.lastScrape) >= scrapeEvery && ev != tracker.Stopped
 	s.mu.Unlock()
+	req := s.request(w, ev)
 
 	ctx := s.ctx
 	_, resp, err := w.tiers.Announce(ctx, s.cfg.Tracker, req, s.log)
@@ -334,16 +339,14 @@ func (s *Session) announceDHT(w *Swarm) {
 // a time, within stopTimeout overall.
 func (s *Session) stopAll() {
 	s.mu.Lock()
-	var reqs []tracker.AnnounceRequest
-	var tiers []*tracker.Tiers
+	var stop []*Swarm
 	seen := make(map[*Swarm]bool)
 	add := func(w *Swarm) {
 		if seen[w] || !w.ann.announced {
 			return
 		}
 		seen[w] = true
-		reqs = append(reqs, s.requestLocked(w, tracker.Stopped))
-		tiers = append(tiers, w.tiers)
+		stop = append(stop, w)
 		w.ann.announced = false
 	}
 	for _, w := range s.swarms {
@@ -354,8 +357,13 @@ func (s *Session) stopAll() {
 	}
 	s.sched = nil
 	s.mu.Unlock()
-	if len(reqs) == 0 {
+	if len(stop) == 0 {
 		return
+	}
+	reqs := make([]tracker.AnnounceRequest, len(stop))
+	tiers := make([]*tracker.Tiers, len(stop))
+	for i, w := range stop {
+		reqs[i], tiers[i] = s.request(w, tracker.Stopped), w.tiers
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
