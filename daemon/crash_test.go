@@ -28,7 +28,7 @@ func TestHelperDaemonProcess(t *testing.T) {
 	}
 	torrent, _ := os.ReadFile(os.Getenv("SOWER_HELPER_TORRENT"))
 	peer := netip.MustParseAddrPort(os.Getenv("SOWER_HELPER_PEER"))
-	d, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond})
+	d, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", NoDHT: true, RPCAddr: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

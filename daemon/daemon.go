@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,9 +21,8 @@ import (
 
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
-	"github.com/sowerbt/sower/peerwire"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"
-	"github.com/sowerbt/sower/tracker"
 )
 
 // Config sets up a Daemon. Zero values take the documented defaults.
@@ -34,8 +32,17 @@ type Config struct {
 	// DownloadDir is the default folder for new torrents on first start;
 	// afterwards the stored session setting wins. Default DataDir/downloads.
 	DownloadDir string
-	// PeerAddr is where peers connect, e.g. ":6881" (":0" picks a port).
+	// PeerAddr is where peers connect, e.g. ":6881" (":0" picks a port);
+	// the DHT uses the same port over UDP.
 	PeerAddr string
+	// NoDHT turns the DHT off; DHTBootstrap lists HOST:PORT of nodes to
+	// join it through (default the public routers). The routing table is
+	// kept in DataDir across restarts.
+	NoDHT        bool
+	DHTBootstrap []string
+	// AnnounceFloor is the shortest re-announce interval whatever a
+	// tracker says; default session.DefaultAnnounceFloor (tests shorten it).
+	AnnounceFloor time.Duration
 	// RPCAddr, if set, is where Run serves Handler (RPC, web UI, metrics).
 	RPCAddr string
 	// Username and Password, if set, protect the RPC and web UI with
@@ -104,9 +111,8 @@ type Daemon struct {
 	cfg       Config
 	log       *slog.Logger
 	db        *store
-	ln        *engine.Listener
+	sess      *session.Session // peer listener, DHT, announces
 	rpcLn     net.Listener
-	peerID    [20]byte
 	sessionID string
 	up, down  *rate.Limiter // global limits, shared by every torrent
 	kick      chan struct{}
@@ -114,10 +120,6 @@ type Daemon struct {
 	// wrapStorage, if set (by tests), wraps each run's storage, e.g. to
 	// simulate a full disk.
 	wrapStorage func(storage.Storage) storage.Storage
-	trackers    tracker.Client
-	annKey      uint32        // BEP 7 key, one for the session
-	annFloor    time.Duration // shortest re-announce interval; tests shorten it
-	annKick     chan struct{} // the announce schedule's head moved earlier
 	// lastListSize is the length of the last torrent-get reply, to size
 	// the next one's buffer in one allocation.
 	lastListSize atomic.Int64
@@ -130,7 +132,6 @@ type Daemon struct {
 	runCtx   context.Context               // set while Run runs; torrents start under it
 	extra    map[[20]byte][]netip.AddrPort // peers given by AddPeers, offered at every start
 	wg       sync.WaitGroup                // torrent goroutines
-	annHeap  annHeap                       // torrents by next announce
 	// parkedSinceRelease counts torrents parked since releaseMemory last
 	// ran, at lastRelease; allocsAtRelease is the heap's cumulative
 	// allocated bytes when it last returned memory.
@@ -183,14 +184,10 @@ func Open(cfg Config) (*Daemon, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		db:        db,
-		peerID:    peerwire.NewPeerID(),
 		sessionID: randomToken(24),
 		up:        rate.NewLimiter(rate.Inf, 4<<20),
 		down:      rate.NewLimiter(rate.Inf, 4<<20),
 		kick:      make(chan struct{}, 1),
-		annKick:   make(chan struct{}, 1),
-		annKey:    mrand.Uint32(),
-		annFloor:  tracker.DefaultIntervalFloor,
 		torrents:  make(map[[20]byte]*torrent),
 		byID:      make(map[int]*torrent),
 		extra:     make(map[[20]byte][]netip.AddrPort),
@@ -199,11 +196,8 @@ func Open(cfg Config) (*Daemon, error) {
 		password:  cfg.Password,
 	}
 	fail := func(err error) (*Daemon, error) {
-		if d.ln != nil {
-			// Serve was never called: closing through a cancelled Serve.
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			d.ln.Serve(ctx)
+		if d.sess != nil {
+			d.sess.Close()
 		}
 		if d.rpcLn != nil {
 			d.rpcLn.Close()
@@ -226,11 +220,17 @@ func Open(cfg Config) (*Daemon, error) {
 	if err := d.loadTorrents(); err != nil {
 		return fail(err)
 	}
-	d.ln, err = engine.Listen(cfg.PeerAddr, cfg.Logger)
+	d.sess, err = session.New(session.Config{
+		Listen:        cfg.PeerAddr,
+		NoDHT:         cfg.NoDHT,
+		DHTBootstrap:  cfg.DHTBootstrap,
+		DHTStateFile:  filepath.Join(cfg.DataDir, "dht.state"),
+		AnnounceFloor: cfg.AnnounceFloor,
+		Logger:        cfg.Logger,
+	})
 	if err != nil {
-		return fail(fmt.Errorf("daemon: listen for peers on %s: %w", cfg.PeerAddr, err))
+		return fail(fmt.Errorf("daemon: %w", err))
 	}
-	d.ln.SetWake(func(ih [20]byte) bool { return d.wakeEngine(ih) != nil })
 	if cfg.RPCAddr != "" {
 		d.rpcLn, err = net.Listen("tcp", cfg.RPCAddr)
 		if err != nil {
@@ -311,7 +311,7 @@ func (d *Daemon) loadTorrents() error {
 }
 
 // PeerPort is the port peers connect to, shared by all torrents.
-func (d *Daemon) PeerPort() uint16 { return d.ln.Port() }
+func (d *Daemon) PeerPort() uint16 { return d.sess.Port() }
 
 // RPCAddr is the address Run serves HTTP on, or nil without Config.RPCAddr.
 func (d *Daemon) RPCAddr() net.Addr {
@@ -328,12 +328,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var bg sync.WaitGroup
-	serveErr := make(chan error, 2)
-	bg.Go(func() {
-		if err := d.ln.Serve(ctx); err != nil {
-			serveErr <- fmt.Errorf("peer listener: %w", err)
-		}
-	})
+	serveErr := make(chan error, 1)
 	var srv *http.Server
 	if d.rpcLn != nil {
 		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -343,9 +338,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
-	annCtx, stopAnnounces := context.WithCancel(context.Background())
-	defer stopAnnounces()
-	var annDone sync.WaitGroup
 	d.mu.Lock()
 	d.runCtx = ctx
 	for _, t := range d.torrents {
@@ -354,7 +346,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.mu.Unlock()
-	annDone.Go(func() { d.announceLoop(annCtx) })
 	d.log.Info("daemon running", "peer_port", d.PeerPort(), "rpc", d.RPCAddr())
 
 	var result error
@@ -395,8 +386,7 @@ loop:
 	cancel()
 	d.wg.Wait()
 	// Every run has ended: now the trackers hear "stopped".
-	stopAnnounces()
-	annDone.Wait()
+	d.sess.Close()
 	bg.Wait()
 	if err := d.db.close(); err != nil && result == nil {
 		result = fmt.Errorf("close state database: %w", err)
@@ -586,25 +576,16 @@ func (d *Daemon) AddPeers(ih [20]byte, addrs ...netip.AddrPort) error {
 		return err
 	}
 	d.extra[ih] = append(d.extra[ih], addrs...)
-	var metaPeers chan netip.AddrPort // nil (never ready) unless fetching metadata
-	if t.run != nil {
-		metaPeers = t.run.metaPeers
-	}
-	for _, a := range addrs {
-		select {
-		case metaPeers <- a: // fetching metadata: these peers may have it
-		default:
-		}
-	}
-	eng, parked := t.eng(), t.life == lifeParked
+	w, parked := t.swarm, t.parked()
 	d.mu.Unlock()
-	if parked {
-		// They may want what we seed: wake it; the engine dials d.extra.
-		d.wakeEngine(ih)
-		return nil
+	if w != nil {
+		// To the engine, or the metadata fetch, or kept for the engine
+		// a wake attaches.
+		w.AddPeers(addrs...)
 	}
-	if eng != nil {
-		eng.AddPeers(addrs...)
+	if parked {
+		// They may want what we seed: wake it.
+		d.wakeEngine(ih)
 	}
 	return nil
 }

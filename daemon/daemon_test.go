@@ -59,6 +59,9 @@ func startDaemon(t testing.TB, cfg Config) *running {
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 200 * time.Millisecond
 	}
+	if cfg.DHTBootstrap == nil {
+		cfg.NoDHT = true // tests stay on loopback: no public routers
+	}
 	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +411,7 @@ func TestSettingsPersist(t *testing.T) {
 func TestSecondDaemonOnSameStateRefused(t *testing.T) {
 	data := t.TempDir()
 	startDaemon(t, Config{DataDir: data})
-	_, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0"})
+	_, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", NoDHT: true})
 	if err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second daemon on the same state: %v, want a locked error", err)
 	}

@@ -40,7 +40,7 @@ func TestFullDiskErrorAndResume(t *testing.T) {
 	var full atomic.Bool
 	var written atomic.Int32
 	full.Store(true)
-	d, err := Open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", RetryAfter: time.Hour, CheckpointInterval: 100 * time.Millisecond})
+	d, err := Open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", NoDHT: true, RetryAfter: time.Hour, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

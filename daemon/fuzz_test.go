@@ -33,7 +33,7 @@ func FuzzRPC(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	d, err := Open(Config{DataDir: f.TempDir(), PeerAddr: "127.0.0.1:0", HTTPClient: &http.Client{Transport: noNetwork{}}})
+	d, err := Open(Config{DataDir: f.TempDir(), PeerAddr: "127.0.0.1:0", NoDHT: true, HTTPClient: &http.Client{Transport: noNetwork{}}})
 	if err != nil {
 		f.Fatal(err)
 	}

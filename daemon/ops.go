@@ -16,6 +16,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/magnet"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"
 )
 
@@ -197,7 +198,8 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 		return nil
 	}
 	mi := &metainfo.MetaInfo{Info: *info, InfoBytes: infoBytes, InfoHash: infoHash}
-	if m, err := magnet.Parse(t.rec.Magnet); err == nil {
+	m, merr := magnet.Parse(t.rec.Magnet)
+	if merr == nil {
 		for _, tr := range m.Trackers {
 			mi.AnnounceList = append(mi.AnnounceList, []string{tr})
 		}
@@ -209,6 +211,17 @@ func (d *Daemon) AddMetadata(infoHash [20]byte, infoBytes []byte) error {
 	}
 	if err := t.setMeta(mi); err != nil {
 		return err
+	}
+	if merr == nil && t.rec.Priorities == nil {
+		// The link's so= selects files (BEP 53); the rest are skipped.
+		if wanted := session.Wanted(m, t.layout.NumFiles()); wanted != nil {
+			t.rec.Priorities = make([]int8, len(wanted))
+			for i, w := range wanted {
+				if w {
+					t.rec.Priorities[i] = int8(engine.Normal)
+				}
+			}
+		}
 	}
 	if t.run != nil {
 		t.run.cancel() // a fetch in progress is no longer needed
@@ -547,4 +560,27 @@ func (d *Daemon) Move(ih [20]byte, dir string, move bool) error {
 		t.rec.DownloadDir = internDir(abs)
 		return nil
 	})
+}
+
+// Reannounce asks the torrent's trackers for peers now, or as soon as the
+// trackers' "min interval" allows. It fails for a torrent that is not
+// announced (stopped, queued, failed) or has no tracker.
+func (d *Daemon) Reannounce(ih [20]byte) error {
+	d.mu.Lock()
+	t, err := d.lookup(ih)
+	var w *session.Swarm
+	if err == nil {
+		w = t.swarm
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return fmt.Errorf("torrent %x is not running: start it to announce", ih)
+	}
+	if _, err := w.Reannounce(); err != nil {
+		return fmt.Errorf("torrent %x: %w", ih, err)
+	}
+	return nil
 }

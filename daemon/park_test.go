@@ -180,10 +180,9 @@ func TestParkedSeedReannounces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.annFloor = 200 * time.Millisecond
 		return runDaemon(t, d)
 	}
-	s := open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond, ParkAfter: parkAfter})
+	s := open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", NoDHT: true, CheckpointInterval: 100 * time.Millisecond, ParkAfter: parkAfter, AnnounceFloor: 200 * time.Millisecond})
 	add(t, s.Daemon, f, f.dir)
 	waitFor(t, 30*time.Second, "park", func() bool { return isParked(s.Daemon, f.ih) })
 	parkedAt := len(log.snapshot())
@@ -202,7 +201,7 @@ func TestParkedSeedReannounces(t *testing.T) {
 	}
 
 	// A leecher finds the parked seed through the tracker.
-	d := open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond})
+	d := open(Config{DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", NoDHT: true, CheckpointInterval: 100 * time.Millisecond})
 	out := t.TempDir()
 	add(t, d.Daemon, f, out)
 	waitFor(t, 60*time.Second, "download through the tracker", func() bool { return stateOf(t, d.Daemon, f.ih).State == "seeding" })
@@ -232,7 +231,7 @@ func TestHelperParkedProcess(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	torrent, _ := os.ReadFile(os.Getenv("SOWER_PARK_TORRENT"))
-	d, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", CheckpointInterval: 100 * time.Millisecond, ParkAfter: parkAfter})
+	d, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", NoDHT: true, CheckpointInterval: 100 * time.Millisecond, ParkAfter: parkAfter})
 	if err != nil {
 		t.Fatal(err)
 	}

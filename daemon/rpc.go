@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/tracker"
 )
 
 // The Transmission RPC protocol (rpc-spec.md of Transmission 3.00): a POST
@@ -128,7 +130,7 @@ func (d *Daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 	case "torrent-verify":
 		return nil, d.forEach(args, d.Verify)
 	case "torrent-reannounce":
-		return nil, d.forEach(args, func([20]byte) error { return nil })
+		return nil, d.forEach(args, d.Reannounce)
 	case "torrent-remove":
 		var del bool
 		if err := getArg(args, "delete-local-data", &del); err != nil {
@@ -274,8 +276,8 @@ func (d *Daemon) sessionGet() map[string]any {
 		"seedRatioLimited":             s.SeedRatioLimit > 0,
 		"idle-seeding-limit":           s.SeedTimeMinutes,
 		"idle-seeding-limit-enabled":   s.SeedTimeMinutes > 0,
-		"dht-enabled":                  false,
-		"pex-enabled":                  false,
+		"dht-enabled":                  d.sess.DHTEnabled(),
+		"pex-enabled":                  true,
 		"lpd-enabled":                  false,
 		"utp-enabled":                  false,
 		"encryption":                   "tolerated",
@@ -358,7 +360,13 @@ func (d *Daemon) sessionSet(args map[string]json.RawMessage) error {
 				err = json.Unmarshal(raw, &s.SeedTimeMinutes)
 			case "peer-limit-per-torrent":
 				err = json.Unmarshal(raw, &s.PeersPerTorrent)
-			case "peer-limit-global", "dht-enabled", "pex-enabled", "lpd-enabled", "utp-enabled", "encryption",
+			case "dht-enabled", "pex-enabled":
+				// Fixed for the daemon's life: accepted only as they are.
+				want := d.sess.DHTEnabled() || key == "pex-enabled"
+				if err = json.Unmarshal(raw, &b); err == nil && b != want {
+					err = fmt.Errorf("cannot be changed while the daemon runs (it is %v; restart it with or without --no-dht)", want)
+				}
+			case "peer-limit-global", "lpd-enabled", "utp-enabled", "encryption",
 				"start-added-torrents", "alt-speed-time-day", "port-forwarding-enabled":
 				// Accepted for compatibility; Sower has no such switch.
 			default:
@@ -817,17 +825,23 @@ func trField(f string, s Status, det *Detail) (any, bool) {
 			}
 		}
 		return out, true
-	case "trackers", "trackerStats":
+	case "trackers":
 		var out []map[string]any
 		id := 0
 		for tier, urls := range det.Trackers {
 			for _, u := range urls {
-				out = append(out, map[string]any{"announce": u, "id": id, "tier": tier, "scrape": "", "host": u})
+				out = append(out, map[string]any{"announce": u, "id": id, "tier": tier, "scrape": scrapeURL(u)})
 				id++
 			}
 		}
 		if out == nil {
 			out = []map[string]any{}
+		}
+		return out, true
+	case "trackerStats":
+		out := make([]map[string]any, 0, len(det.TrackerStats))
+		for id, ts := range det.TrackerStats {
+			out = append(out, trTrackerStat(id, ts, det.NextAnnounce))
 		}
 		return out, true
 	case "peersFrom":
@@ -1111,4 +1125,61 @@ func (d *Daemon) queueMove(args map[string]json.RawMessage, method string) error
 		}
 	}
 	return nil
+}
+
+// scrapeURL is a tracker's scrape URL, "" when it has none.
+func scrapeURL(announce string) string {
+	u, err := tracker.ScrapeURL(announce)
+	if err != nil {
+		return ""
+	}
+	return u
+}
+
+// Transmission's tracker_state values (rpc-spec.md).
+const (
+	trackerInactive = 0
+	trackerWaiting  = 1
+)
+
+// trTrackerStat is one entry of Transmission's trackerStats.
+func trTrackerStat(id int, ts tracker.Status, next time.Time) map[string]any {
+	host := ts.URL
+	if u, err := url.Parse(ts.URL); err == nil && u.Host != "" {
+		host = u.Scheme + "://" + u.Host
+	}
+	unix := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Unix()
+	}
+	state := trackerInactive
+	if !next.IsZero() {
+		state = trackerWaiting
+	}
+	return map[string]any{
+		"id": id, "tier": ts.Tier, "announce": ts.URL, "scrape": scrapeURL(ts.URL), "host": host,
+		"isBackup":              false,
+		"announceState":         state,
+		"hasAnnounced":          !ts.LastAnnounce.IsZero(),
+		"lastAnnounceTime":      unix(ts.LastAnnounce),
+		"lastAnnounceStartTime": unix(ts.LastAnnounce),
+		"lastAnnounceSucceeded": ts.LastOK,
+		"lastAnnounceResult":    ts.LastResult,
+		"lastAnnounceTimedOut":  false,
+		"lastAnnouncePeerCount": ts.Peers,
+		"nextAnnounceTime":      unix(next),
+		"scrapeState":           trackerInactive,
+		"hasScraped":            !ts.LastScrape.IsZero(),
+		"lastScrapeTime":        unix(ts.LastScrape),
+		"lastScrapeStartTime":   unix(ts.LastScrape),
+		"lastScrapeSucceeded":   ts.ScrapeResult == "Success",
+		"lastScrapeResult":      ts.ScrapeResult,
+		"lastScrapeTimedOut":    false,
+		"nextScrapeTime":        0,
+		"seederCount":           ts.Seeders,
+		"leecherCount":          ts.Leechers,
+		"downloadCount":         ts.Downloaded,
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/storage"
+	"github.com/sowerbt/sower/tracker"
 )
 
 // Status is a snapshot of one torrent, the common ground of the RPC, the
@@ -73,6 +74,11 @@ type Detail struct {
 	Files    []FileStatus      `json:"files"`
 	Peerlist []engine.PeerInfo `json:"peerlist"`
 	Trackers [][]string        `json:"trackers"`
+	// TrackerStats is what each tracker last said (BEP 12 order); the
+	// counts are -1 when unknown. NextAnnounce is zero when the torrent is
+	// not announced (stopped, queued, failed).
+	TrackerStats []tracker.Status `json:"tracker_stats"`
+	NextAnnounce time.Time        `json:"next_announce"`
 	// Have is the verified-piece bitfield (BEP 3 order, high bit first).
 	Have []byte `json:"have"`
 }
@@ -219,8 +225,20 @@ func (d *Daemon) Detail(ih [20]byte) (Detail, error) {
 	prio := priorities(t.rec.Priorities, layout.NumFiles())
 	have := t.haveLocked()
 	eng := t.eng()
+	swarm := t.swarm
 	d.mu.Unlock()
 	det.Trackers = mi.Tiers()
+	if swarm != nil {
+		det.Trackers = swarm.TrackerList()
+		det.TrackerStats = swarm.Trackers()
+		det.NextAnnounce = swarm.NextAnnounce()
+	} else {
+		for i, tier := range det.Trackers {
+			for _, u := range tier {
+				det.TrackerStats = append(det.TrackerStats, tracker.Status{URL: u, Tier: i, Seeders: -1, Leechers: -1, Downloaded: -1})
+			}
+		}
+	}
 	det.Have = have.Bytes()
 	if eng != nil {
 		det.Peerlist = eng.Stats().Peerlist

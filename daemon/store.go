@@ -54,6 +54,8 @@ type record struct {
 	// rechecked at the next start.
 	Clean  bool `json:"clean"`
 	Paused bool `json:"paused"`
+	// SuperSeed turns on BEP 16 super-seeding while the torrent seeds.
+	SuperSeed bool `json:"super_seed,omitempty"`
 }
 
 // store is the daemon's embedded transactional database (bbolt).

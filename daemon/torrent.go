@@ -16,6 +16,7 @@ import (
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"
 )
 
@@ -57,8 +58,8 @@ type torrent struct {
 	layout *storage.Layout    // nil with mi
 	sum    summary            // sizes of mi, kept while parked
 	tiers  [][]string         // announce tiers (interned URLs), kept while parked
-	ann    announceState
-	run    *runState // nil unless a run (or metadata fetch) goroutine exists
+	swarm  *session.Swarm     // membership of the session while running, parked or fetching metadata
+	run    *runState          // nil unless a run (or metadata fetch) goroutine exists
 	// seedStart is when (Unix ns) this run started seeding, or when the
 	// torrent parked (a parked torrent is seeding); 0 if not seeding.
 	seedStart int64
@@ -84,7 +85,6 @@ type runState struct {
 	// idleSince is when (Unix ns) a running seed was first seen without
 	// peers; 0 if it has some.
 	idleSince int64
-	metaPeers chan netip.AddrPort // while fetching metadata: where AddPeers sends
 }
 
 // eng returns t's engine, nil unless it runs one.
@@ -330,56 +330,67 @@ func checkWritable(dir string) error {
 // checkpoint.
 func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec record, isReady func()) (err error) {
 	d.mu.Lock()
-	mi, layout := t.mi, t.layout
+	mi, swarm := t.mi, t.swarm
 	prio := t.priorities()
 	peers := d.settings.PeersPerTorrent
+	upLim, downLim := d.torrentLimiters(t)
+	extra := append([]netip.AddrPort(nil), d.extra[t.ih]...)
 	d.mu.Unlock()
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var (
+		st  *session.Torrent
+		eng *engine.Torrent
+	)
 
 	if err := checkWritable(rec.DownloadDir); err != nil {
 		return err
 	}
-	wanted := make([]bool, len(prio))
-	for i, p := range prio {
-		wanted[i] = p != engine.Skip
-	}
-	dir, err := storage.OpenDir(rec.DownloadDir, layout, storage.Options{Wanted: wanted, EarlyWriteback: true})
-	if err != nil {
-		return fmt.Errorf("open data: %w", err)
-	}
-	defer dir.Close()
-
-	n := layout.NumPieces()
-	var have bitfield.Bitfield
-	if rec.HaveValid {
-		have, err = bitfield.FromBytes(rec.Have, n)
-		if err != nil {
-			rec.HaveValid = false
-		}
-	}
-	switch {
-	case rec.HaveValid && rec.Clean:
-		// Exact checkpoint: nothing to hash.
-	case rec.HaveValid:
-		d.mu.Lock()
-		r.toCheck = int32(n - have.Count())
-		d.mu.Unlock()
-		have, err = storage.RecheckPieces(ctx, dir, layout, mi.Info.Pieces, have, 0)
-		if err != nil {
-			return fmt.Errorf("checking pieces written since the last checkpoint: %w", err)
-		}
-	default:
-		d.mu.Lock()
-		r.toCheck = int32(n)
-		d.mu.Unlock()
-		have, err = storage.Recheck(ctx, dir, layout, mi.Info.Pieces, 0, func(c int) {
+	o := session.TorrentOptions{
+		Dir:            rec.DownloadDir,
+		FilePriorities: prio,
+		SuperSeed:      rec.SuperSeed,
+		MaxPeers:       peers,
+		Peers:          extra,
+		Storage:        storage.Options{EarlyWriteback: true},
+		Swarm:          swarm,
+		OnCheck: func(done, total int) {
 			d.mu.Lock()
-			r.checked = int32(c)
+			r.checked, r.toCheck = int32(done), int32(total)
 			d.mu.Unlock()
-		})
-		if err != nil {
-			return fmt.Errorf("checking data: %w", err)
+		},
+		OnComplete:    func() { d.onComplete(t) },
+		UploadLimit:   upLim,
+		DownloadLimit: downLim,
+		WrapStorage:   d.wrapStorage,
+		OnStart: func(e *engine.Torrent) {
+			eng = e
+			d.mu.Lock()
+			r.eng, r.dir = e, st.Storage()
+			if t.life == lifeChecking || t.life == lifeWaking {
+				d.setLifeLocked(t, lifeRunning)
+			}
+			isReady()
+			if t.complete {
+				t.seedStart = time.Now().UnixNano()
+			}
+			d.mu.Unlock()
+			// The check may have turned a queued download into a seed,
+			// which frees a download slot.
+			d.kickScheduler()
+		},
+	}
+	if rec.HaveValid {
+		if have, err := bitfield.FromBytes(rec.Have, t.layout.NumPieces()); err == nil {
+			o.Have, o.HaveExact = have, rec.Clean
 		}
 	}
+	st, err = d.sess.Open(ctx, mi, o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	have := st.Have()
 	// From here on pieces may be written that the checkpoint does not
 	// cover: mark it inexact, durably, before the engine starts.
 	d.mu.Lock()
@@ -398,70 +409,14 @@ func (d *Daemon) runTorrent(ctx context.Context, t *torrent, r *runState, rec re
 	t.rec.Have, t.rec.HaveValid, t.rec.Clean = have.Bytes(), true, false
 	r.lastHave = bytes.Clone(have.Bytes())
 	d.saveLocked(t)
-	upLim, downLim := d.torrentLimiters(t)
 	d.mu.Unlock()
 
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	var st storage.Storage = dir
-	if d.wrapStorage != nil {
-		st = d.wrapStorage(st)
-	}
-	eng, err := engine.New(&mi.Info, t.ih, layout, st, engine.Config{
-		PeerID: d.peerID,
-		Port:   d.ln.Port(),
-		// No Trackers: the daemon announces (announce.go), so parking
-		// and waking send no "stopped"/"started" pair.
-		InfoBytes:      mi.InfoBytes, // served to peers fetching it from a magnet (BEP 9)
-		Have:           have,
-		FilePriorities: prio,
-		WebSeeds:       mi.WebSeeds(),
-		HTTPSeeds:      mi.HTTPSeeds,
-		UploadLimit:    upLim,
-		DownloadLimit:  downLim,
-		MaxPeers:       peers,
-		Logger:         d.log,
-	})
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	r.eng, r.dir = eng, dir
-	if t.life == lifeChecking || t.life == lifeWaking {
-		d.setLifeLocked(t, lifeRunning)
-	}
-	d.ln.Add(runCtx, eng)
-	defer d.ln.Remove(t.ih)
-	isReady()
-	if peers := d.extra[t.ih]; len(peers) > 0 {
-		eng.AddPeers(peers...)
-	}
-	complete := t.complete
-	if complete {
-		t.seedStart = time.Now().UnixNano()
-	}
-	d.mu.Unlock()
-	// The check may have turned a queued download into a seed, which
-	// frees a download slot.
-	d.kickScheduler()
-
-	// A seed needs no goroutine besides the engine's: this one runs it.
-	// A download has a second one waiting for completion, until the end
-	// of the run.
-	var watcher sync.WaitGroup
-	if !complete {
-		watcher.Go(func() {
-			select {
-			case <-eng.Done():
-				d.onComplete(t)
-			case <-runCtx.Done():
-			}
-		})
-	}
-	runErr := eng.Run(runCtx)
+	runErr := st.Run(runCtx)
 	stopRun()
-	watcher.Wait()
-	d.finalCheckpoint(t, eng, dir)
+	if eng == nil {
+		return runErr // the engine never started
+	}
+	d.finalCheckpoint(t, eng, st.Storage())
 	var werr *engine.WriteError
 	switch {
 	case errors.As(runErr, &werr):
@@ -484,7 +439,6 @@ func (d *Daemon) onComplete(t *torrent) {
 	if t.rec.DoneAt.IsZero() {
 		t.rec.DoneAt = time.Now()
 	}
-	d.announceCompletedLocked(t)
 	d.mu.Unlock()
 	d.checkpointOne(t)
 	d.kickScheduler()

@@ -401,7 +401,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-
 func (t *Torrent) onTick(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	for p := range t.peers {
 		p.rate.update(p.downloaded, now)

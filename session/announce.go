@@ -239,7 +239,7 @@ func (s *Session) announceTrackers(w *Swarm) {
 		case ctx.Err() != nil:
 		default:
 			w.ann.failures = min(w.ann.failures+1, 30)
-			s.scheduleLocked(&w.trk, time.Now().Add(tracker.Backoff(w.ann.failures, retryMin, retryMax, rand.Float64())))
+			s.scheduleLocked(&w.trk, time.Now().Add(tracker.Backoff(w.ann.failures, s.cfg.AnnounceRetry, retryMax, rand.Float64())))
 		}
 		s.mu.Unlock()
 		if !errors.Is(err, context.Canceled) && ev != tracker.Stopped {

@@ -87,6 +87,9 @@ type Config struct {
 	// AnnounceFloor is the shortest re-announce interval; default
 	// DefaultAnnounceFloor (tests shorten it).
 	AnnounceFloor time.Duration
+	// AnnounceRetry is the first back-off after a round in which every
+	// tracker failed, doubling up to 30 minutes; default 15 s.
+	AnnounceRetry time.Duration
 
 	// Logger receives the session's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -103,10 +106,10 @@ type Session struct {
 	dht6 *dht.Node
 	gate *gate
 
-	ctx    context.Context // ends when Close is called
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the goroutines New started
-	halfOpen chan struct{} // a token per incoming handshake in progress
+	ctx      context.Context // ends when Close is called
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the goroutines New started
+	halfOpen chan struct{}  // a token per incoming handshake in progress
 
 	mu     sync.Mutex // guards swarms and sched
 	swarms map[[20]byte]*Swarm
@@ -138,6 +141,9 @@ func New(cfg Config) (*Session, error) {
 	}
 	if cfg.AnnounceFloor <= 0 {
 		cfg.AnnounceFloor = DefaultAnnounceFloor
+	}
+	if cfg.AnnounceRetry <= 0 {
+		cfg.AnnounceRetry = retryMin
 	}
 	if cfg.Tracker == nil {
 		cfg.Tracker = &tracker.Client{}

@@ -14,6 +14,7 @@ import (
 	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/storage"
+	"github.com/sowerbt/sower/tracker"
 )
 
 // TorrentOptions describe how a torrent is downloaded or seeded.
@@ -56,15 +57,20 @@ type TorrentOptions struct {
 	// it (a daemon watches write errors through it).
 	WrapStorage func(storage.Storage) storage.Storage
 	// Swarm, if set, is the torrent's existing membership of the session,
-	// kept when the Torrent closes; otherwise the Torrent joins one and
-	// leaves it when it closes.
+	// kept when the run ends; otherwise the run joins one and leaves it.
 	Swarm *Swarm
+	// OnStart, if set, is called with the engine once it takes
+	// connections, before it runs.
+	OnStart func(*engine.Torrent)
+	// OnComplete, if set, is called when this run finishes the download
+	// (not for data complete at start).
+	OnComplete func()
 }
 
 // Torrent is one torrent being downloaded or seeded: its files, the
 // engine over them and its swarm. Open it with Session.Open (files
-// checked, nothing running) and Start it, or both at once with
-// Session.AddTorrent.
+// checked, nothing running), then Run it on a goroutine of yours or Start
+// it on one of its own; Session.AddTorrent opens and starts at once.
 type Torrent struct {
 	s    *Session
 	mi   *metainfo.MetaInfo
@@ -73,15 +79,14 @@ type Torrent struct {
 	layout *storage.Layout
 	dir    *storage.Dir
 	have   bitfield.Bitfield // verified when opened
-	swarm  *Swarm
-	own    bool // swarm joined by Open, left by Close
 
-	mu     sync.Mutex // guards eng, cancel, closed
+	mu     sync.Mutex // guards eng, swarm, cancel, closed
 	eng    *engine.Torrent
-	cancel context.CancelFunc
+	swarm  *Swarm
+	cancel context.CancelFunc // set by Start
 	closed bool
 
-	wg      sync.WaitGroup // Start's goroutines
+	wg      sync.WaitGroup // Start's goroutine
 	stopped chan struct{}  // closed when the engine's Run returned
 	runErr  error          // Run's result, set before stopped closes
 }
@@ -173,10 +178,43 @@ func (t *Torrent) Layout() *storage.Layout { return t.layout }
 // MetaInfo is the torrent.
 func (t *Torrent) MetaInfo() *metainfo.MetaInfo { return t.mi }
 
-// Start starts the engine over the opened files and attaches it to the
-// torrent's swarm (joining one if TorrentOptions.Swarm is nil).
+// Start runs the torrent (see Run) on a goroutine of its own until Close,
+// or until it stops with a fatal error (see Stopped and Err).
 func (t *Torrent) Start() error {
+	ctx, cancel := context.WithCancel(t.s.ctx)
+	t.mu.Lock()
+	if t.closed || t.cancel != nil {
+		t.mu.Unlock()
+		cancel()
+		return errors.New("session: torrent already started or closed")
+	}
+	t.cancel = cancel
+	t.mu.Unlock()
+	started := make(chan error, 1)
+	t.wg.Go(func() {
+		t.runErr = t.run(ctx, started)
+		close(t.stopped)
+	})
+	return <-started
+}
+
+// Run creates the engine over the opened files, attaches it to the
+// torrent's swarm (joining one if TorrentOptions.Swarm is nil) and runs it
+// on the calling goroutine until ctx ends or the engine stops on a fatal
+// error (a full or read-only disk), which it returns. The files stay
+// open: Close closes them.
+func (t *Torrent) Run(ctx context.Context) error {
+	return t.run(ctx, nil)
+}
+
+func (t *Torrent) run(ctx context.Context, started chan<- error) error {
 	s, mi, o := t.s, t.mi, t.opts
+	fail := func(err error) error {
+		if started != nil {
+			started <- err
+		}
+		return err
+	}
 	var st storage.Storage = t.dir
 	if o.WrapStorage != nil {
 		st = o.WrapStorage(st)
@@ -202,60 +240,86 @@ func (t *Torrent) Start() error {
 	}
 	eng, err := engine.New(&mi.Info, mi.InfoHash, t.layout, st, cfg)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	w := o.Swarm
+	own := false
 	if w == nil {
-		w, err = s.Join(mi.InfoHash, SwarmOptions{Trackers: mi.Tiers(), Private: mi.Info.Private})
+		w, err = s.Join(mi.InfoHash, SwarmOptions{Trackers: mi.Tiers(), Private: mi.Info.Private, Stats: func() tracker.Stats {
+			es := eng.LastStats()
+			return tracker.Stats{Uploaded: es.Uploaded, Downloaded: es.Downloaded, Left: es.Left}
+		}})
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		t.own = true
+		own = true
 	}
 	if mi.Info.Private {
 		w.markPrivate() // a magnet's swarm learns it with the metadata
 	}
-	t.swarm = w
-	ctx, cancel := context.WithCancel(s.ctx)
 	t.mu.Lock()
-	t.eng, t.cancel = eng, cancel
+	t.eng, t.swarm = eng, w
 	t.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	w.Attach(ctx, eng)
-	w.AddPeers(o.Peers...)
-	completeAtStart := eng.LastStats().Left == 0
-	t.wg.Go(func() {
-		t.runErr = eng.Run(ctx)
-		close(t.stopped)
-	})
-	t.wg.Go(func() {
-		select {
-		case <-eng.Done():
-			// BEP 3: "completed" only when this process finished the
-			// download, not for data that was complete at start.
-			if !completeAtStart && eng.LastStats().Left == 0 {
-				w.Completed()
-			}
-		case <-ctx.Done():
+	defer func() {
+		if own {
+			w.Leave()
+		} else {
+			w.Detach()
 		}
-	})
-	return nil
+	}()
+	w.AddPeers(o.Peers...)
+	if o.OnStart != nil {
+		o.OnStart(eng)
+	}
+	if started != nil {
+		started <- nil
+	}
+	// BEP 3: "completed" only when this process finished the download,
+	// not for data that was complete at start. A seed needs no watcher.
+	var watcher sync.WaitGroup
+	if eng.LastStats().Left > 0 {
+		watcher.Go(func() {
+			select {
+			case <-eng.Done():
+				w.Completed()
+				if o.OnComplete != nil {
+					o.OnComplete()
+				}
+			case <-ctx.Done():
+			}
+		})
+	}
+	err = eng.Run(ctx)
+	cancel()
+	watcher.Wait()
+	return err
 }
 
-// Engine is the running engine, nil before Start.
+// Engine is the running engine, nil before Run.
 func (t *Torrent) Engine() *engine.Torrent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.eng
 }
 
-// Swarm is the torrent's membership of the session, nil before Start.
-func (t *Torrent) Swarm() *Swarm { return t.swarm }
+// Swarm is the torrent's membership of the session, nil before Run.
+func (t *Torrent) Swarm() *Swarm {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.swarm
+}
 
-// Done is closed once every wanted piece is verified.
+// Storage is the torrent's files.
+func (t *Torrent) Storage() *storage.Dir { return t.dir }
+
+// Done is closed once every wanted piece is verified; Start first.
 func (t *Torrent) Done() <-chan struct{} { return t.Engine().Done() }
 
-// Stopped is closed when the engine stops: after Close, or on its own
-// with a fatal error (see Err).
+// Stopped is closed when the engine started by Start stops: after Close,
+// or on its own with a fatal error (see Err).
 func (t *Torrent) Stopped() <-chan struct{} { return t.stopped }
 
 // Err is the engine's fatal error once Stopped is closed, nil otherwise.
@@ -268,12 +332,12 @@ func (t *Torrent) Err() error {
 	}
 }
 
-// Stats is a fresh snapshot of the torrent's transfer.
+// Stats is a fresh snapshot of the torrent's transfer; Start first.
 func (t *Torrent) Stats() engine.Stats { return t.Engine().Stats() }
 
-// Close stops the engine, detaches it (leaving the swarm if the Torrent
-// joined it) and closes the files. It returns the engine's fatal error,
-// if it stopped with one, or the error of closing the files.
+// Close stops the engine Start started and closes the files. It returns
+// the engine's fatal error, if it stopped with one, or the error of
+// closing the files.
 func (t *Torrent) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -283,20 +347,13 @@ func (t *Torrent) Close() error {
 	t.closed = true
 	cancel := t.cancel
 	t.mu.Unlock()
+	var err error
 	if cancel != nil {
 		cancel()
-	}
-	t.wg.Wait()
-	if t.swarm != nil {
-		if t.own {
-			t.swarm.Leave()
-		} else {
-			t.swarm.Detach()
+		t.wg.Wait()
+		if !errors.Is(t.runErr, context.Canceled) {
+			err = t.runErr
 		}
-	}
-	var err error
-	if cancel != nil && !errors.Is(t.runErr, context.Canceled) {
-		err = t.runErr
 	}
 	if cerr := t.dir.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing files: %w", cerr)

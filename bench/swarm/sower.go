@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"
 )
 
@@ -22,7 +23,8 @@ import (
 type sowerNode struct {
 	name  string
 	t     *engine.Torrent
-	ln    *engine.Listener
+	sess  *session.Session
+	swarm *session.Swarm
 	store *storage.Memory
 	addr  netip.AddrPort
 }
@@ -47,6 +49,12 @@ func runSower(ctx context.Context, sc *Scenario, mode Mode) (Result, error) {
 	defer wg.Wait()
 	defer cancel()
 
+	var sessions []*session.Session
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
 	policy := engine.EndGameAllRequested
 	if mode == ModeAllStarted {
 		policy = engine.EndGameAllStarted
@@ -58,7 +66,13 @@ func runSower(ctx context.Context, sc *Scenario, mode Mode) (Result, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		store := storage.NewMemory(layout)
-		cfg := engine.Config{EndGame: policy, Logger: log.With("peer", name), MaxUnchoked: sc.Slots}
+		sess, err := session.New(session.Config{Listen: "127.0.0.1:0", NoDHT: true, Logger: log.With("peer", name)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		sessions = append(sessions, sess)
+		cfg := sess.EngineConfig(false)
+		cfg.EndGame, cfg.Logger, cfg.MaxUnchoked = policy, log.With("peer", name), sc.Slots
 		if seed {
 			if err := fillFromFile(store, sc.Data); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
@@ -72,22 +86,20 @@ func runSower(ctx context.Context, sc *Scenario, mode Mode) (Result, error) {
 			cfg.UploadLimit = engine.NewLimiter(sc.Rate)
 			cfg.SuperSeed = mode == ModeSuperSeed
 		}
-		ln, err := engine.Listen("127.0.0.1:0", log.With("peer", name))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		cfg.Port = ln.Port()
 		t, err := engine.New(&mi.Info, mi.InfoHash, layout, store, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return &sowerNode{name: name, t: t, ln: ln, store: store,
-			addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ln.Port())}, nil
+		w, err := sess.Join(mi.InfoHash, session.SwarmOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return &sowerNode{name: name, t: t, sess: sess, swarm: w, store: store,
+			addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), sess.Port())}, nil
 	}
 	start := func(n *sowerNode) {
-		n.ln.Add(ctx, n.t)
-		wg.Add(2)
-		go func() { defer wg.Done(); _ = n.ln.Serve(ctx) }()
+		n.swarm.Attach(ctx, n.t)
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := n.t.Run(ctx); err != nil && ctx.Err() == nil {

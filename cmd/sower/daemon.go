@@ -16,7 +16,10 @@ func newDaemonCmd() *cobra.Command {
 	var (
 		rpcAddr, dataDir, downloadDir string
 		port                          int
+		listen                        string
 		user, password                string
+		noDHT                         bool
+		dhtBootstrap                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon [flags]",
@@ -34,8 +37,10 @@ logged once and kept).`,
   transmission-remote 127.0.0.1:9091 -a file.torrent`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if port < 0 || port > 65535 {
-				return &usageError{fmt.Errorf("--port %d: out of range", port)}
+			sf := swarmFlags{port: port, portSet: cmd.Flags().Changed("port"), listen: listen}
+			peerAddr, err := sf.listenAddr()
+			if err != nil {
+				return err
 			}
 			if dataDir == "" {
 				base, err := os.UserConfigDir()
@@ -48,13 +53,15 @@ logged once and kept).`,
 				password = os.Getenv("SOWER_RPC_PASSWORD")
 			}
 			d, err := daemon.Open(daemon.Config{
-				DataDir:     dataDir,
-				DownloadDir: downloadDir,
-				PeerAddr:    fmt.Sprintf(":%d", port),
-				RPCAddr:     rpcAddr,
-				Username:    user,
-				Password:    password,
-				Logger:      slog.Default(),
+				DataDir:      dataDir,
+				DownloadDir:  downloadDir,
+				PeerAddr:     peerAddr,
+				NoDHT:        noDHT,
+				DHTBootstrap: dhtBootstrap,
+				RPCAddr:      rpcAddr,
+				Username:     user,
+				Password:     password,
+				Logger:       slog.Default(),
 			})
 			if err != nil {
 				return err
@@ -66,6 +73,9 @@ logged once and kept).`,
 	}
 	cmd.Flags().StringVar(&rpcAddr, "rpc", "127.0.0.1:9091", "address of the RPC, web UI and metrics")
 	cmd.Flags().IntVar(&port, "port", 6881, "TCP port for peers, shared by all torrents (0 picks a free one)")
+	cmd.Flags().StringVar(&listen, "listen", "", "accept peers on this IP:PORT only, e.g. 127.0.0.1:6881 (instead of --port)")
+	cmd.Flags().BoolVar(&noDHT, "no-dht", false, "do not use the DHT (by default it runs on the peer port, UDP)")
+	cmd.Flags().StringArrayVar(&dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable; default the public routers)")
 	cmd.Flags().StringVar(&dataDir, "data", "", "folder for the daemon's state (default: the user config folder/sower)")
 	cmd.Flags().StringVar(&downloadDir, "download-dir", "", "default folder for downloads (default DATA/downloads)")
 	cmd.Flags().StringVar(&user, "user", "sower", "RPC user name, with --password")

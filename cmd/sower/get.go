@@ -117,7 +117,7 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
 			if wanted == nil && mag != nil {
 				wanted = session.Wanted(mag, len(mi.Info.FileEntries()))
 			}
-			return run(ctx, s, sf, mi, outDir, runOptions{wanted: wanted, seed: seed, peers: peers, swarm: swarm})
+			return runTorrent(ctx, s, sf, mi, outDir, runOptions{wanted: wanted, seed: seed, peers: peers, swarm: swarm})
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "folder to download into")
@@ -162,7 +162,7 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
 				return err
 			}
 			defer s.Close()
-			return run(ctx, s, sf, mi, args[1], runOptions{seed: true, peers: peers})
+			return runTorrent(ctx, s, sf, mi, args[1], runOptions{seed: true, peers: peers})
 		},
 	}
 	cmd.Flags().BoolVar(&superSeed, "super-seed", false, "super-seeding (BEP 16): offer each peer pieces nobody else has")
@@ -243,7 +243,7 @@ type runOptions struct {
 // run verifies what is on disk, then downloads and/or seeds until the
 // download completes (and seed is false), the user interrupts, or the
 // torrent stops on a fatal error (a full or read-only disk).
-func run(ctx context.Context, s *session.Session, sf swarmFlags, mi *metainfo.MetaInfo, dir string, o runOptions) error {
+func runTorrent(ctx context.Context, s *session.Session, sf swarmFlags, mi *metainfo.MetaInfo, dir string, o runOptions) error {
 	log := slog.Default()
 	upLimit, err := parseLimit("--upload-limit", sf.uploadLimit)
 	if err != nil {

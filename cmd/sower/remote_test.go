@@ -18,7 +18,7 @@ import (
 func startDaemonProc(t *testing.T, extra ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	args := append([]string{"daemon", "--rpc", "127.0.0.1:0", "--port", "0", "--data", t.TempDir()}, extra...)
+	args := append([]string{"daemon", "--rpc", "127.0.0.1:0", "--port", "0", "--no-dht", "--data", t.TempDir()}, extra...)
 	cmd := exec.CommandContext(ctx, os.Getenv("SOWER_TEST_BIN"), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
