@@ -111,7 +111,9 @@ func (t *Torrent) ourHandshake() peerwire.Handshake {
 }
 
 func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, error) {
-	conn, err := t.cfg.Dial(ctx, a)
+	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	conn, err := t.cfg.Dial(dctx, a)
 	if err != nil {
 		return nil, err
 	}

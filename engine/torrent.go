@@ -62,10 +62,10 @@ type Config struct {
 	MaxPeers    int           // connected peers at most; default 60
 	MaxDialing  int           // concurrent outgoing dials; default 10
 	DialTimeout time.Duration // default 5 s
-	// Dial opens a connection to a peer; the engine then runs the
-	// BitTorrent handshake on it. Default: TCP with DialTimeout. Tests
-	// pass an in-memory network; any net.Conn works (a *net.TCPConn gets
-	// raw socket I/O, see internal/rawsock).
+	// Dial opens a connection to a peer, within DialTimeout (its context
+	// ends then); the engine then runs the BitTorrent handshake on it.
+	// Default: TCP. Tests pass an in-memory network; any net.Conn works
+	// (a *net.TCPConn gets raw socket I/O, see internal/rawsock).
 	Dial        func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	PeerTimeout time.Duration // a peer silent this long is dropped; default 2 min
 	KeepAlive   time.Duration // idle time before we send a keep-alive; default 90 s
@@ -107,8 +107,8 @@ func (c *Config) setDefaults() {
 		c.DialTimeout = 5 * time.Second
 	}
 	if c.Dial == nil {
-		d := net.Dialer{Timeout: c.DialTimeout}
 		c.Dial = func(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+			var d net.Dialer
 			return d.DialContext(ctx, "tcp", addr.String())
 		}
 	}

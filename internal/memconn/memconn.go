@@ -45,6 +45,8 @@ type Network struct {
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*Listener
 	nextPort  map[netip.Addr]uint16 // ephemeral ports handed out per address
+	live      map[*Conn]struct{}    // connections not closed, for Vanish
+	gone      map[netip.Addr]bool   // hosts that vanished
 }
 
 // Listen returns a listener at addr, which must be free.
@@ -78,15 +80,45 @@ func (n *Network) Dial(ctx context.Context, from netip.Addr, to netip.AddrPort) 
 	n.mu.Lock()
 	l := n.listeners[to]
 	local := n.ephemeral(from.Unmap())
+	gone := n.gone[from.Unmap()] || n.gone[to.Addr()]
 	n.mu.Unlock()
+	if gone {
+		// Nothing answers: the dial waits for its context, as a TCP
+		// dial to a host that is down waits for its timeout.
+		<-ctx.Done()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(to), Err: ctx.Err()}
+	}
 	if l == nil {
 		return nil, refused
 	}
 	client, server := n.pair(local, to)
 	if !l.enqueue(server) {
+		client.Close()
+		server.Close()
 		return nil, refused
 	}
 	return client, nil
+}
+
+// Vanish takes host off the network without a word, as a crash or a
+// pulled cable does: its connections, in both directions, deliver nothing
+// more (not even a close), so writes fill the buffers and then wait, and
+// reads wait, until a deadline or a Close; dials to or from it wait until
+// their context ends. It cannot be undone.
+func (n *Network) Vanish(host netip.Addr) {
+	host = host.Unmap()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gone == nil {
+		n.gone = make(map[netip.Addr]bool)
+	}
+	n.gone[host] = true
+	for c := range n.live {
+		if c.local.Addr() == host || c.remote.Addr() == host {
+			c.rx.cutOff()
+			c.tx.cutOff()
+		}
+	}
 }
 
 // Dialer returns Dial from the address from, in the form of a dial hook.
@@ -125,12 +157,19 @@ func (n *Network) pair(a, b netip.AddrPort) (*Conn, *Conn) {
 		size = DefaultBuffer
 	}
 	ab, ba := newPipe(size), newPipe(size)
-	ca := &Conn{local: a, remote: b, rx: ba, tx: ab, latency: n.Latency, done: make(chan struct{})}
-	cb := &Conn{local: b, remote: a, rx: ab, tx: ba, latency: n.Latency, done: make(chan struct{})}
+	ca := &Conn{net: n, local: a, remote: b, rx: ba, tx: ab, latency: n.Latency, done: make(chan struct{})}
+	cb := &Conn{net: n, local: b, remote: a, rx: ab, tx: ba, latency: n.Latency, done: make(chan struct{})}
 	ca.rdl.init()
 	ca.wdl.init()
 	cb.rdl.init()
 	cb.wdl.init()
+	n.mu.Lock()
+	if n.live == nil {
+		n.live = make(map[*Conn]struct{})
+	}
+	n.live[ca] = struct{}{}
+	n.live[cb] = struct{}{}
+	n.mu.Unlock()
 	return ca, cb
 }
 
@@ -223,6 +262,7 @@ type pipe struct {
 	limit   int
 	eof     bool          // the writing end closed: reads end after the data
 	reset   bool          // the reading end closed: writes fail
+	cut     bool          // an end vanished: nothing is delivered any more
 	changed chan struct{} // closed and replaced on every change above
 }
 
@@ -236,6 +276,13 @@ func newPipe(limit int) *pipe {
 	return &pipe{limit: limit, changed: make(chan struct{})}
 }
 
+func (p *pipe) cutOff() {
+	p.mu.Lock()
+	p.cut = true
+	p.signal()
+	p.mu.Unlock()
+}
+
 // signal wakes everyone waiting on p; p.mu is held.
 func (p *pipe) signal() {
 	close(p.changed)
@@ -245,6 +292,7 @@ func (p *pipe) signal() {
 // Conn is one end of a connection; it implements net.Conn. Its addresses
 // are *net.TCPAddr, so code that parses them works unchanged.
 type Conn struct {
+	net           *Network
 	local, remote netip.AddrPort
 	rx, tx        *pipe
 	latency       time.Duration
@@ -284,7 +332,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		p.mu.Lock()
 		var wait <-chan time.Time
-		if len(p.segs) > 0 {
+		switch {
+		case p.cut:
+			// Nothing comes any more; wait for a deadline or a Close.
+		case len(p.segs) > 0:
 			now := time.Now()
 			n := 0
 			for len(p.segs) > 0 && n < len(b) && !p.segs[0].at.After(now) {
@@ -311,7 +362,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 				timer.Reset(d)
 			}
 			wait = timer.C
-		} else if p.eof {
+		case p.eof:
 			p.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -341,7 +392,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		p.mu.Lock()
-		if p.reset {
+		if p.reset && !p.cut {
 			p.mu.Unlock()
 			return written, c.opError("write", syscall.ECONNRESET)
 		}
@@ -389,11 +440,18 @@ func (c *Conn) Close() error {
 		c.tx.mu.Unlock()
 		c.rx.mu.Lock()
 		c.rx.reset = true
-		c.rx.segs, c.rx.size = nil, 0
+		if !c.rx.cut {
+			// Dropped unread; after a vanish they stay, holding the
+			// sender's buffer full as unacknowledged data would.
+			c.rx.segs, c.rx.size = nil, 0
+		}
 		c.rx.signal()
 		c.rx.mu.Unlock()
 		c.rdl.set(time.Time{})
 		c.wdl.set(time.Time{})
+		c.net.mu.Lock()
+		delete(c.net.live, c)
+		c.net.mu.Unlock()
 		err = nil
 	})
 	return err

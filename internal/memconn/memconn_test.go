@@ -385,3 +385,59 @@ func TestConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestVanish: after a host vanishes, its connections deliver nothing in
+// either direction, not even a close; only deadlines and local closes end
+// waiting operations, and dials to it wait for their context.
+func TestVanish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := Network{Buffer: 100}
+		c, s := connect(t, &n)
+		c.Write([]byte("sent before"))
+		n.Vanish(hostB.Addr())
+
+		start := time.Now()
+		s.SetReadDeadline(start.Add(time.Minute))
+		if _, err := s.Read(make([]byte, 100)); !isTimeout(err) || time.Since(start) != time.Minute {
+			t.Fatalf("read on the vanished host: %v after %v", err, time.Since(start))
+		}
+		s.Close() // not seen by c
+		c.SetReadDeadline(start.Add(2 * time.Minute))
+		if _, err := c.Read(make([]byte, 1)); !isTimeout(err) || time.Since(start) != 2*time.Minute {
+			t.Fatalf("read from the vanished host: %v after %v", err, time.Since(start))
+		}
+		// Writes fill the buffer, then wait.
+		c.SetWriteDeadline(start.Add(3 * time.Minute))
+		k, err := c.Write(make([]byte, 1000))
+		if !isTimeout(err) || k != 100-len("sent before") {
+			t.Fatalf("write to the vanished host: %d bytes, %v", k, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start = time.Now()
+		if _, err := n.Dial(ctx, hostA, hostB); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 5*time.Second {
+			t.Fatalf("dial to the vanished host: %v after %v", err, time.Since(start))
+		}
+		// Other hosts are unaffected.
+		other := netip.MustParseAddrPort("10.0.0.3:6881")
+		l, err := n.Listen(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		d, err := n.Dial(context.Background(), hostA, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		d.Write([]byte("x"))
+		if _, err := a.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
