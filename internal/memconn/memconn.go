@@ -254,22 +254,29 @@ func (l *Listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
 // AddrPort is the listening address.
 func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
 
-// pipe is one direction of a connection.
+// pipe is one direction of a connection: a ring buffer that grows up to
+// limit as needed, so a quiet connection holds little memory, and the
+// times at which its bytes arrive.
 type pipe struct {
 	mu      sync.Mutex
-	segs    []segment // written, not yet read, oldest first
-	size    int       // bytes in segs
-	limit   int
-	eof     bool          // the writing end closed: reads end after the data
-	reset   bool          // the reading end closed: writes fail
-	cut     bool          // an end vanished: nothing is delivered any more
-	changed chan struct{} // closed and replaced on every change above
+	buf     []byte // ring; the unread bytes start at head
+	head    int
+	size    int    // unread bytes
+	limit   int    // most unread bytes; a writer waits beyond
+	written uint64 // bytes ever written
+	marks   []mark // with latency: when the unread bytes arrive, oldest first
+	eof     bool   // the writing end closed: reads end after the data
+	reset   bool   // the reading end closed: writes fail
+	cut     bool   // an end vanished: nothing is delivered any more
+	// changed is closed and replaced on a change above, if waited for.
+	changed chan struct{}
+	waited  bool
 }
 
-// segment is bytes written together, readable from at on.
-type segment struct {
-	b  []byte
-	at time.Time
+// mark says that the bytes written before end arrive at at.
+type mark struct {
+	end uint64
+	at  time.Time
 }
 
 func newPipe(limit int) *pipe {
@@ -285,8 +292,78 @@ func (p *pipe) cutOff() {
 
 // signal wakes everyone waiting on p; p.mu is held.
 func (p *pipe) signal() {
-	close(p.changed)
-	p.changed = make(chan struct{})
+	if p.waited {
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.waited = false
+	}
+}
+
+// wait returns the channel that signal closes; p.mu is held.
+func (p *pipe) wait() <-chan struct{} {
+	p.waited = true
+	return p.changed
+}
+
+// put appends b, which fits under limit, arriving at at; p.mu is held.
+func (p *pipe) put(b []byte, at time.Time) {
+	if p.size+len(b) > len(p.buf) {
+		grown := make([]byte, min(p.limit, max(2*len(p.buf), p.size+len(b), 4096)))
+		k := copy(grown, p.buf[p.head:min(p.head+p.size, len(p.buf))])
+		copy(grown[k:], p.buf[:p.size-k])
+		p.buf, p.head = grown, 0
+	}
+	tail := (p.head + p.size) % len(p.buf)
+	k := copy(p.buf[tail:], b)
+	copy(p.buf, b[k:])
+	p.size += len(b)
+	p.written += uint64(len(b))
+	if at.IsZero() {
+		return
+	}
+	if n := len(p.marks); n > 0 && p.marks[n-1].at.Equal(at) {
+		p.marks[n-1].end = p.written
+	} else {
+		p.marks = append(p.marks, mark{end: p.written, at: at})
+	}
+}
+
+// arrived is how many unread bytes have arrived by now, and when more
+// arrive if some are still on their way; p.mu is held.
+func (p *pipe) arrived(now time.Time) (int, time.Time) {
+	read := p.written - uint64(p.size)
+	for len(p.marks) > 0 && p.marks[0].end <= read {
+		p.marks = p.marks[1:]
+	}
+	if len(p.marks) == 0 {
+		return p.size, time.Time{}
+	}
+	end := read
+	for _, m := range p.marks {
+		if m.at.After(now) {
+			return int(end - read), m.at
+		}
+		end = m.end
+	}
+	return p.size, time.Time{}
+}
+
+// take moves up to len(b) of the first n unread bytes into b; p.mu is held.
+func (p *pipe) take(b []byte, n int) int {
+	n = min(n, len(b))
+	k := copy(b[:n], p.buf[p.head:])
+	copy(b[k:n], p.buf)
+	p.head = (p.head + n) % len(p.buf)
+	p.size -= n
+	if p.size == 0 {
+		p.head = 0
+	}
+	return n
+}
+
+// drop forgets the unread bytes; p.mu is held.
+func (p *pipe) drop() {
+	p.buf, p.head, p.size, p.marks = nil, 0, 0, nil
 }
 
 // Conn is one end of a connection; it implements net.Conn. Its addresses
@@ -335,27 +412,16 @@ func (c *Conn) Read(b []byte) (int, error) {
 		switch {
 		case p.cut:
 			// Nothing comes any more; wait for a deadline or a Close.
-		case len(p.segs) > 0:
-			now := time.Now()
-			n := 0
-			for len(p.segs) > 0 && n < len(b) && !p.segs[0].at.After(now) {
-				s := &p.segs[0]
-				k := copy(b[n:], s.b)
-				n += k
-				s.b = s.b[k:]
-				if len(s.b) == 0 {
-					p.segs[0] = segment{}
-					p.segs = p.segs[1:]
-				}
-			}
+		case p.size > 0:
+			n, next := p.arrived(time.Now())
 			if n > 0 {
-				p.size -= n
+				n = p.take(b, n)
 				p.signal()
 				p.mu.Unlock()
 				return n, nil
 			}
 			// The oldest bytes are still on their way.
-			d := p.segs[0].at.Sub(now)
+			d := time.Until(next)
 			if timer == nil {
 				timer = time.NewTimer(d)
 			} else {
@@ -366,7 +432,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, io.EOF
 		}
-		ch := p.changed
+		ch := p.wait()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -406,18 +472,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 			if c.latency > 0 {
 				at = time.Now().Add(c.latency)
 			}
-			if last := len(p.segs) - 1; last >= 0 && p.segs[last].at.Equal(at) {
-				p.segs[last].b = append(p.segs[last].b, b[written:written+k]...)
-			} else {
-				p.segs = append(p.segs, segment{b: append([]byte(nil), b[written:written+k]...), at: at})
-			}
-			p.size += k
+			p.put(b[written:written+k], at)
 			written += k
 			p.signal()
 			p.mu.Unlock()
 			continue
 		}
-		ch := p.changed
+		ch := p.wait()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -443,7 +504,7 @@ func (c *Conn) Close() error {
 		if !c.rx.cut {
 			// Dropped unread; after a vanish they stay, holding the
 			// sender's buffer full as unacknowledged data would.
-			c.rx.segs, c.rx.size = nil, 0
+			c.rx.drop()
 		}
 		c.rx.signal()
 		c.rx.mu.Unlock()
@@ -498,6 +559,13 @@ func (d *deadline) init() { d.ch = make(chan struct{}) }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.timer != nil && !t.IsZero() {
+		// Moving a pending deadline (code that sets one before each
+		// read does it all the time): the same timer will do.
+		if dur := time.Until(t); dur > 0 && d.timer.Reset(dur) {
+			return
+		}
+	}
 	d.gen++
 	if d.timer != nil {
 		d.timer.Stop()
