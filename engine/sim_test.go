@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -36,14 +35,13 @@ const simLatency = 5 * time.Millisecond
 
 // sim is a swarm on an in-memory network; make it inside synctest.Test.
 type sim struct {
-	t        *testing.T
-	tt       *testTorrent
-	net      *memconn.Network
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	hosts    int
-	baseline int // goroutines before the swarm started
+	t      *testing.T
+	tt     *testTorrent
+	net    *memconn.Network
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	hosts  int
 }
 
 // newSim makes an empty swarm for tt. Its context ends after limit of
@@ -53,12 +51,11 @@ type sim struct {
 func newSim(t *testing.T, tt *testTorrent, limit time.Duration) *sim {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	s := &sim{
-		t:        t,
-		tt:       tt,
-		net:      &memconn.Network{Latency: simLatency},
-		ctx:      ctx,
-		cancel:   cancel,
-		baseline: runtime.NumGoroutine(),
+		t:      t,
+		tt:     tt,
+		net:    &memconn.Network{Latency: simLatency},
+		ctx:    ctx,
+		cancel: cancel,
 	}
 	t.Cleanup(s.stop)
 	return s
@@ -69,11 +66,43 @@ func (s *sim) stop() {
 	s.cancel()
 	s.wg.Wait()
 	synctest.Wait() // goroutines that reported done have exited
-	if n := runtime.NumGoroutine(); n > s.baseline {
-		var b strings.Builder
-		pprof.Lookup("goroutine").WriteTo(&b, 1)
-		s.t.Errorf("%d goroutines left after the swarm stopped (%d before):\n%s", n, s.baseline, b.String())
+	if left := bubbleGoroutines(); len(left) > 0 {
+		s.t.Errorf("%d goroutines left after the swarm stopped:\n%s", len(left), strings.Join(left, "\n\n"))
 	}
+}
+
+// bubbleGoroutines returns the stacks of the goroutines in the caller's
+// synctest bubble, the caller excepted. (runtime.NumGoroutine would also
+// count goroutines outside the bubble, such as one running finalizers.)
+func bubbleGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	self := string(buf[:runtime.Stack(buf, false)])
+	header, _, _ := strings.Cut(self, "\n")
+	_, bubble, ok := strings.Cut(header, ", synctest bubble ")
+	if !ok {
+		panic("bubbleGoroutines called outside a synctest bubble")
+	}
+	bubble, _, _ = strings.Cut(bubble, "]")
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var left []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		h, rest, _ := strings.Cut(g, "\n")
+		if h == header || !strings.Contains(h, ", synctest bubble "+bubble+"]") {
+			continue
+		}
+		if strings.HasPrefix(rest, "internal/synctest.") || strings.HasPrefix(rest, "testing/synctest.") {
+			continue // the bubble's own
+		}
+		left = append(left, g)
+	}
+	return left
 }
 
 // simNode is one torrent of the swarm, with its own host address.
@@ -233,4 +262,85 @@ func TestSimSwarm20(t *testing.T) {
 			t.Fatalf("the seed uploaded %.2f copies for 19 leechers: they are not trading", copies)
 		}
 	})
+}
+
+// fake starts a scripted peer at a fresh host: it accepts connections,
+// answers the handshake for the torrent and runs serve on each; the
+// connection is closed when serve returns or the swarm stops.
+func (s *sim) fake(serve func(c net.Conn)) netip.AddrPort {
+	s.t.Helper()
+	addr := s.nextHost()
+	ln, err := s.net.Listen(addr)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	context.AfterFunc(s.ctx, func() { ln.Close() })
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() {
+				defer c.Close()
+				stop := context.AfterFunc(s.ctx, func() { c.Close() })
+				defer stop()
+				h, err := peerwire.ReadHandshake(c)
+				if err != nil || h.InfoHash != s.tt.hash {
+					return
+				}
+				if peerwire.WriteHandshake(c, peerwire.Handshake{InfoHash: h.InfoHash, PeerID: peerwire.NewPeerID()}) != nil {
+					return
+				}
+				serve(c)
+			})
+		}
+	})
+	return addr
+}
+
+// fakeDial starts a scripted peer at a fresh host that dials each target,
+// handshakes and runs serve on the connection.
+func (s *sim) fakeDial(serve func(c net.Conn), targets ...netip.AddrPort) {
+	s.t.Helper()
+	from := s.nextHost().Addr()
+	for _, to := range targets {
+		c, err := s.net.Dial(s.ctx, from, to)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.wg.Go(func() {
+			defer c.Close()
+			stop := context.AfterFunc(s.ctx, func() { c.Close() })
+			defer stop()
+			if peerwire.WriteHandshake(c, peerwire.Handshake{InfoHash: s.tt.hash, PeerID: peerwire.NewPeerID()}) != nil {
+				return
+			}
+			if _, err := peerwire.ReadHandshake(c); err != nil {
+				return
+			}
+			serve(c)
+		})
+	}
+}
+
+// decoder reads the torrent's messages from a fake peer's connection.
+func (s *sim) decoder(c net.Conn) *peerwire.Decoder {
+	return peerwire.NewDecoder(c, peerwire.Limits{NumPieces: s.tt.info.NumPieces(), PieceLength: s.tt.info.PieceLength, TotalLength: s.tt.info.TotalLength()})
+}
+
+// block returns the torrent's bytes that a request asks for.
+func (s *sim) block(m peerwire.Message) []byte {
+	off := int64(m.Index)*s.tt.info.PieceLength + int64(m.Begin)
+	return s.tt.data[off : off+int64(m.Length)]
+}
+
+// send writes messages to a fake peer's connection.
+func send(c net.Conn, msgs ...peerwire.Message) error {
+	var b []byte
+	for _, m := range msgs {
+		b = m.AppendTo(b)
+	}
+	_, err := c.Write(b)
+	return err
 }
