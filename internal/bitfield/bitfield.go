@@ -11,14 +11,24 @@ import (
 
 // Bitfield is a fixed-size set of piece indices. The zero value is an
 // empty set of size zero; use New for a set of a given size.
+//
+// A Bitfield is a reference, like a map: copies share one set, and a
+// change through any of them is seen through all (Clone makes an
+// independent one). The set keeps its count, so Count and Full cost O(1):
+// the engine asks them on every connection change and in loops.
 type Bitfield struct {
-	b []byte
-	n int
+	s *set
+}
+
+type set struct {
+	b     []byte
+	n     int // pieces covered
+	count int // pieces in the set
 }
 
 // New returns an empty bitfield for n pieces.
 func New(n int) Bitfield {
-	return Bitfield{b: make([]byte, (n+7)/8), n: n}
+	return Bitfield{&set{b: make([]byte, (n+7)/8), n: n}}
 }
 
 // ErrSpareBits reports a wire bitfield with bits set past the last piece.
@@ -35,65 +45,102 @@ func FromBytes(p []byte, n int) (Bitfield, error) {
 	}
 	b := make([]byte, len(p))
 	copy(b, p)
-	return Bitfield{b: b, n: n}, nil
+	return Bitfield{&set{b: b, n: n, count: popCount(b)}}, nil
 }
 
-// Len is the number of pieces the bitfield covers.
-func (f Bitfield) Len() int { return f.n }
-
-// Has reports whether piece i is in the set; out-of-range indices are not.
-func (f Bitfield) Has(i int) bool {
-	if i < 0 || i >= f.n {
-		return false
-	}
-	return f.b[i/8]&(0x80>>(i%8)) != 0
-}
-
-// Set adds piece i. It panics on an out-of-range index, which is always a
-// programming error: callers validate indices received from the network.
-func (f Bitfield) Set(i int) {
-	if i < 0 || i >= f.n {
-		panic(fmt.Sprintf("bitfield: index %d out of range [0,%d)", i, f.n))
-	}
-	f.b[i/8] |= 0x80 >> (i % 8)
-}
-
-// Clear removes piece i.
-func (f Bitfield) Clear(i int) {
-	if i < 0 || i >= f.n {
-		panic(fmt.Sprintf("bitfield: index %d out of range [0,%d)", i, f.n))
-	}
-	f.b[i/8] &^= 0x80 >> (i % 8)
-}
-
-// SetAll adds every piece.
-func (f Bitfield) SetAll() {
-	for i := range f.b {
-		f.b[i] = 0xff
-	}
-	if f.n%8 != 0 {
-		f.b[len(f.b)-1] = 0xff << (8 - f.n%8)
-	}
-}
-
-// Count is the number of pieces in the set.
-func (f Bitfield) Count() int {
+func popCount(b []byte) int {
 	c := 0
-	for _, x := range f.b {
+	for _, x := range b {
 		c += bits.OnesCount8(x)
 	}
 	return c
 }
 
-// Full reports whether every piece is in the set.
-func (f Bitfield) Full() bool { return f.Count() == f.n }
+// Len is the number of pieces the bitfield covers.
+func (f Bitfield) Len() int {
+	if f.s == nil {
+		return 0
+	}
+	return f.s.n
+}
 
-// Bytes returns the wire form. The slice aliases the bitfield.
-func (f Bitfield) Bytes() []byte { return f.b }
+// Has reports whether piece i is in the set; out-of-range indices are not.
+func (f Bitfield) Has(i int) bool {
+	if i < 0 || i >= f.Len() {
+		return false
+	}
+	return f.s.b[i/8]&(0x80>>(i%8)) != 0
+}
+
+// Set adds piece i. It panics on an out-of-range index, which is always a
+// programming error: callers validate indices received from the network.
+func (f Bitfield) Set(i int) {
+	f.check(i)
+	x := &f.s.b[i/8]
+	if m := byte(0x80 >> (i % 8)); *x&m == 0 {
+		*x |= m
+		f.s.count++
+	}
+}
+
+// Clear removes piece i.
+func (f Bitfield) Clear(i int) {
+	f.check(i)
+	x := &f.s.b[i/8]
+	if m := byte(0x80 >> (i % 8)); *x&m != 0 {
+		*x &^= m
+		f.s.count--
+	}
+}
+
+func (f Bitfield) check(i int) {
+	if i < 0 || i >= f.Len() {
+		panic(fmt.Sprintf("bitfield: index %d out of range [0,%d)", i, f.Len()))
+	}
+}
+
+// SetAll adds every piece.
+func (f Bitfield) SetAll() {
+	if f.s == nil {
+		return
+	}
+	b := f.s.b
+	for i := range b {
+		b[i] = 0xff
+	}
+	if f.s.n%8 != 0 {
+		b[len(b)-1] = 0xff << (8 - f.s.n%8)
+	}
+	f.s.count = f.s.n
+}
+
+// Count is the number of pieces in the set.
+func (f Bitfield) Count() int {
+	if f.s == nil {
+		return 0
+	}
+	return f.s.count
+}
+
+// Full reports whether every piece is in the set.
+func (f Bitfield) Full() bool { return f.Count() == f.Len() }
+
+// Bytes returns the wire form. The slice aliases the bitfield: callers
+// must not change it (the count would go stale); Clone first to send it
+// while the set changes.
+func (f Bitfield) Bytes() []byte {
+	if f.s == nil {
+		return nil
+	}
+	return f.s.b
+}
 
 // Clone returns an independent copy.
 func (f Bitfield) Clone() Bitfield {
-	b := make([]byte, len(f.b))
-	copy(b, f.b)
-	return Bitfield{b: b, n: f.n}
+	if f.s == nil {
+		return Bitfield{}
+	}
+	b := make([]byte, len(f.s.b))
+	copy(b, f.s.b)
+	return Bitfield{&set{b: b, n: f.s.n, count: f.s.count}}
 }
