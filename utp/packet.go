@@ -32,7 +32,7 @@ var (
 	errVersion    = errors.New("utp: not version 1")
 	errType       = errors.New("utp: unknown packet type")
 	errExtension  = errors.New("utp: extension runs past the packet")
-	errSackLength = errors.New("utp: selective ack length not a positive multiple of 4")
+	errSackLength = errors.New("utp: empty selective ack")
 )
 
 // header is the fixed part of a packet.
@@ -95,7 +95,9 @@ func parsePacket(b []byte) (packet, error) {
 		body := rest[2 : 2+n]
 		switch ext {
 		case extSack:
-			if n == 0 || n%4 != 0 {
+			// BEP 29 asks for multiples of 4 bytes, but libtorrent sends
+			// as many bytes as its bitmask needs (1 to 32).
+			if n == 0 {
 				return p, errSackLength
 			}
 			p.sack = body
