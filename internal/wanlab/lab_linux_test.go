@@ -1,0 +1,407 @@
+//go:build linux
+
+package wanlab
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newLab starts a lab for a test, or skips when the machine cannot run one.
+func newLab(t *testing.T) *Lab {
+	t.Helper()
+	if err := Supported(); err != nil {
+		t.Skipf("skipping the WAN lab test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := New(ctx, Config{Prefix: "swantest", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := noNamespacesLeft(l.prefix); err != nil {
+			t.Error(err)
+		}
+	})
+	return l
+}
+
+func noNamespacesLeft(prefix string) error {
+	out, err := output(context.Background(), "ip", "netns", "list")
+	if err != nil {
+		return err
+	}
+	for f := range strings.FieldsSeq(out) {
+		if strings.HasPrefix(f, prefix+"-") {
+			return errors.New("namespace left behind: " + f)
+		}
+	}
+	return nil
+}
+
+func addHost(t *testing.T, l *Lab, hc HostConfig) *Host {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := l.AddHost(ctx, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// echo answers UDP datagrams on port 7 of h until the test ends.
+func echo(t *testing.T, h *Host) {
+	t.Helper()
+	pc, err := h.ListenPacket("udp4", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+// TestRTT checks that a round trip through the router takes the four
+// one-way delays of the path, within 5 ms, with and without jitter.
+func TestRTT(t *testing.T) {
+	l := newLab(t)
+	a := addHost(t, l, HostConfig{Name: "a", Up: Link{Delay: 10 * time.Millisecond}, Down: Link{Delay: 10 * time.Millisecond}})
+	b := addHost(t, l, HostConfig{Name: "b", Up: Link{Delay: 15 * time.Millisecond, Jitter: 4 * time.Millisecond, Rate: 50e6}, Down: Link{Delay: 15 * time.Millisecond, Rate: 50e6}})
+	echo(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, "udp4", netip.AddrPortFrom(b.Addr(), 7).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := 50 * time.Millisecond
+	var rtts []time.Duration
+	buf := make([]byte, 64)
+	for i := range 40 {
+		msg := []byte("ping " + strconv.Itoa(i))
+		start := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("echo %d: %v", i, err)
+		}
+		if string(buf[:n]) != string(msg) {
+			t.Fatalf("echo %d: got %q", i, buf[:n])
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	slices.Sort(rtts)
+	med := rtts[len(rtts)/2]
+	t.Logf("RTT min %v median %v max %v (configured %v)", rtts[0], med, rtts[len(rtts)-1], want)
+	if med < want-5*time.Millisecond || med > want+5*time.Millisecond {
+		t.Errorf("median RTT %v, want %v ± 5 ms", med, want)
+	}
+	if rtts[0] < want-4*time.Millisecond-time.Millisecond {
+		t.Errorf("fastest RTT %v is below the delay minus the jitter", rtts[0])
+	}
+	// The reply came from b's public address, and ping works too.
+	out, err := a.Command(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "2", b.Addr().String()).CombinedOutput()
+	if err != nil {
+		t.Logf("ping (iputils-ping) failed, skipped: %v: %s", err, out)
+	} else if !strings.Contains(string(out), "2 received") {
+		t.Errorf("ping: %s", out)
+	}
+}
+
+// TestRate checks that a TCP transfer through a shaped downlink runs at
+// the configured rate (less TCP/IP headers) within 10 %, and that the
+// router counted the bytes.
+func TestRate(t *testing.T) {
+	l := newLab(t)
+	const rate = 20e6
+	a := addHost(t, l, HostConfig{Name: "a", Down: Link{Rate: rate, Delay: 5 * time.Millisecond}, Up: Link{Delay: 5 * time.Millisecond}})
+	b := addHost(t, l, HostConfig{Name: "b", Up: Link{Delay: 5 * time.Millisecond}, Down: Link{Delay: 5 * time.Millisecond}})
+	ln, err := b.Listen("tcp4", ":9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const dur = 3 * time.Second
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		end := time.Now().Add(dur + time.Second)
+		for time.Now().Before(end) {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, "tcp4", netip.AddrPortFrom(b.Addr(), 9000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Skip slow start, then measure.
+	if _, err := io.CopyN(io.Discard, c, 512<<10); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(dur))
+	n, _ := io.Copy(io.Discard, c)
+	got := float64(n) * 8 / time.Since(start).Seconds()
+	// Every 1500-byte packet carries 1448 bytes of payload (20 IP, 20
+	// TCP, 12 timestamp option).
+	want := rate * 1448 / 1500
+	t.Logf("payload rate %.2f Mbit/s, want %.2f (link %.0f Mbit/s)", got/1e6, want/1e6, rate/1e6)
+	if math.Abs(got-want) > 0.1*want {
+		t.Errorf("rate %.2f Mbit/s, want %.2f ± 10 %%", got/1e6, want/1e6)
+	}
+	_, down := a.Counters()
+	if down.Bytes < n {
+		t.Errorf("router counted %d bytes into a, fewer than the %d payload bytes read", down.Bytes, n)
+	}
+}
+
+// TestLoss sends datagrams over a lossy uplink and checks that the share
+// lost lies within its 99.9 % confidence interval, and that the router's
+// own count agrees.
+func TestLoss(t *testing.T) {
+	l := newLab(t)
+	const p, n = 0.02, 5000
+	a := addHost(t, l, HostConfig{Name: "a", Up: Link{Loss: p, Delay: 2 * time.Millisecond}})
+	b := addHost(t, l, HostConfig{Name: "b"})
+	pc, err := b.ListenPacket("udp4", ":9001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan int)
+	go func() {
+		buf := make([]byte, 2048)
+		count := 0
+		for {
+			_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				got <- count
+				return
+			}
+			count++
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, "udp4", netip.AddrPortFrom(b.Addr(), 9001).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 100)
+	for i := range n {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // stay far below any socket buffer
+		}
+	}
+	received := <-got
+	lost := n - received
+	sd := math.Sqrt(n * p * (1 - p))
+	t.Logf("lost %d of %d (expected %.0f ± %.0f)", lost, n, n*p, 3.3*sd)
+	if math.Abs(float64(lost)-n*p) > 3.3*sd {
+		t.Errorf("lost %d of %d, want %.0f ± %.0f (99.9 %%)", lost, n, n*p, 3.3*sd)
+	}
+	up, _ := a.Counters()
+	if up.LossDrops != int64(lost) {
+		t.Errorf("router dropped %d, receiver missed %d", up.LossDrops, lost)
+	}
+}
+
+// TestNAT checks the two NAT kinds: a NATed host dials out and is seen at
+// its public address, cannot be dialled, and (full cone only) can be
+// reached by anyone on a UDP port it has sent from.
+func TestNAT(t *testing.T) {
+	l := newLab(t)
+	pub := addHost(t, l, HostConfig{Name: "pub"})
+	third := addHost(t, l, HostConfig{Name: "third"})
+	cone := addHost(t, l, HostConfig{Name: "cone", NAT: FullCone})
+	sym := addHost(t, l, HostConfig{Name: "sym", NAT: Symmetric})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	ln, err := pub.Listen("tcp4", ":9002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, h := range []*Host{cone, sym} {
+		if h.LocalAddr() == h.Addr() {
+			t.Fatalf("%s: local address equals public address", h.Name())
+		}
+		c, err := h.Dial(ctx, "tcp4", netip.AddrPortFrom(pub.Addr(), 9002).String())
+		if err != nil {
+			t.Fatalf("%s dials out: %v", h.Name(), err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := netip.MustParseAddrPort(s.RemoteAddr().String()).Addr()
+		if seen != h.Addr() {
+			t.Errorf("%s seen from %v, want its public %v", h.Name(), seen, h.Addr())
+		}
+		s.Close()
+		c.Close()
+
+		hl, err := h.Listen("tcp4", ":9003")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dctx, dcancel := context.WithTimeout(ctx, time.Second)
+		if c, err := pub.Dial(dctx, "tcp4", netip.AddrPortFrom(h.Addr(), 9003).String()); err == nil {
+			c.Close()
+			t.Errorf("%s behind NAT accepted a connection from outside", h.Name())
+		}
+		dcancel()
+		hl.Close()
+	}
+
+	// UDP: the NATed host sends from port 9004 to pub; then third sends
+	// to the NAT's public address, port 9004.
+	echo(t, pub)
+	for _, h := range []*Host{cone, sym} {
+		pc, err := h.ListenPacket("udp4", ":9004")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(pub.Addr(), 7))); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		_ = pc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, _, err := pc.ReadFrom(buf); err != nil {
+			t.Fatalf("%s: no echo from pub: %v", h.Name(), err)
+		}
+		tc, err := third.ListenPacket("udp4", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.WriteTo([]byte("unsolicited"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(h.Addr(), 9004))); err != nil {
+			t.Fatal(err)
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _, err = pc.ReadFrom(buf)
+		reached := err == nil
+		if want := h.NAT() == FullCone; reached != want {
+			t.Errorf("%s (%v): unsolicited datagram to the mapped port arrived = %v, want %v", h.Name(), h.NAT(), reached, want)
+		}
+		tc.Close()
+		pc.Close()
+	}
+}
+
+// TestLAN checks that hosts on the LAN reach each other directly and that
+// multicast sent by one arrives at the other.
+func TestLAN(t *testing.T) {
+	l := newLab(t)
+	a := addHost(t, l, HostConfig{Name: "a", LAN: true})
+	b := addHost(t, l, HostConfig{Name: "b", LAN: true, NAT: Symmetric})
+	group := &net.UDPAddr{IP: net.IPv4(239, 192, 152, 143), Port: 6771}
+	mc, err := b.ListenMulticastUDP("lan0", group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, "udp4", group.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	var got bool
+	for range 5 {
+		if _, err := c.Write([]byte("announce")); err != nil {
+			t.Fatal(err)
+		}
+		_ = mc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if n, from, err := mc.ReadFrom(buf); err == nil && string(buf[:n]) == "announce" {
+			if fa := netip.MustParseAddrPort(from.String()).Addr(); fa != a.LANAddr() {
+				t.Errorf("multicast from %v, want a's LAN address %v", fa, a.LANAddr())
+			}
+			got = true
+			break
+		}
+	}
+	if !got {
+		t.Fatal("multicast on the LAN did not arrive")
+	}
+	// b is behind a NAT on the WAN side but directly reachable on the LAN.
+	ln, err := b.Listen("tcp4", b.LANAddr().String()+":9005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dc, err := a.Dial(ctx, "tcp4", b.LANAddr().String()+":9005")
+	if err != nil {
+		t.Fatalf("LAN dial: %v", err)
+	}
+	dc.Close()
+}
+
+// TestSweep checks that a namespace left by a dead lab is removed by the
+// next one, and a live lab's is not.
+func TestSweep(t *testing.T) {
+	l := newLab(t)
+	addHost(t, l, HostConfig{Name: "live"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A pid that cannot be running: beyond the kernel's pid_max limit.
+	stale := "swantest4194305-x"
+	if err := run(ctx, "", "ip", "netns", "add", stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := Sweep(ctx, "swantest", l.log); err != nil {
+		t.Fatal(err)
+	}
+	out, err := output(ctx, "ip", "netns", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, stale) {
+		_ = run(ctx, "", "ip", "netns", "del", stale)
+		t.Error("stale namespace not swept")
+	}
+	if !strings.Contains(out, l.Namespace("live")) {
+		t.Error("a running lab's namespace was swept")
+	}
+}
