@@ -213,10 +213,10 @@ func (l *Lab) addNetns(ctx context.Context, ns string) error {
 	return nil
 }
 
-// publicAddr is the nth public address: 10.77.0.0/16, skipping .0 and
-// .255 in each /24.
+// publicAddr is the nth public address (from 1): 10.77.0.1, 10.77.0.2,
+// ... in 10.77.0.0/16, skipping .0 and .251-.255 in each /24.
 func publicAddr(n int) netip.Addr {
-	return netip.AddrFrom4([4]byte{10, 77, byte(n / 250), byte(n%250 + 1)})
+	return netip.AddrFrom4([4]byte{10, 77, byte((n - 1) / 250), byte((n-1)%250 + 1)})
 }
 
 // AddHost creates a host and links it to the router.
@@ -246,6 +246,9 @@ func (l *Lab) AddHost(ctx context.Context, hc HostConfig) (*Host, error) {
 	l.next++
 	n := l.next
 	l.mu.Unlock()
+	if n > 250*250 {
+		return nil, errors.New("wanlab: no public addresses left")
+	}
 	h.addr = publicAddr(n)
 	h.local = h.addr
 
@@ -431,7 +434,7 @@ func (l *Lab) readLoop(p *port) {
 			continue
 		}
 		if at, ok := p.up.admit(c.now(), n); ok {
-			c.push(event{at: at, pkt: pkt, to: to})
+			c.push(event{at: at, pkt: pkt, from: p, to: to})
 		} else {
 			c.pool.Put(pkt)
 		}
@@ -506,6 +509,15 @@ func (h *Host) Counters() (up, down Counters) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return h.port.up.c, h.port.down.c
+}
+
+// BytesTo returns how many bytes (IP packets) the router has delivered
+// from h to other so far.
+func (h *Host) BytesTo(other *Host) int64 {
+	c := h.lab.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pairs[[2]*port{h.port, other.port}]
 }
 
 // SetLinks changes the host's links from now on (packets already in

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -404,4 +405,64 @@ func TestSweep(t *testing.T) {
 	if !strings.Contains(out, l.Namespace("live")) {
 		t.Error("a running lab's namespace was swept")
 	}
+}
+
+// BenchmarkRouter pushes a TCP stream through a 100 Mbit/s, 20 ms path
+// and reports the router's CPU per megabit it carried (this process's
+// CPU: the router is all it runs).
+func BenchmarkRouter(b *testing.B) {
+	if err := Supported(); err != nil {
+		b.Skip(err)
+	}
+	ctx := context.Background()
+	l, err := New(ctx, Config{Prefix: "swanb"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	link := Link{Rate: 100e6, Delay: 5 * time.Millisecond}
+	src, err := l.AddHost(ctx, HostConfig{Name: "src", Up: link, Down: link})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst, err := l.AddHost(ctx, HostConfig{Name: "dst", Up: link, Down: link})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := dst.Listen("tcp4", ":9000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	c, err := src.Dial(ctx, "tcp4", netip.AddrPortFrom(dst.Addr(), 9000).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	up0, _ := src.Counters()
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	up1, _ := src.Counters()
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	mbit := float64(up1.Bytes-up0.Bytes) * 8 / 1e6
+	b.ReportMetric(float64(cpu.Milliseconds())/mbit, "cpu-ms/Mbit")
 }
