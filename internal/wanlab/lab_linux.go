@@ -4,6 +4,7 @@ package wanlab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,7 +268,9 @@ func (l *Lab) AddHost(ctx context.Context, hc HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("wanlab: host %s: %w", hc.Name, err)
 	}
 	err = ipBatch(ctx, wanNS,
-		"link set wan0 mtu 1500 txqueuelen 1000 up",
+		// A long queue in front of the router: when this process is
+		// late to read, packets wait rather than vanish.
+		"link set wan0 mtu 1500 txqueuelen 20000 up",
 		"addr add "+h.addr.String()+"/16 dev wan0",
 		"route add default dev wan0")
 	if err != nil {
@@ -511,13 +514,53 @@ func (h *Host) Counters() (up, down Counters) {
 	return h.port.up.c, h.port.down.c
 }
 
-// BytesTo returns how many bytes (IP packets) the router has delivered
-// from h to other so far.
+// BytesTo returns how many bytes (IP packets) from h to other have passed
+// both links so far (as Counters count them).
 func (h *Host) BytesTo(other *Host) int64 {
 	c := h.lab.core
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pairs[[2]*port{h.port, other.port}]
+}
+
+// Lateness returns how late, on average and at worst, the router has
+// written packets compared with when their links delivered them: the
+// lab's own timing error. It grows when the machine is too busy for the
+// traffic (the scheduler and the TUN writes wait for a CPU).
+func (l *Lab) Lateness() (mean, worst time.Duration) {
+	c := l.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.written == 0 {
+		return 0, 0
+	}
+	return c.late / time.Duration(c.written), c.lateMax
+}
+
+// KernelDrops returns how many packets the host's kernel dropped on
+// their way to the router (its wan0 queue overflowed because the router
+// read too late): losses the lab adds on its own, which a run should
+// report.
+func (h *Host) KernelDrops(ctx context.Context) (int64, error) {
+	ns := h.ns
+	if h.nat != NoNAT {
+		ns += "-nat"
+	}
+	out, err := output(ctx, "ip", "-n", ns, "-j", "-s", "link", "show", "wan0")
+	if err != nil {
+		return 0, err
+	}
+	var links []struct {
+		Stats struct {
+			TX struct {
+				Dropped int64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("wanlab: %s: reading wan0's counters: %v", h.name, err)
+	}
+	return links[0].Stats.TX.Dropped, nil
 }
 
 // SetLinks changes the host's links from now on (packets already in

@@ -160,7 +160,12 @@ type core struct {
 	pool sync.Pool
 	// writes collects the packets due now, to write them outside mu.
 	writes []event
-	// pairs counts the bytes delivered between each pair of ports.
+	// late sums how late packets were written, lateMax the worst: the
+	// lab's own error, which grows when the machine cannot keep up.
+	late, lateMax time.Duration
+	written       int64
+	// pairs counts the bytes between each pair of ports that made it
+	// through both links (as the downlink's Counters do).
 	pairs map[[2]*port]int64
 }
 
@@ -206,13 +211,18 @@ func (c *core) run(stop <-chan struct{}) {
 					c.pool.Put(e.pkt)
 					continue
 				}
+				c.pairs[[2]*port{e.from, e.to}] += int64(e.pkt.n)
 				e.at, e.stage = at, 1
 				c.seq++
 				e.seq = c.seq
 				heap.Push(&c.q, e)
 				continue
 			}
-			c.pairs[[2]*port{e.from, e.to}] += int64(e.pkt.n)
+			if l := now - e.at; l > 0 {
+				c.late += l
+				c.lateMax = max(c.lateMax, l)
+			}
+			c.written++
 			c.writes = append(c.writes, e)
 		}
 		next := time.Hour
