@@ -190,28 +190,25 @@ func (t *Torrent) updateInterest(p *peer) {
 }
 
 func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
-	reject := func() {
-		if p.fast() {
-			p.send(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
-	}
-	if p.amChoking || !t.pk.have.Has(int(m.Index)) {
-		reject()
-		return nil
-	}
-	if t.refuseDuplicate(p, int(m.Index), time.Now()) {
-		reject()
-		return nil
-	}
+	// A reject waiting to be written counts like a block: a peer that
+	// requests while choked and never reads would otherwise queue
+	// rejects without end.
 	if p.uploads.Load() >= maxPeerRequests {
 		return fmt.Errorf("request flood: more than %d outstanding requests", maxPeerRequests)
+	}
+	if p.amChoking || !t.pk.have.Has(int(m.Index)) || t.refuseDuplicate(p, int(m.Index), time.Now()) {
+		if p.fast() {
+			p.uploads.Add(1)
+			p.enqueue(outItem{msg: peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length}, answer: true})
+		}
+		return nil
 	}
 	p.uploads.Add(1)
 	p.enqueue(outItem{msg: m, upload: true})
 	return nil
 }
 
-// maxPeerRequests is how many unanswered requests a peer may queue at us;
-// we advertise it as reqq in the extension handshake, with slack because
-// messages cross.
+// maxPeerRequests is how many unanswered requests (blocks or rejects not
+// yet written) a peer may queue at us; we advertise it as reqq in the
+// extension handshake, with slack because messages cross.
 const maxPeerRequests = 2048

@@ -32,7 +32,26 @@ type outItem struct {
 	msg    peerwire.Message
 	upload bool // msg is a Request from the peer: answer with a Piece read from storage
 	lazy   bool // may wait up to lazyDelay for company (see sendLazy)
+	// answer: msg (a reject) answers one of the peer's requests and
+	// counts in peer.uploads until it is written.
+	answer bool
 }
+
+// cost is what an item holds in memory while queued: block data is read
+// from storage only when sent, so an upload costs its descriptor.
+func (it outItem) cost() int { return outItemSize + len(it.msg.Payload) }
+
+// outItemSize approximates the size of an outItem.
+const outItemSize = 64
+
+// maxQueuedBytes bounds the memory of one peer's queued output. The
+// writer drains the queue into the socket; a peer that stops reading
+// stops it in Write while the owner keeps queueing (haves, rejects,
+// extension messages), so past this bound the peer is dropped.
+const maxQueuedBytes = 4 << 20
+
+// errQueueFull is why a peer that does not read its socket is dropped.
+var errQueueFull = fmt.Errorf("peer does not read: more than %d bytes of output queued", maxQueuedBytes)
 
 // peer is one connection. Fields under "owner" are touched only by the
 // torrent's owner goroutine; the outgoing queue is shared with the writer
@@ -48,12 +67,15 @@ type peer struct {
 	// Shared with the writer goroutine.
 	mu       sync.Mutex
 	queue    []outItem
+	queued   int  // cost of queue's items
+	overflow bool // the queue went over maxQueuedBytes: the peer is being dropped
 	notify   chan struct{} // capacity 1: queue became non-empty
 	cancel   context.CancelFunc
 	closed   chan struct{} // closed when both goroutines have stopped
 	uploaded atomic.Int64  // payload bytes sent
-	// uploads counts the peer's requests queued and not yet answered; the
-	// owner adds, the writer (or a cancel) subtracts.
+	// uploads counts the peer's requests whose answer (block or reject)
+	// is queued and not yet written; the owner adds, the writer (or a
+	// cancel) subtracts.
 	uploads atomic.Int32
 
 	// Owner state.
@@ -110,7 +132,24 @@ func (p *peer) enqueue(items ...outItem) {
 	if len(items) == 0 {
 		return
 	}
+	n := 0
+	for _, it := range items {
+		n += it.cost()
+	}
 	p.mu.Lock()
+	if p.overflow {
+		p.mu.Unlock()
+		return
+	}
+	if p.queued+n > maxQueuedBytes {
+		// Closing the connection stops the peer's goroutines; runPeer
+		// then reports errQueueFull.
+		p.overflow = true
+		p.mu.Unlock()
+		p.conn.Close()
+		return
+	}
+	p.queued += n
 	p.queue = append(p.queue, items...)
 	p.mu.Unlock()
 	select {
@@ -126,6 +165,7 @@ func (p *peer) dropUpload(index, begin, length uint32) bool {
 	defer p.mu.Unlock()
 	for i, it := range p.queue {
 		if it.upload && it.msg.Index == index && it.msg.Begin == begin && it.msg.Length == length {
+			p.queued -= it.cost()
 			p.queue = append(p.queue[:i], p.queue[i+1:]...)
 			p.uploads.Add(-1)
 			return true
@@ -144,6 +184,7 @@ func (p *peer) dropAllUploads() []peerwire.Message {
 		if it.upload {
 			dropped = append(dropped, it.msg)
 			p.uploads.Add(-1)
+			p.queued -= it.cost()
 			continue
 		}
 		kept = append(kept, it)
@@ -295,6 +336,7 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			batch = append(batch[:0], p.queue...)
 			clear(p.queue)
 			p.queue = p.queue[:0]
+			p.queued = 0
 			p.mu.Unlock()
 		}
 		urgent := false
@@ -303,6 +345,9 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 			urgent = urgent || !it.lazy
 			if !it.upload {
 				out = it.msg.AppendTo(out)
+				if it.answer {
+					p.uploads.Add(-1)
+				}
 				i++
 				continue
 			}
@@ -419,6 +464,11 @@ func (t *Torrent) runPeer(ctx context.Context, p *peer, dec *peerwire.Decoder) {
 	p.conn.Close()
 	wg.Wait()
 	close(p.closed)
+	p.mu.Lock()
+	if p.overflow {
+		err = errQueueFull
+	}
+	p.mu.Unlock()
 	if errors.Is(err, io.EOF) {
 		err = io.EOF
 	}
