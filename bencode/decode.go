@@ -3,6 +3,7 @@ package bencode
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -43,6 +44,38 @@ type DecodeOptions struct {
 	// negative value means the default of 64; values above 10000 are
 	// treated as 10000 so the decoder cannot exhaust its stack.
 	MaxDepth int
+	// MaxMemory bounds the memory decoding may allocate, as the decoder
+	// estimates it: every list or dict, element, map entry, string copy
+	// and boxed integer is charged about what it costs on the heap, so
+	// the budget also bounds the number of elements. Zero means
+	// DefaultMemoryFactor times the input's length plus 64 KiB; a
+	// negative value means no limit. Without a budget, 10 MB of empty
+	// dicts decoded into any take over 300 MB.
+	MaxMemory int64
+}
+
+// DefaultMemoryFactor is the default budget of decoded memory per byte of
+// input. Real data stays well under it: a torrent's pieces cost about
+// their own size, a file list of one-letter names about ten times its
+// size; a list of empty dicts or lists would cost 50 to 100 times.
+const DefaultMemoryFactor = 16
+
+// defaultMemorySlack is added to the default budget so that small inputs
+// are never refused.
+const defaultMemorySlack = 64 << 10
+
+// ErrBudget is wrapped by the *SyntaxError of a decode that went over its
+// memory budget (DecodeOptions.MaxMemory).
+var ErrBudget = errors.New("decoding would take more memory than the input allows")
+
+func (o DecodeOptions) budget(n int) int64 {
+	switch {
+	case o.MaxMemory < 0:
+		return math.MaxInt64
+	case o.MaxMemory > 0:
+		return o.MaxMemory
+	}
+	return DefaultMemoryFactor*int64(n) + defaultMemorySlack
 }
 
 func (o DecodeOptions) maxDepth() int {
@@ -90,7 +123,9 @@ func (o DecodeOptions) unmarshal(data []byte, v any, base int64) error {
 		base:          base,
 		maxDepth:      o.maxDepth(),
 		allowUnsorted: o.AllowUnsortedKeys,
+		budget:        o.budget(len(data)),
 	}
+	d.left = d.budget
 	elem := rv.Elem()
 	if err := typeDecoder(elem.Type())(&d, elem); err != nil {
 		return err
@@ -135,6 +170,30 @@ type decodeState struct {
 	keys          []keyRef // stack of keys of the open dicts, only with allowUnsorted
 	path          []string // dict keys leading to the current value, for errors
 	savedErr      error    // first non-syntax error, returned at the end
+	budget, left  int64    // memory budget, and what is left of it
+}
+
+// Estimated heap costs of decoded values, charged against the budget.
+const (
+	costBoxed     = 8  // an int64 in an interface
+	costString    = 16 // a string header, plus its bytes
+	costList      = 24 // a slice header
+	costListElem  = 16 // an interface in a []any's backing array
+	costDict      = 48 // a map
+	costDictEntry = 40 // a map entry with its key header, plus the key's bytes
+)
+
+// charge takes n bytes from the budget, failing once it is spent.
+func (d *decodeState) charge(n int) error {
+	d.left -= int64(n)
+	if d.left < 0 {
+		return &SyntaxError{
+			Offset: d.base + int64(d.off),
+			Msg:    fmt.Sprintf("decoded value over the memory budget (%d bytes for %d bytes of input)", d.budget, len(d.data)),
+			err:    ErrBudget,
+		}
+	}
+	return nil
 }
 
 func (d *decodeState) syntaxError(off int, msg string) error {
@@ -497,15 +556,21 @@ func (d *decodeState) anyValue() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return n, nil
+		return n, d.charge(costBoxed)
 	case isDigit(c):
 		s, err := d.readString()
 		if err != nil {
 			return nil, err
 		}
+		if err := d.charge(costString + len(s)); err != nil {
+			return nil, err
+		}
 		return string(s), nil
 	case c == 'l':
 		if err := d.enter(); err != nil {
+			return nil, err
+		}
+		if err := d.charge(costList); err != nil {
 			return nil, err
 		}
 		list := []any{}
@@ -521,11 +586,23 @@ func (d *decodeState) anyValue() (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			list = append(list, x)
+			// Each growth of the list allocates a new backing array;
+			// the old ones are garbage only after the next collection.
+			if c := cap(list); len(list) == c {
+				list = append(list, x)
+				if err := d.charge(costListElem * cap(list)); err != nil {
+					return nil, err
+				}
+			} else {
+				list = append(list, x)
+			}
 		}
 	case c == 'd':
 		it, err := d.dictBegin()
 		if err != nil {
+			return nil, err
+		}
+		if err := d.charge(costDict); err != nil {
 			return nil, err
 		}
 		m := map[string]any{}
@@ -536,6 +613,9 @@ func (d *decodeState) anyValue() (any, error) {
 			}
 			if !more {
 				return m, nil
+			}
+			if err := d.charge(costDictEntry + len(key)); err != nil {
+				return nil, err
 			}
 			x, err := d.anyValue()
 			if err != nil {

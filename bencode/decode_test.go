@@ -145,7 +145,7 @@ func TestMaxDepthOption(t *testing.T) {
 	}
 	wantSyntax(t, o.Unmarshal([]byte("llleee"), &v), 2, "nesting deeper than 2 levels")
 	// Values above the cap are clamped rather than trusted.
-	o = DecodeOptions{MaxDepth: math.MaxInt}
+	o = DecodeOptions{MaxDepth: math.MaxInt, MaxMemory: -1}
 	in := strings.Repeat("l", maxMaxDepth+1) + strings.Repeat("e", maxMaxDepth+1)
 	wantSyntax(t, o.Unmarshal([]byte(in), &v), maxMaxDepth, "nesting deeper than 10000")
 	// Negative means the default.

@@ -199,6 +199,9 @@ func (d *decodeState) readStringFor(v reflect.Value) (s []byte, ok bool, err err
 func stringDecoder(d *decodeState, v reflect.Value) error {
 	s, ok, err := d.readStringFor(v)
 	if ok {
+		if err := d.charge(len(s)); err != nil {
+			return err
+		}
 		v.SetString(string(s))
 	}
 	return err
@@ -207,6 +210,9 @@ func stringDecoder(d *decodeState, v reflect.Value) error {
 func bytesDecoder(d *decodeState, v reflect.Value) error {
 	s, ok, err := d.readStringFor(v)
 	if ok {
+		if err := d.charge(len(s)); err != nil {
+			return err
+		}
 		// Copy: the input may be a Decoder's buffer that gets reused.
 		v.SetBytes(bytes.Clone(s))
 	}
@@ -229,6 +235,7 @@ func byteArrayDecoder(d *decodeState, v reflect.Value) error {
 
 func newSliceDecoder(t reflect.Type) decoderFunc {
 	elemDec := typeDecoder(t.Elem())
+	elemCost := int(t.Elem().Size())
 	return func(d *decodeState, v reflect.Value) error {
 		c, err := d.peek("where a value was expected")
 		if err != nil {
@@ -255,6 +262,9 @@ func newSliceDecoder(t reflect.Type) decoderFunc {
 			if i == v.Cap() {
 				// Grow amortizes like append, in place and without the
 				// extra slice header that MakeSlice allocates.
+				if err := d.charge(max(i, 4) * elemCost); err != nil {
+					return err
+				}
 				v.Grow(max(i, 4))
 			}
 			v.SetLen(i + 1)
@@ -318,6 +328,7 @@ func newArrayDecoder(t reflect.Type) decoderFunc {
 func newMapDecoder(t reflect.Type) decoderFunc {
 	kt, et := t.Key(), t.Elem()
 	elemDec := typeDecoder(et)
+	entryCost := costDictEntry + int(et.Size())
 	return func(d *decodeState, v reflect.Value) error {
 		c, err := d.peek("where a value was expected")
 		if err != nil {
@@ -331,6 +342,9 @@ func newMapDecoder(t reflect.Type) decoderFunc {
 			return err
 		}
 		if v.IsNil() {
+			if err := d.charge(costDict); err != nil {
+				return err
+			}
 			v.Set(reflect.MakeMap(t))
 		}
 		elem := reflect.New(et).Elem()
@@ -341,6 +355,9 @@ func newMapDecoder(t reflect.Type) decoderFunc {
 			}
 			if !more {
 				return nil
+			}
+			if err := d.charge(entryCost + len(key)); err != nil {
+				return err
 			}
 			k := string(key)
 			elem.SetZero()

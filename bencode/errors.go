@@ -22,7 +22,8 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("bencode: %s at offset %d", e.Msg, e.Offset)
 }
 
-// Unwrap returns io.ErrUnexpectedEOF for truncated input, and nil otherwise.
+// Unwrap returns io.ErrUnexpectedEOF for truncated input, ErrBudget for
+// input over the memory budget, and nil otherwise.
 func (e *SyntaxError) Unwrap() error { return e.err }
 
 // UnmarshalTypeError reports a well-formed bencode value that cannot be
