@@ -67,8 +67,8 @@ type peer struct {
 	// Shared with the writer goroutine.
 	mu       sync.Mutex
 	queue    []outItem
-	queued   int  // cost of queue's items
-	overflow bool // the queue went over maxQueuedBytes: the peer is being dropped
+	queued   int           // cost of queue's items
+	overflow bool          // the queue went over maxQueuedBytes: the peer is being dropped
 	notify   chan struct{} // capacity 1: queue became non-empty
 	cancel   context.CancelFunc
 	closed   chan struct{} // closed when both goroutines have stopped
