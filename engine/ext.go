@@ -2,26 +2,11 @@ package engine
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 
-	"github.com/sowerbt/sower/bencode"
 	"github.com/sowerbt/sower/metadata"
 	"github.com/sowerbt/sower/peerwire"
 )
-
-// extHandshakeMsg is the BEP 10 extension handshake. M maps the
-// extensions we speak to our message ids.
-type extHandshakeMsg struct {
-	M            map[string]int `bencode:"m"`
-	P            int            `bencode:"p,omitempty"`
-	V            string         `bencode:"v,omitempty"`
-	Reqq         int            `bencode:"reqq,omitempty"`
-	MetadataSize int            `bencode:"metadata_size,omitempty"`
-}
-
-// clientVersion is what we tell peers in the extension handshake.
-const clientVersion = "Sower 0.1.0"
 
 // advertisedReqq is the request queue length we tell peers; we accept up to
 // maxPeerRequests so messages in flight when a peer hits it do not cost
@@ -36,87 +21,52 @@ const (
 
 func (t *Torrent) extHandshake() peerwire.Message {
 	m := map[string]int{}
-	size := 0
+	var size int64
 	if len(t.cfg.InfoBytes) > 0 {
 		m[metadata.ExtensionName] = extMetadata
-		size = len(t.cfg.InfoBytes)
+		size = int64(len(t.cfg.InfoBytes))
 	}
 	if !t.info.Private {
 		m["ut_pex"] = extPEX
 	}
-	payload, err := bencode.Marshal(extHandshakeMsg{
+	msg, err := peerwire.ExtHandshake{
 		M:            m,
-		P:            int(t.cfg.Port),
-		V:            clientVersion,
+		Port:         t.cfg.Port,
+		Client:       peerwire.ClientVersion,
 		Reqq:         advertisedReqq,
 		MetadataSize: size,
-	})
+	}.Message()
 	if err != nil {
 		// The value is built from constants; failure is a bug.
-		panic("engine: encoding extension handshake: " + err.Error())
+		panic("engine: " + err.Error())
 	}
-	return peerwire.Message{ID: peerwire.Extended, ExtendedID: 0, Payload: payload}
-}
-
-// extInfo is what we use of a peer's extension handshake.
-type extInfo struct {
-	reqq   int              // the peer's request queue length, 0 if not given
-	client string           // the peer's client name, "" if not given or implausibly long
-	port   uint16           // the peer's listening port, 0 if not given
-	ids    map[string]uint8 // the peer's ids for the extensions we speak
-}
-
-// parseExtHandshake decodes the fields we use of a BEP 10 handshake, with
-// each value checked against its legal range.
-func parseExtHandshake(payload []byte) (extInfo, error) {
-	var h struct {
-		M    map[string]int `bencode:"m"`
-		P    int            `bencode:"p"`
-		V    string         `bencode:"v"`
-		Reqq int            `bencode:"reqq"`
-	}
-	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &h); err != nil {
-		return extInfo{}, fmt.Errorf("extension handshake: %w", err)
-	}
-	var x extInfo
-	if h.Reqq > 0 {
-		x.reqq = min(h.Reqq, 4096)
-	}
-	if h.V != "" && len(h.V) < 64 {
-		x.client = h.V
-	}
-	if h.P > 0 && h.P < 65536 {
-		x.port = uint16(h.P)
-	}
-	x.ids = make(map[string]uint8, 2)
-	for _, name := range []string{metadata.ExtensionName, "ut_pex"} {
-		// Id 0 means the peer turned the extension off.
-		if id, ok := h.M[name]; ok && id > 0 && id < 256 {
-			x.ids[name] = uint8(id)
-		}
-	}
-	return x, nil
+	return msg
 }
 
 // onExtHandshake reads what we use of the peer's extension handshake. A
 // malformed handshake is ignored (extensions are optional), not a reason
 // to drop a good peer.
 func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
-	x, err := parseExtHandshake(payload)
+	x, err := peerwire.ParseExtHandshake(payload)
 	if err != nil {
 		t.log.Debug("bad extension handshake", "peer", p.addr, "err", err)
 		return
 	}
-	if x.reqq > 0 {
-		p.maxRequests = x.reqq
+	if x.Reqq > 0 {
+		p.maxRequests = x.Reqq
 	}
-	if x.client != "" {
-		p.client = x.client
+	if x.Client != "" {
+		p.client = x.Client
 	}
-	if x.port != 0 {
-		p.listenPort = x.port
+	if x.Port != 0 {
+		p.listenPort = x.Port
 	}
-	p.extIDs = x.ids
+	p.extIDs = make(map[string]uint8, 2)
+	for _, name := range []string{metadata.ExtensionName, "ut_pex"} {
+		if id, ok := x.ID(name); ok {
+			p.extIDs[name] = id
+		}
+	}
 }
 
 // listenAddr is where the peer accepts connections: the address we dialed,

@@ -6,29 +6,6 @@ import (
 	"testing"
 )
 
-func FuzzExtHandshake(f *testing.F) {
-	f.Add([]byte("d1:md11:ut_metadatai1e6:ut_pexi2ee1:pi6881e4:reqqi500e1:v11:Sower 0.1.0e"))
-	f.Add([]byte("d1:md6:ut_pexi0ee4:reqqi-5e1:pi70000ee"))
-	f.Add([]byte("d1:md11:ut_metadatai300eee"))
-	f.Add([]byte("d1:m5:hello1:pi1ee"))
-	f.Add([]byte("de"))
-	f.Add([]byte("l"))
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		x, err := parseExtHandshake(payload)
-		if err != nil {
-			return
-		}
-		if x.reqq < 0 || x.reqq > 4096 || len(x.client) >= 64 || len(x.ids) > 2 {
-			t.Fatalf("out of range: %+v", x)
-		}
-		for name, id := range x.ids {
-			if id == 0 || (name != "ut_pex" && name != "ut_metadata") {
-				t.Fatalf("extension %q id %d", name, id)
-			}
-		}
-	})
-}
-
 func FuzzPEX(f *testing.F) {
 	f.Add([]byte("d5:added6:\x7f\x00\x00\x01\x1a\xe17:added.f1:\x00e"))
 	f.Add([]byte("d6:added618:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe1e"))
@@ -71,18 +48,5 @@ func TestParsePEX(t *testing.T) {
 	}
 	if _, err := parsePEX([]byte("d5:addedi3ee")); err == nil {
 		t.Fatal("an integer for added was accepted")
-	}
-}
-
-func TestParseExtHandshake(t *testing.T) {
-	x, err := parseExtHandshake([]byte("d1:md11:ut_metadatai3e6:ut_pexi0ee1:pi51413e4:reqqi99999e1:v4:qBite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x.reqq != 4096 || x.client != "qBit" || x.port != 51413 || len(x.ids) != 1 || x.ids["ut_metadata"] != 3 {
-		t.Fatalf("got %+v", x)
-	}
-	if _, err := parseExtHandshake([]byte("d1:m")); err == nil {
-		t.Fatal("truncated handshake accepted")
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sowerbt/sower/bencode"
 	"github.com/sowerbt/sower/peerwire"
 )
 
@@ -44,8 +43,6 @@ const (
 	// a flood of peer addresses cannot grow memory without bound.
 	maxQueued = 1000
 	maxSeen   = 10000
-	// clientVersion is the "v" of our extension handshake.
-	clientVersion = "Sower"
 )
 
 // Errors that say why Fetch gave up, for errors.Is.
@@ -545,13 +542,6 @@ func (f *fetcher) checkTimeouts(now time.Time) {
 	f.schedule()
 }
 
-// extHandshake is the part of a BEP 10 extension handshake we send.
-type extHandshake struct {
-	M map[string]int `bencode:"m"`
-	P int            `bencode:"p,omitempty"`
-	V string         `bencode:"v,omitempty"`
-}
-
 // session runs one connection: dial, BitTorrent handshake, extension
 // handshake, then it forwards ut_metadata messages to the Fetch goroutine
 // until p.ctx ends or the connection fails. The returned error says why.
@@ -648,16 +638,16 @@ func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decod
 	if !h.Reserved.SupportsExtended() {
 		return 0, 0, client, failure("lacked ut_metadata", fmt.Errorf("no extension protocol bit in handshake: %w", errNoExtension))
 	}
-	payload, err := bencode.Marshal(extHandshake{
-		M: map[string]int{ExtensionName: ourExtID},
-		P: int(f.cfg.Port),
-		V: clientVersion,
-	})
+	ours, err := peerwire.ExtHandshake{
+		M:      map[string]int{ExtensionName: ourExtID},
+		Port:   f.cfg.Port,
+		Client: peerwire.ClientVersion,
+	}.Message()
 	if err != nil {
-		return 0, 0, client, fmt.Errorf("encoding extension handshake: %w", err)
+		return 0, 0, client, err
 	}
 	w := peerwire.NewWriter(conn)
-	if err := w.WriteMessage(peerwire.Message{ID: peerwire.Extended, ExtendedID: 0, Payload: payload}); err != nil {
+	if err := w.WriteMessage(ours); err != nil {
 		return 0, 0, client, failure("failed the handshake", fmt.Errorf("sending extension handshake: %w", err))
 	}
 	if err := w.Flush(); err != nil {
@@ -669,57 +659,36 @@ func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decod
 			return 0, 0, client, failure("failed the handshake", fmt.Errorf("waiting for extension handshake: %w", err))
 		}
 		if m.ID == peerwire.Extended && m.ExtendedID == 0 {
-			ext, size, err := f.parseExtHandshake(m.Payload)
-			if v, ok := extClient(m.Payload); ok {
-				client = v
+			x, err := peerwire.ParseExtHandshake(m.Payload)
+			if err != nil {
+				return 0, 0, client, failure("failed the handshake", err)
 			}
+			if x.Client != "" {
+				client = x.Client
+			}
+			ext, size, err := f.checkExtHandshake(x)
 			return ext, size, client, err
 		}
 	}
 }
 
-// parseExtHandshake reads ut_metadata and metadata_size from a peer's
-// extension handshake. Keys we do not use are not checked: extensions are
-// optional and a quirk elsewhere is no reason to refuse a peer.
-func (f *fetcher) parseExtHandshake(payload []byte) (uint8, int, error) {
-	var h struct {
-		M    map[string]any `bencode:"m"`
-		Size any            `bencode:"metadata_size"`
-	}
-	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &h); err != nil {
-		return 0, 0, failure("failed the handshake", fmt.Errorf("extension handshake: %w", err))
-	}
-	id, ok := h.M[ExtensionName].(int64)
-	if !ok || id == 0 {
+// checkExtHandshake returns the peer's ut_metadata id and the metadata
+// size it announced, or why the peer cannot serve the metadata.
+func (f *fetcher) checkExtHandshake(x peerwire.ExtHandshake) (uint8, int, error) {
+	id, ok := x.ID(ExtensionName)
+	if !ok {
 		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without m.%s: %w", ExtensionName, errNoExtension))
 	}
-	if id < 0 || id > 255 {
-		return 0, 0, failure("failed the handshake", fmt.Errorf("extension handshake: m.%s = %d, want 1..255", ExtensionName, id))
-	}
-	size, ok := h.Size.(int64)
-	if !ok {
-		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without an integer metadata_size: %w", errNoExtension))
-	}
-	if size <= 0 {
+	switch size := x.MetadataSize; {
+	case size < 0 && size != -1 || size == 0:
 		return 0, 0, failure("announced a bad size", fmt.Errorf("extension handshake: metadata_size %d", size))
-	}
-	if size > int64(f.cfg.MaxSize) {
+	case size == -1:
+		return 0, 0, failure("lacked ut_metadata", fmt.Errorf("extension handshake without an integer metadata_size: %w", errNoExtension))
+	case size > int64(f.cfg.MaxSize):
 		return 0, 0, failure("announced a bad size", fmt.Errorf("extension handshake: metadata_size %d above the limit of %d", size, f.cfg.MaxSize))
+	default:
+		return id, int(size), nil
 	}
-	return uint8(id), int(size), nil
-}
-
-// extClient returns the "v" of an extension handshake, if it is a short
-// string, for logs.
-func extClient(payload []byte) (string, bool) {
-	var h struct {
-		V any `bencode:"v"`
-	}
-	if (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &h) != nil {
-		return "", false
-	}
-	v, ok := h.V.(string)
-	return v, ok && v != "" && len(v) <= 64
 }
 
 // writeLoop sends what the Fetch goroutine and the reader queue on out,
