@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sowerbt/sower/internal/sowertest"
 	"github.com/sowerbt/sower/internal/testpeers"
+	"github.com/sowerbt/sower/tracker"
 )
 
 // badTracker is an HTTP tracker on 127.0.0.1 that answers every announce
@@ -127,4 +129,54 @@ func TestBadTracker(t *testing.T) {
 			get.ExitOK(t, 20*time.Second)
 		})
 	}
+}
+
+// TestSeedIsNotADownload: `sower seed` announces to opentracker as a
+// seeder without event=completed, so the tracker's download count stays 0
+// (ratio-keeping private trackers would otherwise credit a download nobody
+// made); a `sower get` that really downloads makes it 1.
+func TestSeedIsNotADownload(t *testing.T) {
+	tr := testpeers.StartOpentracker(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "seeded.bin")
+	testpeers.RandomFile(t, src, 2<<20)
+	torrent := testpeers.Mktorrent(t, src, tr.AnnounceURL, pieceLen)
+	ihHex := testpeers.InfoHash(t, torrent)
+	tr.Allow(t, ihHex)
+	ih, err := hex.DecodeString(ihHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := func() tracker.ScrapeStats {
+		t.Helper()
+		res, err := (&tracker.Client{}).Scrape(t.Context(), tr.AnnounceURL, [][20]byte{[20]byte(ih)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[[20]byte(ih)]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+	defer cancel()
+	seed := startSower(t, "seed", "seed", "--port", strconv.Itoa(testpeers.FreePort(t)), "--quiet", torrent, dir)
+	for st := scrape(); st.Complete == 0; st = scrape() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the seed never showed at the tracker: %+v", st)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if st := scrape(); st.Downloaded != 0 {
+		t.Fatalf("after sower seed: scrape %+v, want downloaded=0", st)
+	}
+	out := t.TempDir()
+	get := startSower(t, "get", "get", "-o", out, "--port", strconv.Itoa(testpeers.FreePort(t)), "--quiet", torrent)
+	if err := get.Wait(ctx); err != nil {
+		t.Fatalf("sower get: %v", err)
+	}
+	testpeers.SameTree(t, src, filepath.Join(out, "seeded.bin"))
+	if st := scrape(); st.Downloaded != 1 {
+		t.Errorf("after one sower get: scrape %+v, want downloaded=1", st)
+	}
+	seed.Signal(t, syscall.SIGINT)
+	seed.ExitOK(t, 20*time.Second)
 }

@@ -236,6 +236,7 @@ func (s *Session) announceTrackers(w *Swarm) {
 		case ev == tracker.Stopped || w.left && !w.ann.announced:
 			// A stop is not retried: the tracker drops us by timeout.
 			w.ann.announced, w.ann.event = false, tracker.None
+			delete(s.leaving, w)
 		case ctx.Err() != nil:
 		default:
 			w.ann.failures = min(w.ann.failures+1, 30)
@@ -250,6 +251,7 @@ func (s *Session) announceTrackers(w *Swarm) {
 	w.ann.failures = 0
 	if ev == tracker.Stopped {
 		w.ann.announced, w.ann.event = false, tracker.None
+		delete(s.leaving, w)
 		s.mu.Unlock()
 		return
 	}
@@ -265,7 +267,8 @@ func (s *Session) announceTrackers(w *Swarm) {
 	next := now.Add(min(max(resp.Interval, w.ann.minGap), tracker.MaxInterval))
 	switch {
 	case w.left:
-		// Left while this announce was in flight: "stopped" now.
+		// Left while this announce was in flight, or after "completed":
+		// "stopped" now.
 		w.ann.event = tracker.Stopped
 		next = now
 	case w.ann.event != tracker.None:
@@ -341,29 +344,36 @@ func (s *Session) stopAll() {
 	s.mu.Lock()
 	var stop []*Swarm
 	seen := make(map[*Swarm]bool)
+	completed := make(map[*Swarm]bool)
 	add := func(w *Swarm) {
 		if seen[w] || !w.ann.announced {
 			return
 		}
 		seen[w] = true
 		stop = append(stop, w)
+		completed[w] = w.ann.event == tracker.Completed
 		w.ann.announced = false
 	}
 	for _, w := range s.swarms {
 		add(w)
 	}
-	for _, j := range s.sched {
-		add(j.w) // swarms that left with "stopped" still due
+	for w := range s.leaving {
+		add(w) // swarms that left with "stopped" still due
 	}
+	clear(s.leaving)
 	s.sched = nil
 	s.mu.Unlock()
 	if len(stop) == 0 {
 		return
 	}
-	reqs := make([]tracker.AnnounceRequest, len(stop))
+	// A "completed" not yet sent goes before the swarm's "stopped".
+	reqs := make([][]tracker.AnnounceRequest, len(stop))
 	tiers := make([]*tracker.Tiers, len(stop))
 	for i, w := range stop {
-		reqs[i], tiers[i] = s.request(w, tracker.Stopped), w.tiers
+		if completed[w] {
+			reqs[i] = append(reqs[i], s.request(w, tracker.Completed))
+		}
+		reqs[i], tiers[i] = append(reqs[i], s.request(w, tracker.Stopped)), w.tiers
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
@@ -378,8 +388,10 @@ func (s *Session) stopAll() {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if _, _, err := tiers[i].Announce(ctx, s.cfg.Tracker, reqs[i], nil); err != nil {
-				s.log.Debug("tracker: stopped announce failed", "err", err)
+			for _, req := range reqs[i] {
+				if _, _, err := tiers[i].Announce(ctx, s.cfg.Tracker, req, nil); err != nil {
+					s.log.Debug("tracker: announce at close failed", "event", req.Event.String(), "err", err)
+				}
 			}
 		})
 	}

@@ -111,11 +111,12 @@ type Session struct {
 	wg       sync.WaitGroup // the goroutines New started
 	halfOpen chan struct{}  // a token per incoming handshake in progress
 
-	mu     sync.Mutex // guards swarms and sched
-	swarms map[[20]byte]*Swarm
-	sched  schedule
-	kick   chan struct{} // wakes the announce loop
-	closed bool
+	mu      sync.Mutex // guards swarms, leaving and sched
+	swarms  map[[20]byte]*Swarm
+	leaving map[*Swarm]bool // left, with "stopped" still to send
+	sched   schedule
+	kick    chan struct{} // wakes the announce loop
+	closed  bool
 }
 
 // New opens the peer listener and, unless cfg.NoDHT, the DHT nodes on
@@ -170,6 +171,7 @@ func New(cfg Config) (*Session, error) {
 		cancel:   cancel,
 		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
 		swarms:   make(map[[20]byte]*Swarm),
+		leaving:  make(map[*Swarm]bool),
 		kick:     make(chan struct{}, 1),
 	}
 	if !cfg.NoDHT {

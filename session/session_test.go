@@ -479,3 +479,30 @@ func TestListenAddressAndErrors(t *testing.T) {
 		t.Error("a busy port accepted")
 	}
 }
+
+// TestCompletedThenCloseSendsBoth: a download that finishes and exits at
+// once (sower get) still tells the tracker "completed", then "stopped".
+func TestCompletedThenCloseSendsBoth(t *testing.T) {
+	log := newAnnounceLog(3600, 0)
+	srv := httptest.NewServer(log)
+	defer srv.Close()
+	s, err := New(Config{Listen: "127.0.0.1:0", NoDHT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Join([20]byte{6}, SwarmOptions{Trackers: [][]string{{srv.URL + "/announce"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := log.wait(t); ev != "started" {
+		t.Fatalf("first announce %q", ev)
+	}
+	waitFor(t, "the started announce recorded", func() bool { return w.Trackers()[0].LastOK })
+	w.Completed()
+	w.Leave()
+	s.Close()
+	evs := log.snapshot()
+	if len(evs) != 3 || evs[1] != "completed" || evs[2] != "stopped" {
+		t.Fatalf("events %v, want started, completed, stopped", evs)
+	}
+}

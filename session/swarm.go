@@ -118,7 +118,12 @@ func (w *Swarm) Leave() {
 	w.eng, w.sink, w.pending = nil, nil, nil
 	s.unscheduleLocked(&w.dht)
 	if w.ann.announced {
-		w.ann.event = tracker.Stopped
+		// A "completed" not yet sent goes first: the tracker counts the
+		// download, then drops us.
+		if w.ann.event != tracker.Completed {
+			w.ann.event = tracker.Stopped
+		}
+		s.leaving[w] = true
 		s.scheduleLocked(&w.trk, time.Now())
 	} else {
 		s.unscheduleLocked(&w.trk)

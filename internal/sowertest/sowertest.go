@@ -117,10 +117,11 @@ func StartLines(t testing.TB, bin, name string, stdoutLine func(line string), ar
 	return p
 }
 
-// noDHT returns args with --no-dht after a `get` or `seed` command that
-// names neither --no-dht nor --dht-bootstrap.
+// noDHT returns args with --no-dht after a `get`, `seed` or `daemon`
+// command that names neither --no-dht nor --dht-bootstrap, so tests never
+// reach for the public DHT routers.
 func noDHT(args []string) []string {
-	if len(args) > 0 && (args[0] == "get" || args[0] == "seed") &&
+	if len(args) > 0 && (args[0] == "get" || args[0] == "seed" || args[0] == "daemon") &&
 		!slices.Contains(args, "--no-dht") && !slices.Contains(args, "--dht-bootstrap") {
 		return append([]string{args[0], "--no-dht"}, args[1:]...)
 	}
