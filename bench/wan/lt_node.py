@@ -7,7 +7,8 @@ torrent's tracker. Lines on stdin, answered on stdout:
 
     start            add the torrent (a seed checks its data first)
     pause / resume   leave the swarm (peers disconnected) / come back
-    stats N          -> "stats N have=F complete=0|1 up=B down=B"
+    stats N          -> "stats N have=F complete=0|1 up=B down=B" (payload bytes
+                        since the torrent was added, pauses included)
     (end of file)    exit
 
 "ready" on stdout says the session is listening; "error TEXT" reports a
@@ -85,7 +86,7 @@ def main():
                 checking = st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
                 complete = st.is_seeding and not checking
                 say("stats", words[1], "have=%.6f complete=%d up=%d down=%d" % (
-                    st.progress, 1 if complete else 0, st.total_payload_upload, st.total_payload_download))
+                    st.progress, 1 if complete else 0, st.all_time_upload, st.all_time_download))
             else:
                 say("error unknown command %r" % " ".join(words))
 

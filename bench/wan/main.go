@@ -341,8 +341,8 @@ func printPlan(w io.Writer, p *plan) {
 // printResults writes the table and the RESULT lines.
 func printResults(w io.Writer, p *plan, results []*result) {
 	fmt.Fprintf(w, "\n%s: %s, %d leechers, ideal %.2f s\n\n", p.scenario, formatSize(p.size), len(p.leechers()), p.ideal().Seconds())
-	fmt.Fprintln(w, "| seed | leechers | done | identical | first s | median s | last s | last / ideal | seed copies | wasted | link util | clients CPU s | lab CPU s | lab CPU ms/Mbit | loss / queue drops | note |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| seed | leechers | done | identical | first s | median s | last s | last / ideal | seed copies | wasted | link util | clients CPU s | lab CPU s | lab CPU ms/Mbit | loss / queue drops | lab late ms mean / max, lab drops | note |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, r := range results {
 		first, median, last := spread(r.done)
 		note := ""
@@ -352,10 +352,11 @@ func printResults(w io.Writer, p *plan, results []*result) {
 		if p.scenario == "nat" {
 			note = fmt.Sprintf("NATed done %d/%d, %.0f %% of their data from NATed peers; ", r.natDone, r.natTotal, 100*r.fromNATed) + note
 		}
-		fmt.Fprintf(w, "| %s | %s | %d/%d | %d | %.2f | %.2f | %.2f | %.2fx | %.2f | %s | %.2f | %.1f | %.1f | %.2f | %d / %d | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %d/%d | %d | %.2f | %.2f | %.2f | %.2fx | %.2f | %s | %.2f | %.1f | %.1f | %.2f | %d / %d | %.1f / %.0f, %d | %s |\n",
 			r.seedClient, r.leechClient, count(r.done), r.leechers, r.identical, first.Seconds(), median.Seconds(), last.Seconds(),
 			last.Seconds()/r.ideal.Seconds(), float64(r.seedUp)/float64(r.size), wastedText(r), r.linkUtil,
-			r.clientCPU.Seconds(), r.labCPU.Seconds(), msPerMbit(r), r.lossDrops, r.queueDrops, note)
+			r.clientCPU.Seconds(), r.labCPU.Seconds(), msPerMbit(r), r.lossDrops, r.queueDrops,
+			float64(r.lateMean.Microseconds())/1000, float64(r.lateMax.Microseconds())/1000, r.kernelDrops, note)
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {

@@ -50,6 +50,9 @@ type result struct {
 	err          error
 	lossDrops    int64
 	queueDrops   int64
+	lateMean     time.Duration // the router's own timing error (see wanlab.Lab.Lateness)
+	lateMax      time.Duration
+	kernelDrops  int64 // packets the hosts' kernels dropped before the router read them
 	lastComplete time.Duration
 }
 
@@ -194,6 +197,12 @@ func runPlan(ctx context.Context, log *slog.Logger, p *plan, seedClient, leechCl
 		res.queueDrops += up.QueueDrops + down.QueueDrops
 	}
 	natShare(res, p, hosts)
+	res.lateMean, res.lateMax = lab.Lateness()
+	for _, h := range hosts {
+		if d, err := h.KernelDrops(ctx); err == nil {
+			res.kernelDrops += d
+		}
+	}
 
 	// Snapshots of some clients' counters lag by a second.
 	time.Sleep(1500 * time.Millisecond)

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -180,5 +181,44 @@ func TestScenariosSower(t *testing.T) {
 				t.Errorf("the lab left namespaces behind:\n%s", list)
 			}
 		})
+	}
+}
+
+// TestPrintResults checks the table and that every RESULT line, for each
+// scenario's extras, has the machine-readable form scripts rely on.
+func TestPrintResults(t *testing.T) {
+	for _, sc := range scenarioNames {
+		p, err := buildPlan(sc, 1, 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := &result{scenario: sc, seedClient: "aria2", leechClient: "sower", leechers: len(p.leechers()), size: p.size,
+			ideal: p.ideal(), done: make([]time.Duration, len(p.leechers())), seedUp: p.size, wasted: 0, identical: len(p.leechers())}
+		for i := range ok.done {
+			ok.done[i] = p.ideal() + time.Duration(i)*time.Second
+		}
+		failed := &result{scenario: sc, seedClient: "libtorrent", leechClient: "libtorrent", leechers: len(p.leechers()),
+			size: p.size, ideal: p.ideal(), done: make([]time.Duration, len(p.leechers())), wasted: -1,
+			err: errors.New("seed | broke")}
+		var b bytes.Buffer
+		printResults(&b, p, []*result{ok, failed})
+		out := b.String()
+		m := resultRE.FindAllStringSubmatch(out, -1)
+		if len(m) != 2 {
+			t.Fatalf("%s: want 2 RESULT lines:\n%s", sc, out)
+		}
+		wantClient := "sower"
+		if sc == "foreign-seed" {
+			wantClient = "aria2"
+		}
+		if m[0][2] != wantClient || m[0][3] != "1" || m[1][3] != "0" {
+			t.Errorf("%s: RESULT lines %q", sc, m)
+		}
+		if !strings.Contains(out, "seed / broke") || !strings.Contains(out, "| n/a |") {
+			t.Errorf("%s: table lacks the failure or the unknown waste:\n%s", sc, out)
+		}
+		if sc == "nat" && !strings.Contains(out, "nat_done=") {
+			t.Errorf("nat RESULT lacks nat_done:\n%s", out)
+		}
 	}
 }
