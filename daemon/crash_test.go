@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/engine"
-	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/storage"
 )

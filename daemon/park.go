@@ -7,8 +7,8 @@ import (
 	rtmetrics "runtime/metrics"
 	"time"
 
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/engine"
-	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/storage"
 )

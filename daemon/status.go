@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/engine"
-	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/storage"
 	"github.com/sowerbt/sower/tracker"
 )

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/engine"
-	"github.com/sowerbt/sower/internal/bitfield"
 	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/storage"

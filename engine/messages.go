@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/peerwire"
 )
 

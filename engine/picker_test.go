@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 func testPicker(n int, prio []Priority, sequential bool) *picker {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/storage"
 )

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 // ErrHashMismatch is returned (wrapped) by Assembler.Bytes when the

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 const (

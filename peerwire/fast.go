@@ -6,7 +6,7 @@ import (
 	"math"
 	"net"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 // AllowedFastSet computes the BEP 6 allowed fast set of k pieces for the

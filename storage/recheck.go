@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 // chunkSize bounds the buffer each hashing goroutine needs, so rechecking

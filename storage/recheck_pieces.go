@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 // RecheckPieces is Recheck for a resume after an unclean stop: pieces in

@@ -5,7 +5,7 @@ import (
 	"crypto/sha1"
 	"testing"
 
-	"github.com/sowerbt/sower/internal/bitfield"
+	"github.com/sowerbt/sower/bitfield"
 )
 
 func TestRecheckPiecesHashesOnlyUntrusted(t *testing.T) {
