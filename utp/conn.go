@@ -821,13 +821,15 @@ func (c *Conn) onTimer() {
 		c.lossSeq = c.seqNr
 		// Everything not selectively acked is taken as lost and resent
 		// as the (now one packet) window allows.
+		oldest := true
 		for _, o := range c.inflight[c.head:] {
 			if o.sacked {
 				continue
 			}
-			if o.probe > 0 {
-				c.probeLost(o)
+			if o.probe > 0 && oldest {
+				c.probeLost(o) // the probe itself timed out; later ones are resent padded
 			}
+			oldest = false
 			if c.state == stateSynSent {
 				c.transmit(o, now)
 				break

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -85,4 +87,65 @@ func TestLoopbackTransfer(t *testing.T) {
 	st := client.Stats()
 	t.Logf("client: packet size %d, window %d, rtt %v", st.PacketSize, st.Window, st.RTT)
 	server.Close()
+}
+
+// TestServeSharesSocket runs a Socket on a UDP socket it does not own,
+// beside another protocol: KRPC datagrams reach the other handler, uTP
+// connections work, and Serve ends when the owner closes the socket.
+func TestServeSharesSocket(t *testing.T) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSocket(uc, Config{})
+	krpc := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(uc, s, func(b []byte, _ netip.AddrPort) { krpc <- string(b) })
+	}()
+
+	other, err := net.Dial("udp4", uc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const query = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
+	if _, err := other.Write([]byte(query)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-krpc:
+		if got != query {
+			t.Fatalf("the DHT handler got %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the KRPC datagram never reached the other handler")
+	}
+
+	peer, err := Listen("udp4", "127.0.0.1:0", Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := peer.Dial(ctx, uc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := s.AcceptUTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := randomBytes(300<<10, 8)
+	go func() { c.Write(msg); c.Close() }()
+	got, err := io.ReadAll(sc)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes over the shared socket, %v", len(got), err)
+	}
+	s.Close()
+	uc.Close()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve after the socket closed: %v", err)
+	}
 }

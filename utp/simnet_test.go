@@ -21,11 +21,14 @@ type simNet struct {
 	next  byte
 	wg    sync.WaitGroup
 	stats simStats
+	// measureFrom starts recording queuing delays (zero: never).
+	measureFrom time.Time
 }
 
 type simStats struct {
-	sent, lost, dup, overQueue, tooBig int
-	maxQueue                           time.Duration // the longest bottleneck queuing delay seen
+	sent, lost, dup, overQueue, tooBig, fragmented int
+	maxQueue                                       time.Duration   // the longest bottleneck queuing delay seen
+	queues                                         []time.Duration // bottleneck queuing delays since measureFrom
 }
 
 // simLink shapes the datagrams one end sends.
@@ -34,7 +37,7 @@ type simLink struct {
 	Delay, Jitter time.Duration // one-way delay, plus uniform [0, Jitter)
 	Rate          int           // bottleneck bytes per second; 0: none
 	QueueLimit    time.Duration // a datagram that would wait longer at the bottleneck is dropped
-	MTU           int           // larger datagrams are dropped; 0: no limit
+	MTU           int           // larger probes are dropped, other datagrams fragmented; 0: no limit
 	// Drop, if set, drops the datagrams it returns true for.
 	Drop func(p packet) bool
 }
@@ -45,6 +48,7 @@ type simEnd struct {
 	sock      *Socket
 	link      simLink
 	busyUntil time.Time
+	lastAt    map[netip.AddrPort]time.Time // the last arrival scheduled at each peer
 	in        chan simDatagram
 	done      chan struct{}
 	gone      bool // vanished: nothing is delivered to or from it
@@ -64,7 +68,7 @@ func (n *simNet) add(t testing.TB, link simLink, cfg Config) *simEnd {
 	n.mu.Lock()
 	n.next++
 	e := &simEnd{net: n, addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, n.next}), 6881), link: link,
-		in: make(chan simDatagram, 4096), done: make(chan struct{})}
+		in: make(chan simDatagram, 4096), done: make(chan struct{}), lastAt: make(map[netip.AddrPort]time.Time)}
 	n.ends[e.addr] = e
 	n.mu.Unlock()
 	e.sock = NewSocket(e, cfg)
@@ -125,9 +129,16 @@ func (e *simEnd) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	if dst == nil || e.gone || dst.gone {
 		return len(b), nil
 	}
+	frags := 1
 	if l.MTU > 0 && len(b) > l.MTU {
-		n.stats.tooBig++
-		return len(b), nil
+		// Probes are sent as if with "don't fragment" and vanish; other
+		// datagrams are fragmented, and lost if any fragment is.
+		if p, err := parsePacket(b); err != nil || p.ext == extPad {
+			n.stats.tooBig++
+			return len(b), nil
+		}
+		frags = (len(b) + l.MTU - 1) / l.MTU
+		n.stats.fragmented++
 	}
 	if l.Drop != nil {
 		if p, err := parsePacket(b); err == nil && l.Drop(p) {
@@ -135,9 +146,11 @@ func (e *simEnd) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 			return len(b), nil
 		}
 	}
-	if n.rng.Float64() < l.Loss {
-		n.stats.lost++
-		return len(b), nil
+	for range frags {
+		if n.rng.Float64() < l.Loss {
+			n.stats.lost++
+			return len(b), nil
+		}
 	}
 	now := time.Now()
 	depart := now
@@ -152,6 +165,9 @@ func (e *simEnd) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 			return len(b), nil
 		}
 		n.stats.maxQueue = max(n.stats.maxQueue, q)
+		if !n.measureFrom.IsZero() && !now.Before(n.measureFrom) {
+			n.stats.queues = append(n.stats.queues, q)
+		}
 		depart = start.Add(time.Duration(len(b)) * time.Second / time.Duration(l.Rate))
 		e.busyUntil = depart
 	}
@@ -164,6 +180,14 @@ func (e *simEnd) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 		d := depart.Sub(now) + l.Delay
 		if l.Jitter > 0 {
 			d += time.Duration(n.rng.Int64N(int64(l.Jitter)))
+		}
+		if l.Jitter == 0 {
+			// Timers due at the same instant fire in any order: keep a
+			// link without jitter in order.
+			if at := now.Add(d); !at.After(e.lastAt[to]) {
+				d = e.lastAt[to].Sub(now) + time.Nanosecond
+			}
+			e.lastAt[to] = now.Add(d)
 		}
 		dg := simDatagram{b: append([]byte(nil), b...), from: e.addr}
 		time.AfterFunc(d, func() {
@@ -181,7 +205,9 @@ func (e *simEnd) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 func (n *simNet) snapshot() simStats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.stats
+	s := n.stats
+	s.queues = append([]time.Duration(nil), s.queues...)
+	return s
 }
 
 func (n *simNet) String() string {
@@ -190,3 +216,9 @@ func (n *simNet) String() string {
 	s := n.stats
 	return fmt.Sprintf("sent %d lost %d dup %d over-queue %d too-big %d max-queue %v", s.sent, s.lost, s.dup, s.overQueue, s.tooBig, s.maxQueue)
 }
+
+// discard is a Transport that sends nothing.
+type discard struct{}
+
+func (discard) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
+func (discard) LocalAddr() net.Addr                       { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
