@@ -42,6 +42,8 @@ type sim struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	hosts  int
+	// closers run once every torrent has stopped (storages to close).
+	closers []func() error
 }
 
 // newSim makes an empty swarm for tt. Its context ends after limit of
@@ -65,6 +67,11 @@ func newSim(t *testing.T, tt *testTorrent, limit time.Duration) *sim {
 func (s *sim) stop() {
 	s.cancel()
 	s.wg.Wait()
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			s.t.Error(err)
+		}
+	}
 	synctest.Wait() // goroutines that reported done have exited
 	if left := bubbleGoroutines(); len(left) > 0 {
 		s.t.Errorf("%d goroutines left after the swarm stopped:\n%s", len(left), strings.Join(left, "\n\n"))
@@ -119,6 +126,8 @@ type nodeOpts struct {
 	// wrap, if set, wraps each of the node's connections, dialled or
 	// accepted, before the engine sees it.
 	wrap func(net.Conn) net.Conn
+	// store, if set, is a leecher's storage instead of a new Memory.
+	store storage.Storage
 }
 
 // nextHost returns a fresh address, one host per node or fake peer.
@@ -137,10 +146,13 @@ func (s *sim) node(seed bool, cfg Config, opts nodeOpts) *simNode {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	store := storage.NewMemory(s.tt.layout)
-	if seed {
-		store = s.tt.seedStore(s.t).(*storage.Memory)
+	var store storage.Storage = storage.NewMemory(s.tt.layout)
+	switch {
+	case seed:
+		store = s.tt.seedStore(s.t)
 		cfg.Have = s.tt.full()
+	case opts.store != nil:
+		store = opts.store
 	}
 	wrap := opts.wrap
 	if wrap == nil {
