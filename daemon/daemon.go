@@ -45,6 +45,10 @@ type Config struct {
 	AnnounceFloor time.Duration
 	// RPCAddr, if set, is where Run serves Handler (RPC, web UI, metrics).
 	RPCAddr string
+	// RPCHosts are host names, besides localhost, IP addresses and the
+	// host of RPCAddr, that Handler answers to (the Host header); any
+	// other name is refused, against DNS rebinding.
+	RPCHosts []string
 	// Username and Password, if set, protect the RPC and web UI with
 	// basic auth. On a non-loopback RPCAddr without them, a password is
 	// generated, stored and logged, so the daemon is never open by accident.
@@ -114,6 +118,7 @@ type Daemon struct {
 	sess      *session.Session // peer listener, DHT, announces
 	rpcLn     net.Listener
 	sessionID string
+	hosts     hostAllowList // Host headers Handler answers to
 	up, down  *rate.Limiter // global limits, shared by every torrent
 	kick      chan struct{}
 	metrics   *metrics
@@ -185,6 +190,7 @@ func Open(cfg Config) (*Daemon, error) {
 		log:       cfg.Logger,
 		db:        db,
 		sessionID: randomToken(24),
+		hosts:     newHostAllowList(cfg.RPCAddr, cfg.RPCHosts),
 		up:        rate.NewLimiter(rate.Inf, 4<<20),
 		down:      rate.NewLimiter(rate.Inf, 4<<20),
 		kick:      make(chan struct{}, 1),

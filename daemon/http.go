@@ -19,7 +19,8 @@ const sessionHeader = "X-Transmission-Session-Id"
 // metainfo size limit, no more.
 const maxBody = (64<<20)*4/3 + 1<<20
 
-// Handler serves the RPC, Sower's API, the web UI and metrics.
+// Handler serves the RPC, Sower's API, the web UI and metrics, to
+// requests whose Host header it answers to (see hostAllowList).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	rpc := d.csrf(http.HandlerFunc(d.serveRPC))
@@ -28,7 +29,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("/api/", d.csrf(d.apiHandler()))
 	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.Handle("/", webHandler())
-	return d.auth(d.gzipped(mux))
+	return d.checkHost(d.auth(d.gzipped(mux)))
 }
 
 // auth demands basic auth when credentials are set.

@@ -20,6 +20,7 @@ func newDaemonCmd() *cobra.Command {
 		user, password                string
 		noDHT                         bool
 		dhtBootstrap                  []string
+		rpcHosts                      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon [flags]",
@@ -31,7 +32,8 @@ transmission-remote or any Transmission RPC client at
 http://ADDR/transmission/rpc, or with the web UI at http://ADDR/.
 Prometheus metrics are at http://ADDR/metrics. On an address other than
 loopback the RPC asks for a password (--password, or a generated one that is
-logged once and kept).`,
+logged once and kept). It answers only to requests addressed to localhost, an
+IP address or a name given with --rpc-host (against DNS rebinding).`,
 		Example: `  sower daemon
   sower daemon --rpc 127.0.0.1:9091 --port 51413 --data ~/.local/share/sower --download-dir ~/Downloads
   transmission-remote 127.0.0.1:9091 -a file.torrent`,
@@ -59,6 +61,7 @@ logged once and kept).`,
 				NoDHT:        noDHT,
 				DHTBootstrap: dhtBootstrap,
 				RPCAddr:      rpcAddr,
+				RPCHosts:     rpcHosts,
 				Username:     user,
 				Password:     password,
 				Logger:       slog.Default(),
@@ -78,6 +81,7 @@ logged once and kept).`,
 	cmd.Flags().StringArrayVar(&dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable; default the public routers)")
 	cmd.Flags().StringVar(&dataDir, "data", "", "folder for the daemon's state (default: the user config folder/sower)")
 	cmd.Flags().StringVar(&downloadDir, "download-dir", "", "default folder for downloads (default DATA/downloads)")
+	cmd.Flags().StringArrayVar(&rpcHosts, "rpc-host", nil, "a host name the RPC and web UI answer to besides localhost, IP addresses and --rpc's host (repeatable); others are refused, against DNS rebinding")
 	cmd.Flags().StringVar(&user, "user", "sower", "RPC user name, with --password")
 	cmd.Flags().StringVar(&password, "password", "", "RPC password (or $SOWER_RPC_PASSWORD); required beyond loopback, generated if absent")
 	return cmd

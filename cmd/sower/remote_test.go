@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,5 +123,24 @@ func TestRemoteErrors(t *testing.T) {
 	}
 	if r := sower(t, dir, "daemon", "--port", "70000"); r.code != 2 {
 		t.Fatalf("daemon --port 70000: code %d, want 2", r.code)
+	}
+}
+
+// TestDaemonRPCHost: --rpc-host adds a name the daemon answers to; other
+// names are refused (DNS rebinding), addresses are served.
+func TestDaemonRPCHost(t *testing.T) {
+	addr := startDaemonProc(t, "--rpc-host", "my.box", "--rpc-host", "other.box")
+	_, port, _ := strings.Cut(addr, ":")
+	for host, want := range map[string]int{"my.box:" + port: 200, "other.box:" + port: 200, addr: 200, "evil.example:" + port: 421} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: HTTP %d, want %d", host, resp.StatusCode, want)
+		}
 	}
 }
