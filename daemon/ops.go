@@ -23,6 +23,9 @@ import (
 // ErrNotFound is returned for an id or info-hash the daemon does not have.
 var ErrNotFound = errors.New("no such torrent")
 
+// errInvalidTorrent marks Add's refusal of metainfo that does not parse.
+var errInvalidTorrent = errors.New("invalid .torrent")
+
 // AddRequest describes a torrent to add: exactly one of Metainfo (the
 // bytes of a .torrent file) and URL (magnet:, http: or https:).
 type AddRequest struct {
@@ -59,7 +62,7 @@ func (d *Daemon) Add(ctx context.Context, req AddRequest) (AddResult, error) {
 		}
 		mi, err = metainfo.Parse(req.Metainfo)
 		if err != nil {
-			return AddResult{}, fmt.Errorf("add: invalid .torrent: %w", err)
+			return AddResult{}, fmt.Errorf("add: %w: %w", errInvalidTorrent, err)
 		}
 	case strings.HasPrefix(strings.ToLower(req.URL), "magnet:"):
 		mag, err = magnet.Parse(req.URL)
@@ -86,7 +89,7 @@ func (d *Daemon) Add(ctx context.Context, req AddRequest) (AddResult, error) {
 	if mi != nil {
 		ih = mi.InfoHash
 		if err := t.setMeta(mi); err != nil {
-			return AddResult{}, fmt.Errorf("add: %w", err)
+			return AddResult{}, fmt.Errorf("add: %w: %w", errInvalidTorrent, err)
 		}
 		if req.Priorities != nil {
 			if len(req.Priorities) != t.layout.NumFiles() {

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -884,16 +883,10 @@ func (d *Daemon) torrentAdd(ctx context.Context, args map[string]json.RawMessage
 		req.URL = filename
 	case filename != "":
 		// Transmission reads a path on the daemon's host.
-		st, err := os.Stat(filename)
+		data, err := readLocalTorrent(filename)
 		if err != nil {
-			return nil, fmt.Errorf("torrent-add: %v", err)
-		}
-		if st.Size() > metainfo.MaxFileSize {
-			return nil, fmt.Errorf("torrent-add: %s is larger than the %d-byte limit", filename, metainfo.MaxFileSize)
-		}
-		data, err := os.ReadFile(filename)
-		if err != nil {
-			return nil, fmt.Errorf("torrent-add: %v", err)
+			d.log.Warn("torrent-add: refused a local file", "err", err)
+			return nil, errLocalTorrent
 		}
 		req.Metainfo = data
 	default:
@@ -904,6 +897,10 @@ func (d *Daemon) torrentAdd(ctx context.Context, args map[string]json.RawMessage
 		return nil, err
 	}
 	res, err := d.Add(ctx, req)
+	if err != nil && filename != "" && req.URL == "" && errors.Is(err, errInvalidTorrent) {
+		d.log.Warn("torrent-add: refused a local file", "path", filename, "err", err)
+		return nil, errLocalTorrent // the file's content is not the caller's to learn
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,8 @@ type rpcClient struct {
 	token string
 	user  string
 	pass  string
+	// client, if set, replaces http.DefaultClient (e.g. for a time-out).
+	client *http.Client
 }
 
 func newRPC(t testing.TB, d *running) *rpcClient {
@@ -40,7 +42,11 @@ func (c *rpcClient) post(body io.Reader, hdr map[string]string) *http.Response {
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	cl := http.DefaultClient
+	if c.client != nil {
+		cl = c.client
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
