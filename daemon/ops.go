@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -487,38 +488,94 @@ func (d *Daemon) Remove(ih [20]byte, deleteData bool) error {
 }
 
 // removeData deletes a torrent's files, its parts file and the folders
-// that become empty, but nothing else in the download folder.
+// of its layout that are left empty, and nothing else. It works through
+// an os.Root of the download folder, so nothing outside the folder is
+// touched, and it never goes through a symbolic link: a link placed in
+// the folder (by anyone who can write there) where one of the torrent's
+// folders would be must not lead the deletion to files Sower never wrote.
+// What is found where a file of the torrent should be but is not a
+// regular file, or is reached through a link, is left in place and
+// reported.
 func removeData(t *torrent, layout *storage.Layout) error {
+	root, err := os.OpenRoot(t.rec.DownloadDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove data of %s: %w", t.rec.Name, err)
+	}
+	defer root.Close()
 	var errs []error
+	seen := map[string]bool{} // one report for a link above many files
 	dirs := map[string]bool{}
-	for _, p := range dataPaths(t.rec.DownloadDir, layout) {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	remove := func(name string) {
+		err := removeOwnFile(root, name)
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !seen[err.Error()] {
+			seen[err.Error()] = true
 			errs = append(errs, err)
 		}
-		for dir := filepath.Dir(p); dir != t.rec.DownloadDir && strings.HasPrefix(dir, t.rec.DownloadDir); dir = filepath.Dir(dir) {
+	}
+	for _, f := range layout.Files() {
+		if f.Padding {
+			continue
+		}
+		name := filepath.FromSlash(f.Path)
+		remove(name)
+		for dir := filepath.Dir(name); dir != "."; dir = filepath.Dir(dir) {
 			dirs[dir] = true
 		}
 	}
-	first := layout.File(0).Path
-	name, _, _ := strings.Cut(first, "/")
-	os.Remove(filepath.Join(t.rec.DownloadDir, "."+name+".parts"))
-	// Deepest first, so parents are empty when their turn comes.
+	top, _, _ := strings.Cut(layout.File(0).Path, "/")
+	remove("." + top + ".parts")
+	// Deepest first, so parents are empty when their turn comes; a folder
+	// that is not empty (it holds files that are not the torrent's) stays.
 	list := make([]string, 0, len(dirs))
 	for dir := range dirs {
 		list = append(list, dir)
 	}
-	for len(list) > 0 {
-		deepest := 0
-		for i, dir := range list {
-			if len(dir) > len(list[deepest]) {
-				deepest = i
-			}
+	slices.SortFunc(list, func(a, b string) int { return len(b) - len(a) })
+	for _, dir := range list {
+		if noLinkOnPath(root, dir) == nil {
+			root.Remove(dir) // fails harmlessly if not empty
 		}
-		os.Remove(list[deepest]) // fails harmlessly if not empty
-		list = append(list[:deepest], list[deepest+1:]...)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("remove data of %s: %w", t.rec.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// removeOwnFile removes name, relative to root, if it is a regular file
+// reached without any symbolic link.
+func removeOwnFile(root *os.Root, name string) error {
+	if err := noLinkOnPath(root, filepath.Dir(name)); err != nil {
+		return err
+	}
+	st, err := root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s): left in place", name, st.Mode().Type())
+	}
+	return root.Remove(name)
+}
+
+// noLinkOnPath checks that every component of the folder dir, relative to
+// root, is a folder and not a symbolic link.
+func noLinkOnPath(root *os.Root, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if err := noLinkOnPath(root, filepath.Dir(dir)); err != nil {
+		return err
+	}
+	st, err := root.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a folder (%s): what is under it is left in place", dir, st.Mode().Type())
 	}
 	return nil
 }

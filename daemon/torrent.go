@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -572,17 +571,6 @@ func (d *Daemon) checkpointRecord(t *torrent) *record {
 	r.Wasted += st.Wasted
 	r.SeedSecs = t.seedSecs(time.Now())
 	return &r
-}
-
-// dataPaths lists the OS paths of a layout's files (not padding) under dir.
-func dataPaths(dir string, layout *storage.Layout) []string {
-	var out []string
-	for _, f := range layout.Files() {
-		if !f.Padding {
-			out = append(out, filepath.Join(dir, filepath.FromSlash(f.Path)))
-		}
-	}
-	return out
 }
 
 func bitfieldFrom(b []byte, n int) (bitfield.Bitfield, error) { return bitfield.FromBytes(b, n) }
