@@ -112,6 +112,11 @@ type Config struct {
 	// Title is shown on the index page.
 	Title string `json:"title"`
 
+	// Store keeps swarms, download counts, passkeys and the whitelist
+	// shared with other trackers (see package redisstore); nil keeps
+	// swarms in this process's memory. The caller closes it after Close.
+	Store SharedStore `json:"-"`
+
 	// Now is the clock; nil means time.Now. Tests move it to expire peers.
 	Now func() time.Time `json:"-"`
 }
@@ -163,11 +168,14 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("mode %q: want %q, %q or %q", c.Mode, ModeOpen, ModeWhitelist, ModePrivate)
 	}
-	if c.Mode == ModeWhitelist && c.WhitelistFile == "" && c.DataDir == "" {
-		return fmt.Errorf("mode %q needs a whitelist file or a data directory for uploaded torrents", c.Mode)
+	if c.Mode == ModeWhitelist && c.WhitelistFile == "" && c.DataDir == "" && c.Store == nil {
+		return fmt.Errorf("mode %q needs a whitelist file, a data directory for uploaded torrents or a shared store", c.Mode)
 	}
-	if c.Mode == ModePrivate && c.DataDir == "" {
-		return fmt.Errorf("mode %q needs a data directory for the passkeys", c.Mode)
+	if c.Mode == ModePrivate && c.DataDir == "" && c.Store == nil {
+		return fmt.Errorf("mode %q needs a data directory or a shared store for the passkeys", c.Mode)
+	}
+	if c.FullScrape && c.Store != nil {
+		return fmt.Errorf("full_scrape is not available with a shared store: it would scan every swarm of the store")
 	}
 	for name, v := range map[string]int64{
 		"interval": int64(c.Interval), "min_interval": int64(c.MinInterval), "flush_interval": int64(c.FlushInterval),

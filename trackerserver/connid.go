@@ -23,11 +23,44 @@ const connIDEpoch = 60
 type connIDs struct {
 	mu  sync.Mutex // serialises rotation
 	cur atomic.Pointer[connSecrets]
+	// seed, when set, derives each epoch's secret instead of drawing it,
+	// so that every tracker holding the same seed issues and accepts the
+	// same ids (trackers on one shared store). It may be replaced (see
+	// setSeed).
+	seed atomic.Pointer[[32]byte]
 }
 
 type connSecrets struct {
 	epoch     int64
+	seed      *[32]byte // the seed they derive from, nil if drawn
 	cur, prev [32]byte
+}
+
+// newSharedConnIDs returns connection ids derived from seed.
+func newSharedConnIDs(seed [32]byte) *connIDs {
+	c := &connIDs{}
+	c.seed.Store(&seed)
+	c.cur.Store(&connSecrets{epoch: -1})
+	return c
+}
+
+// setSeed replaces the seed of shared connection ids (when the store lost
+// it and another tracker's was adopted); ids issued under the old seed
+// stop working.
+func (c *connIDs) setSeed(seed [32]byte) {
+	if old := c.seed.Load(); old != nil && *old != seed {
+		c.seed.Store(&seed)
+	}
+}
+
+// derive returns the secret of an epoch under a seed: SHA-256 of the
+// seed and the epoch number, so that one epoch's secret tells nothing of
+// another's.
+func derive(seed *[32]byte, epoch int64) [32]byte {
+	var msg [32 + 8]byte
+	copy(msg[:32], seed[:])
+	binary.BigEndian.PutUint64(msg[32:], uint64(epoch))
+	return sha256.Sum256(msg[:])
 }
 
 func newConnIDs() (*connIDs, error) {
@@ -45,16 +78,22 @@ func newConnIDs() (*connIDs, error) {
 // secrets returns the secrets of the epoch that contains unix time now.
 func (c *connIDs) secrets(now int64) *connSecrets {
 	epoch := now / connIDEpoch
+	seed := c.seed.Load()
 	s := c.cur.Load()
-	if s.epoch == epoch {
+	if s.epoch == epoch && s.seed == seed {
 		return s
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s = c.cur.Load(); s.epoch == epoch {
+	if s = c.cur.Load(); s.epoch == epoch && s.seed == seed {
 		return s
 	}
-	n := &connSecrets{epoch: epoch}
+	n := &connSecrets{epoch: epoch, seed: seed}
+	if seed != nil {
+		n.cur, n.prev = derive(seed, epoch), derive(seed, epoch-1)
+		c.cur.Store(n)
+		return n
+	}
 	rand.Read(n.cur[:])
 	if s.epoch == epoch-1 {
 		n.prev = s.cur

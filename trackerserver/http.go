@@ -93,7 +93,10 @@ func (s *Server) authorize(passkey []byte) (*userAcct, error) {
 	if len(passkey) == 0 {
 		return nil, errNeedPasskey
 	}
-	u := s.user(passkey)
+	u, err := s.user(passkey)
+	if err != nil {
+		return nil, err
+	}
 	if u == nil {
 		return nil, errUnknownPasskey
 	}
@@ -115,7 +118,7 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, passkey 
 func (s *Server) announceBody(sc *scratch, rawQuery, passkey []byte, ip netip.Addr, ipErr error) []byte {
 	user, err := s.authorize(passkey)
 	if err != nil {
-		return s.failure(sc, "access", err)
+		return s.failure(sc, accessKind(err), err)
 	}
 	p, err := parseAnnounceQuery(rawQuery)
 	if err != nil {
@@ -163,13 +166,14 @@ func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey []byte) []byte {
 	}
 	slices.SortFunc(hashes, func(a, b [20]byte) int { return strings.Compare(string(a[:]), string(b[:])) })
 	hashes = slices.Compact(hashes)
+	stats, known, err := s.scrapeMany(hashes)
+	if err != nil {
+		return s.failure(sc, "store", err)
+	}
 	s.m.scrapeHTTP.Inc()
 	b := append(sc.body[:0], "d5:filesd"...)
-	for _, ih := range hashes {
-		if !s.allowed(ih) {
-			continue
-		}
-		st, ok := s.scrape(ih)
+	for i, ih := range hashes {
+		st, ok := stats[i], known[i]
 		if !ok {
 			continue
 		}
@@ -187,6 +191,15 @@ func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey []byte) []byte {
 	return sc.body
 }
 
+// accessKind sorts the errors of authorize for the errors metric: a
+// refusal, or a store that could not be asked.
+func accessKind(err error) string {
+	if errors.Is(err, errStore) {
+		return "store"
+	}
+	return "access"
+}
+
 // errKind sorts announce errors for the errors metric.
 func errKind(err error) string {
 	switch {
@@ -196,6 +209,8 @@ func errKind(err error) string {
 		return "capacity"
 	case errors.Is(err, errPeerMoved):
 		return "bad_request"
+	case errors.Is(err, errStore):
+		return "store"
 	}
 	return "internal"
 }

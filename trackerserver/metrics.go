@@ -16,6 +16,10 @@ type metrics struct {
 	scrapeHTTP, scrapeUDP     prometheus.Counter
 	connectUDP                prometheus.Counter
 	errors                    *prometheus.CounterVec
+	// Calls to a shared store, by operation (announce, scrape, passkey,
+	// whitelist, traffic): failures and latency.
+	storeErrors  *prometheus.CounterVec
+	storeSeconds *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -31,13 +35,13 @@ func newMetrics(s *Server) *metrics {
 	})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sower_tracker_errors_total",
-		Help: "Requests refused or dropped, by kind (bad_request, access, capacity, udp_connection_id, udp_dropped, database, internal).",
+		Help: "Requests refused or dropped, by kind (bad_request, access, capacity, udp_connection_id, udp_dropped, database, store, internal).",
 	}, []string{"kind"})
 	m.announceHTTP = announces.WithLabelValues("http")
 	m.announceUDP = announces.WithLabelValues("udp")
 	m.scrapeHTTP = scrapes.WithLabelValues("http")
 	m.scrapeUDP = scrapes.WithLabelValues("udp")
-	for _, k := range []string{"bad_request", "access", "capacity", "udp_connection_id", "udp_dropped", "database", "internal"} {
+	for _, k := range []string{"bad_request", "access", "capacity", "udp_connection_id", "udp_dropped", "database", "store", "internal"} {
 		m.errors.WithLabelValues(k)
 	}
 	m.reg.MustRegister(announces, scrapes, m.connectUDP, m.errors,
@@ -62,6 +66,21 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sower_tracker_store_errors_total",
+		Help: "Calls to the shared store that failed or timed out, by operation.",
+	}, []string{"op"})
+	m.storeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sower_tracker_store_seconds",
+		Help:    "Latency of calls to the shared store, by operation.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"op"})
+	if s.shared != nil {
+		for _, op := range []string{"announce", "scrape", "passkey", "whitelist", "traffic"} {
+			m.storeErrors.WithLabelValues(op)
+		}
+		m.reg.MustRegister(m.storeErrors, m.storeSeconds)
+	}
 	return m
 }
 

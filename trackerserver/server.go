@@ -3,6 +3,7 @@ package trackerserver
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,14 @@ type Server struct {
 
 	usersMu  sync.RWMutex
 	passkeys map[string]*userAcct // passkey -> account
+	// accounts are the users seen on a shared store, by name, with the
+	// traffic not yet added to it.
+	accounts map[string]*userAcct
+
+	// shared is the store of swarms shared with other trackers; nil keeps
+	// them in table.
+	shared      SharedStore
+	storeLogged atomic.Int64 // unix second of the last store error logged
 
 	sessMu   sync.Mutex
 	sessions map[sessionKey]session
@@ -82,7 +91,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		start:    cfg.Now(),
 		uploaded: make(map[[20]byte]TorrentInfo),
 		passkeys: make(map[string]*userAcct),
+		accounts: make(map[string]*userAcct),
 		sessions: make(map[sessionKey]session),
+		shared:   cfg.Store,
 	}
 	ttl := float64(time.Duration(cfg.Interval)/time.Second) * cfg.ExpireFactor
 	s.ttl = uint32(min(ttl, 1<<30))
@@ -90,7 +101,22 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.enforceListed = cfg.Mode == ModeWhitelist || cfg.WhitelistFile != "" ||
 		cfg.Mode == ModePrivate && !cfg.AllowUnregistered
 	var err error
-	if s.ids, err = newConnIDs(); err != nil {
+	if s.shared != nil {
+		// Every instance on the store derives its connection ids from
+		// one secret, so a client may connect to one and announce to
+		// another.
+		var proposal [32]byte
+		if _, err := rand.Read(proposal[:]); err != nil {
+			return nil, fmt.Errorf("connection id secret: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*storeTimeout)
+		seed, err := s.shared.ConnIDSeed(ctx, proposal)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("tracker store: connection id secret: %w", err)
+		}
+		s.ids = newSharedConnIDs(seed)
+	} else if s.ids, err = newConnIDs(); err != nil {
 		return nil, err
 	}
 	s.m = newMetrics(s)
@@ -125,6 +151,23 @@ func (s *Server) loadFromStore() error {
 	}
 	if s.admin, err = s.store.AdminToken(); err != nil {
 		return fmt.Errorf("admin token: %w", err)
+	}
+	if s.shared != nil {
+		// Passkeys live in the shared store; uploads stay local (the
+		// .torrent files) but join the shared whitelist.
+		if len(s.uploaded) == 0 {
+			return nil
+		}
+		hashes := make([][20]byte, 0, len(s.uploaded))
+		for ih := range s.uploaded {
+			hashes = append(hashes, ih)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*storeTimeout)
+		defer cancel()
+		if err := s.shared.AddListed(ctx, hashes); err != nil {
+			return fmt.Errorf("tracker store: whitelist uploaded torrents: %w", err)
+		}
+		return nil
 	}
 	return s.reloadPasskeys()
 }
@@ -209,6 +252,14 @@ func (s *Server) reloadWhitelist() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if s.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*storeTimeout)
+		err := s.shared.ReplaceFileList(ctx, set)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("whitelist %s: copy to the tracker store: %w", s.cfg.WhitelistFile, err)
+		}
+	}
 	s.whitelist.Store(&set)
 	s.whitelistMod = fi.ModTime()
 	return true, nil
@@ -256,7 +307,15 @@ func (s *Server) allowed(ih [20]byte) bool {
 }
 
 // user returns the account of a passkey, or nil.
-func (s *Server) user(passkey []byte) *userAcct {
+func (s *Server) user(passkey []byte) (*userAcct, error) {
+	if s.shared != nil {
+		return s.sharedUser(passkey)
+	}
+	return s.localUser(passkey), nil
+}
+
+// localUser returns the account of a passkey from the database, or nil.
+func (s *Server) localUser(passkey []byte) *userAcct {
 	s.usersMu.RLock()
 	defer s.usersMu.RUnlock()
 	return s.passkeys[string(passkey)]
@@ -279,6 +338,9 @@ const (
 // announce records an announce from ip at clock time now and puts the
 // peers to give in out. It returns the swarm's seeder and leecher counts.
 func (s *Server) announce(p *announceParams, ip netip.Addr, user *userAcct, want int, now uint32, out *peerList) (int, int, error) {
+	if s.shared != nil {
+		return s.sharedAnnounce(p, ip, user, want, s.start.Add(time.Duration(now-1)*time.Second), out)
+	}
 	out.reset()
 	if !s.allowed(p.infoHash) {
 		return 0, 0, errNotListed
@@ -410,6 +472,35 @@ func (s *Server) scrape(ih [20]byte) (scrapeStats, bool) {
 	return scrapeStats{downloaded: n}, n > 0 || up
 }
 
+// scrapeMany returns the counters of hashes that may be tracked, with
+// known[i] false for those the tracker does not know or may not track.
+func (s *Server) scrapeMany(hashes [][20]byte) (stats []scrapeStats, known []bool, err error) {
+	stats, known = make([]scrapeStats, len(hashes)), make([]bool, len(hashes))
+	if s.shared != nil {
+		if err := s.sharedScrape(hashes, stats, known); err != nil {
+			return nil, nil, err
+		}
+		for i, ih := range hashes {
+			if known[i] && s.enforceListed {
+				ok, err := s.allowedShared(ih)
+				if err != nil {
+					return nil, nil, err
+				}
+				if !ok {
+					stats[i], known[i] = scrapeStats{}, false
+				}
+			}
+		}
+		return stats, known, nil
+	}
+	for i, ih := range hashes {
+		if s.allowed(ih) {
+			stats[i], known[i] = s.scrape(ih)
+		}
+	}
+	return stats, known, nil
+}
+
 // TorrentStats is the state of one torrent, as the index page shows it.
 type TorrentStats struct {
 	InfoHash          [20]byte
@@ -419,8 +510,13 @@ type TorrentStats struct {
 	Uploaded          *TorrentInfo
 }
 
-// Torrents returns every torrent in memory or uploaded.
+// Torrents returns every torrent in memory or uploaded. On a shared store
+// only uploaded torrents are listed: listing every swarm would scan the
+// store.
 func (s *Server) Torrents() []TorrentStats {
+	if s.shared != nil {
+		return s.sharedTorrents()
+	}
 	var out []TorrentStats
 	seen := make(map[[20]byte]int)
 	for i := range s.table.shards {
@@ -477,6 +573,9 @@ func (s *Server) sweep() (peers int) {
 
 // flush writes changed download counts and user traffic to the database.
 func (s *Server) flush() error {
+	if s.shared != nil {
+		return s.flushShared()
+	}
 	if s.store == nil {
 		return nil
 	}
@@ -623,6 +722,9 @@ func (s *Server) maintain(ctx context.Context) {
 				s.m.errors.WithLabelValues("database").Inc()
 			}
 		case <-listT.C:
+			if s.shared != nil {
+				s.refreshConnIDSeed()
+			}
 			if s.cfg.WhitelistFile != "" {
 				if changed, err := s.reloadWhitelist(); err != nil {
 					s.log.Error("tracker: whitelist reload", "err", err)
@@ -634,9 +736,13 @@ func (s *Server) maintain(ctx context.Context) {
 	}
 }
 
-// Close flushes counters and closes the database.
+// Close flushes counters and closes the database. A shared store is the
+// caller's to close.
 func (s *Server) Close() error {
 	if s.store == nil {
+		if s.shared != nil {
+			return s.flush()
+		}
 		return nil
 	}
 	err := s.flush()

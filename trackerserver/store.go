@@ -112,10 +112,22 @@ func newPasskey() string {
 	return hex.EncodeToString(b[:])
 }
 
+// NewPasskey returns a fresh random passkey (32 hex digits).
+func NewPasskey() string { return newPasskey() }
+
+// CheckUserName refuses user names that are not 1 to 64 letters, digits,
+// '.', '_', '@' or '-'.
+func CheckUserName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("user name %q: use 1 to 64 letters, digits, '.', '_', '@' or '-'", name)
+	}
+	return nil
+}
+
 // AddUser creates a user with a fresh passkey and returns it.
 func (s *Store) AddUser(name string) (User, error) {
-	if !validName.MatchString(name) {
-		return User{}, fmt.Errorf("user name %q: use 1 to 64 letters, digits, '.', '_', '@' or '-'", name)
+	if err := CheckUserName(name); err != nil {
+		return User{}, err
 	}
 	u := User{Name: name, Passkey: newPasskey(), Created: time.Now().UTC().Truncate(time.Second)}
 	err := s.db.Update(func(tx *bolt.Tx) error {

@@ -316,7 +316,7 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 			user, err = nil, nil // open trackers ignore the URL path
 		}
 		if err != nil {
-			s.m.errors.WithLabelValues("access").Inc()
+			s.m.errors.WithLabelValues(accessKind(err)).Inc()
 			return appendUDPError(sc.body[:0], r.tid, err.Error())
 		}
 		want := wantV4
@@ -355,15 +355,16 @@ func (s *Server) handleUDPAt(pkt []byte, from netip.AddrPort, t time.Time, sc *s
 			s.m.errors.WithLabelValues("access").Inc()
 			return appendUDPError(sc.body[:0], r.tid, errPrivateScrape.Error())
 		}
+		stats, _, err := s.scrapeMany(r.hashes)
+		if err != nil {
+			s.m.errors.WithLabelValues("store").Inc()
+			return appendUDPError(sc.body[:0], r.tid, err.Error())
+		}
 		s.m.scrapeUDP.Inc()
 		b := sc.body[:0]
 		b = binary.BigEndian.AppendUint32(b, udpScrape)
 		b = binary.BigEndian.AppendUint32(b, r.tid)
-		for _, ih := range r.hashes {
-			var st scrapeStats
-			if s.allowed(ih) {
-				st, _ = s.scrape(ih)
-			}
+		for _, st := range stats {
 			b = binary.BigEndian.AppendUint32(b, clamp32(st.complete))
 			b = binary.BigEndian.AppendUint32(b, uint32(min(st.downloaded, math.MaxInt32)))
 			b = binary.BigEndian.AppendUint32(b, clamp32(st.incomplete))

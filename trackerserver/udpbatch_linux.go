@@ -155,6 +155,9 @@ func callHelper(call chan<- struct{}) {
 // answerBatch answers the n datagrams of b's last read and sends the
 // replies.
 func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
+	if s.shared != nil {
+		return s.answerBatchShared(b, n)
+	}
 	k := 0
 	t := s.cfg.Now() // once per batch: reading the clock is not free
 	for i := range n {
@@ -165,6 +168,45 @@ func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
 		sc.body = b.reply(k)
 		if out := s.handleUDPAt(pkt, from, t, sc); len(out) > 0 {
 			b.queue(k, i, out)
+			k++
+		}
+	}
+	b.handled.Add(int64(n))
+	return b.flush(k, b.fail)
+}
+
+// answerBatchShared answers the datagrams of a batch concurrently: on a
+// shared store each announce waits for a round trip to the store, and
+// concurrent calls share round trips (the store's client pipelines them on
+// one connection), where answering one after the other would leave the
+// worker idle for a round trip per datagram.
+func (s *Server) answerBatchShared(b *udpBatch, n int) error {
+	t := s.cfg.Now()
+	var outs [udpBatchSize][]byte
+	var wg sync.WaitGroup
+	for i := range n {
+		pkt, from, ok := b.packet(i)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := s.getScratch()
+			body := sc.body
+			sc.body = b.work[i][:0]
+			out := s.handleUDPAt(pkt, from, t, sc)
+			b.work[i] = out[:0]
+			outs[i] = out
+			sc.body = body
+			s.putScratch(sc)
+		}()
+	}
+	wg.Wait()
+	k := 0
+	for i := range n {
+		if len(outs[i]) > 0 {
+			b.queue(k, i, outs[i])
 			k++
 		}
 	}
@@ -198,6 +240,9 @@ type udpBatch struct {
 	outIov   [udpBatchSize]unix.Iovec
 	outNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
 	outBufs  [udpBatchSize][]byte // reply of each queued message
+	// work are the reply buffers of datagrams answered concurrently
+	// (answerBatchShared), one per datagram of the batch.
+	work [udpBatchSize][]byte
 
 	recvFn, sendFn       func(fd uintptr) bool // b.recv and b.send
 	recvNowFn, sendNowFn func(fd uintptr)      // b.recvNow and b.sendNow

@@ -1,6 +1,7 @@
 package trackerserver
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -196,6 +197,12 @@ func (s *Server) AddTorrent(data []byte, description string) (TorrentInfo, error
 		return TorrentInfo{}, err
 	}
 	ih, _ := hex.DecodeString(ti.InfoHash)
+	if s.shared != nil {
+		err := s.storeCall("whitelist", func(ctx context.Context) error { return s.shared.AddListed(ctx, [][20]byte{[20]byte(ih)}) })
+		if err != nil {
+			return TorrentInfo{}, fmt.Errorf("uploaded torrent saved, but not whitelisted on the shared store: %w", err)
+		}
+	}
 	s.uploadedMu.Lock()
 	s.uploaded[[20]byte(ih)] = ti
 	s.uploadedMu.Unlock()
