@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 # Debian packages the interop tests drive (see internal/testpeers).
-REQUIRED_PKGS=(opentracker transmission-cli transmission-daemon aria2 python3-libtorrent mktorrent nginx nftables iputils-ping)
+REQUIRED_PKGS=(opentracker transmission-cli transmission-daemon aria2 python3-libtorrent mktorrent nginx nftables iputils-ping redis-server redis-tools)
 OPTIONAL_PKGS=(qbittorrent-nox chromium)
 
 DEFAULT_FUZZTIME=15

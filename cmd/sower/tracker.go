@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sowerbt/sower/trackerserver"
+	"github.com/sowerbt/sower/trackerserver/redisstore"
 )
 
 // defaultTrackerAddr is the well-known tracker port on every interface.
@@ -40,6 +41,7 @@ func newTrackerCmd() *cobra.Command {
 		interval                                          time.Duration
 		realIPHeader, title                               string
 		gcPercent                                         int
+		stores                                            []string
 	)
 	cmd := &cobra.Command{
 		Use:   "tracker [--http ADDR] [--udp ADDR] [--data DIR] [--private] [--whitelist FILE]",
@@ -57,7 +59,14 @@ no passkey, and the index page is shown to the operator only).
 Limits and their defaults are listed in docs/security.md.
 
 Passkeys, download counts and uploaded torrents are kept in --data DIR
-(default ` + defaultTrackerData() + `; --data "" keeps nothing). Settings may
+(default ` + defaultTrackerData() + `; --data "" keeps nothing).
+
+Several trackers can share swarms through Redis or Valkey: --store
+redis://HOST:PORT[/DB] (rediss:// for TLS; the password in the URL or in
+$SOWER_REDIS_PASSWORD), and for a Redis Cluster --store redis+cluster://HOST:PORT
+or several --store seeds. Then swarms, download counts, passkeys with their
+traffic and the whitelist live in the store, and any instance answers any
+announce or scrape; --data keeps only uploads and the upload password. Settings may
 also come from a JSON --config file (keys: data, mode, whitelist, interval,
 min_interval, expire_factor, numwant, max_numwant, max_torrents,
 max_peers_per_torrent, max_peers, max_scrape_hashes, full_scrape,
@@ -66,7 +75,9 @@ max_conns, header_timeout); flags win.
 --http "" or --udp "" turns a protocol off.`,
 		Example: `  sower tracker --http 127.0.0.1:6969 --udp 127.0.0.1:6969
   sower tracker --private --data /var/lib/sower-tracker
-  sower tracker passkey add alice`,
+  sower tracker passkey add alice
+  sower tracker --store redis://10.0.0.5:6379 --private --data ""
+  sower tracker --store redis+cluster://10.0.0.5:7000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg trackerserver.Config
@@ -113,6 +124,19 @@ max_conns, header_timeout); flags win.
 				}
 				debug.SetGCPercent(gcPercent)
 			}
+			if len(stores) > 0 {
+				st, err := openStore(cmd.Context(), stores)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				cfg.Store = st
+				if !f.Changed("data") && cfg.DataDir == defaultTrackerData() {
+					// On a shared store the data directory holds only
+					// uploads: none unless asked for.
+					cfg.DataDir = ""
+				}
+			}
 			return runTracker(cmd.Context(), cmd.OutOrStdout(), cfg, httpAddr, udpAddr)
 		},
 	}
@@ -133,8 +157,20 @@ max_conns, header_timeout); flags win.
 	// by a quarter (rather than Go's default of doubling) costs little CPU
 	// and keeps the resident size near the live peers.
 	f.IntVar(&gcPercent, "gc-percent", 25, "garbage collector target percentage (as GOGC; the GOGC variable wins unless this is given)")
+	f.StringArrayVar(&stores, "store", nil, "share swarms through Redis/Valkey: redis://HOST:PORT[/DB], rediss://..., redis+cluster://HOST:PORT, or several seeds of a Cluster (repeat the flag)")
 	cmd.AddCommand(newPasskeyCmd(&dataDir))
 	return cmd
+}
+
+// openStore connects to the shared store named by the --store URLs.
+func openStore(ctx context.Context, urls []string) (*redisstore.Store, error) {
+	o, err := redisstore.ParseURLs(urls, os.Getenv)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("--store: %w", err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return redisstore.Open(ctx, o)
 }
 
 // runTracker listens, serves until ctx ends and shuts down cleanly.
@@ -210,12 +246,22 @@ func newPasskeyCmd(dataDir *string) *cobra.Command {
 		Short: "Manage the passkeys of a private tracker (while the tracker is stopped)",
 		Long: `Add, rotate, revoke and list the users of a private tracker. These work on
 the database in --data DIR and need the tracker to be stopped, since only one
-process may hold the database.`,
+process may hold the database; with --store URL they work on the shared store
+while the trackers run, and every instance sees a change at once.`,
 		Example: "  sower tracker passkey add alice\n  sower tracker passkey list",
 	}
-	withStore := func(fn func(*trackerserver.Store) error) error {
+	var stores []string
+	withStore := func(cmd *cobra.Command, fn func(userAdmin) error) error {
+		if len(stores) > 0 {
+			st, err := openStore(cmd.Context(), stores)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return fn(redisUsers{st, cmd.Context()})
+		}
 		if *dataDir == "" {
-			return &usageError{errors.New("--data: a private tracker needs a data directory")}
+			return &usageError{errors.New("--data: a private tracker needs a data directory (or --store)")}
 		}
 		st, err := trackerserver.OpenStore(*dataDir)
 		if err != nil {
@@ -230,12 +276,12 @@ process may hold the database.`,
 	show := func(cmd *cobra.Command, u trackerserver.User, verb string) {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s: passkey %s (announce URL path /%s/announce)\n", verb, u.Name, u.Passkey, u.Passkey)
 	}
-	one := func(use, short, verb string, op func(*trackerserver.Store, string) (trackerserver.User, error)) *cobra.Command {
+	one := func(use, short, verb string, op func(userAdmin, string) (trackerserver.User, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
 			Example: "  sower tracker passkey " + use + " alice",
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return withStore(func(st *trackerserver.Store) error {
+				return withStore(cmd, func(st userAdmin) error {
 					u, err := op(st, args[0])
 					if err != nil {
 						return err
@@ -251,14 +297,14 @@ process may hold the database.`,
 		}
 	}
 	cmd.AddCommand(
-		one("add", "Create a user with a new passkey", "added", (*trackerserver.Store).AddUser),
-		one("rotate", "Give a user a new passkey (the old one stops working)", "rotated", (*trackerserver.Store).RotateUser),
-		one("revoke", "Remove a user's passkey (counts are kept)", "revoked", (*trackerserver.Store).RevokeUser),
+		one("add", "Create a user with a new passkey", "added", userAdmin.AddUser),
+		one("rotate", "Give a user a new passkey (the old one stops working)", "rotated", userAdmin.RotateUser),
+		one("revoke", "Remove a user's passkey (counts are kept)", "revoked", userAdmin.RevokeUser),
 		&cobra.Command{
 			Use: "list", Short: "List users with their traffic", Args: cobra.NoArgs,
 			Example: "  sower tracker passkey list",
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return withStore(func(st *trackerserver.Store) error {
+				return withStore(cmd, func(st userAdmin) error {
 					us, err := st.Users()
 					if err != nil {
 						return err
@@ -278,5 +324,32 @@ process may hold the database.`,
 		},
 	)
 	cmd.PersistentFlags().StringVar(dataDir, "data", defaultTrackerData(), "directory of the tracker database")
+	cmd.PersistentFlags().StringArrayVar(&stores, "store", nil, "manage the users in this shared store (as tracker --store) instead of --data; works while trackers run")
 	return cmd
 }
+
+// userAdmin is what the passkey commands need of a user database: the
+// tracker's own (--data) or a shared store's (--store).
+type userAdmin interface {
+	AddUser(name string) (trackerserver.User, error)
+	RotateUser(name string) (trackerserver.User, error)
+	RevokeUser(name string) (trackerserver.User, error)
+	Users() ([]trackerserver.User, error)
+}
+
+// redisUsers is a shared store's users as a userAdmin.
+type redisUsers struct {
+	st  *redisstore.Store
+	ctx context.Context
+}
+
+func (r redisUsers) AddUser(name string) (trackerserver.User, error) {
+	return r.st.AddUser(r.ctx, name)
+}
+func (r redisUsers) RotateUser(name string) (trackerserver.User, error) {
+	return r.st.RotateUser(r.ctx, name)
+}
+func (r redisUsers) RevokeUser(name string) (trackerserver.User, error) {
+	return r.st.RevokeUser(r.ctx, name)
+}
+func (r redisUsers) Users() ([]trackerserver.User, error) { return r.st.Users(r.ctx) }

@@ -72,7 +72,8 @@ func ParseURLs(urls []string, getenv func(string) string) (Options, error) {
 	for i, raw := range urls {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return o, fmt.Errorf("store URL: %w", err)
+			// url.Parse's error quotes the URL, password and all.
+			return o, fmt.Errorf("store URL %d is not a valid URL (redis://[USER:PASSWORD@]HOST[:PORT][/DB])", i+1)
 		}
 		shown := u.Redacted()
 		var tlsOn, cluster bool
