@@ -75,7 +75,9 @@ func ParseURLs(urls []string, getenv func(string) string) (Options, error) {
 			// url.Parse's error quotes the URL, password and all.
 			return o, fmt.Errorf("store URL %d is not a valid URL (redis://[USER:PASSWORD@]HOST[:PORT][/DB])", i+1)
 		}
-		shown := u.Redacted()
+		// Errors name the URL by its place: even a redacted URL can
+		// show a password that did not parse as one.
+		shown := strconv.Itoa(i + 1)
 		var tlsOn, cluster bool
 		switch u.Scheme {
 		case "redis":
@@ -86,10 +88,10 @@ func ParseURLs(urls []string, getenv func(string) string) (Options, error) {
 		case "rediss+cluster":
 			tlsOn, cluster = true, true
 		default:
-			return o, fmt.Errorf("store URL %s: scheme %q: want redis, rediss, redis+cluster or rediss+cluster", shown, u.Scheme)
+			return o, fmt.Errorf("store URL %s: unknown scheme: want redis, rediss, redis+cluster or rediss+cluster", shown)
 		}
 		if i > 0 && tlsOn != o.TLS {
-			return o, fmt.Errorf("store URL %s: mixes TLS and plain connections with %s", shown, urls[0])
+			return o, fmt.Errorf("store URL %s: mixes TLS and plain connections with URL 1", shown)
 		}
 		o.TLS = tlsOn
 		o.Cluster = o.Cluster || cluster || len(urls) > 1
@@ -104,13 +106,13 @@ func ParseURLs(urls []string, getenv func(string) string) (Options, error) {
 			port = "6379"
 		}
 		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			return o, fmt.Errorf("store URL %s: bad port %q", shown, port)
+			return o, fmt.Errorf("store URL %s: bad port", shown)
 		}
 		o.Addrs = append(o.Addrs, net.JoinHostPort(u.Hostname(), port))
 		if p := strings.TrimPrefix(u.Path, "/"); p != "" {
 			db, err := strconv.Atoi(p)
 			if err != nil || db < 0 {
-				return o, fmt.Errorf("store URL %s: path %q: want a database number", shown, u.Path)
+				return o, fmt.Errorf("store URL %s: the path must be a database number", shown)
 			}
 			o.DB = db
 		}
