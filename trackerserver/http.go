@@ -150,7 +150,7 @@ func (s *Server) handleScrape(w http.ResponseWriter, r *http.Request, passkey st
 // scrapeBody answers an HTTP scrape with a bencoded body built in sc.body.
 func (s *Server) scrapeBody(sc *scratch, rawQuery, passkey []byte) []byte {
 	if _, err := s.authorize(passkey); err != nil {
-		return s.failure(sc, "access", err)
+		return s.failure(sc, accessKind(err), err)
 	}
 	hashes, err := parseScrapeQuery(rawQuery, s.cfg.MaxScrapeHashes)
 	if err != nil {

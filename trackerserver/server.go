@@ -50,6 +50,11 @@ type Server struct {
 	// them in table.
 	shared      SharedStore
 	storeLogged atomic.Int64 // unix second of the last store error logged
+	// udpSem bounds the UDP requests answered concurrently on a shared
+	// store; udpInflight counts them so that Serve waits for them.
+	udpSem      chan struct{}
+	udpInflight sync.WaitGroup
+	pktPool     sync.Pool // *[]byte copies of datagrams in flight
 
 	sessMu   sync.Mutex
 	sessions map[sessionKey]session
@@ -94,7 +99,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		accounts: make(map[string]*userAcct),
 		sessions: make(map[sessionKey]session),
 		shared:   cfg.Store,
+		udpSem:   make(chan struct{}, maxUDPInflight),
 	}
+	s.pktPool.New = func() any { b := make([]byte, 0, 256); return &b }
 	ttl := float64(time.Duration(cfg.Interval)/time.Second) * cfg.ExpireFactor
 	s.ttl = uint32(min(ttl, 1<<30))
 	s.conns = newConnLimit(cfg.MaxConns)
@@ -691,6 +698,7 @@ func (s *Server) Serve(ctx context.Context, httpLns []net.Listener, udpConns []n
 		pc.Close()
 	}
 	wg.Wait()
+	s.udpInflight.Wait()
 	close(errc)
 	ferr := s.flush()
 	if err := <-errc; err != nil {

@@ -90,6 +90,11 @@ var ErrStoreFull = errSwarmFull
 // errStore marks a shared store that failed or did not answer in time.
 var errStore = errors.New("tracker store unavailable, try again later")
 
+// maxUDPInflight bounds the UDP requests a tracker on a shared store
+// answers at once: enough to keep the store's pipeline full, few enough
+// that a store that hangs costs a bounded number of goroutines.
+const maxUDPInflight = 2048
+
 // storeTimeout bounds every call to the shared store, so that a store that
 // is down or stuck turns into a failure reason well within the time
 // clients wait for an answer.

@@ -175,43 +175,42 @@ func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
 	return b.flush(k, b.fail)
 }
 
-// answerBatchShared answers the datagrams of a batch concurrently: on a
-// shared store each announce waits for a round trip to the store, and
-// concurrent calls share round trips (the store's client pipelines them on
-// one connection), where answering one after the other would leave the
-// worker idle for a round trip per datagram.
+// answerBatchShared hands each datagram of a batch to a goroutine of its
+// own, which answers it with one write: on a shared store an announce
+// waits for a round trip to the store, concurrent calls share round trips
+// (the store's client pipelines them), and a reply must not wait for the
+// slowest request of its batch, nor the next batch for this one, when the
+// store is slow. Requests in flight are bounded (udpInflight), after which
+// the reader waits and the kernel queues or drops datagrams.
 func (s *Server) answerBatchShared(b *udpBatch, n int) error {
 	t := s.cfg.Now()
-	var outs [udpBatchSize][]byte
-	var wg sync.WaitGroup
 	for i := range n {
 		pkt, from, ok := b.packet(i)
 		if !ok {
 			continue
 		}
-		wg.Add(1)
+		s.udpSem <- struct{}{}
+		s.udpInflight.Add(1)
+		bp := s.pktPool.Get().(*[]byte)
+		buf := append((*bp)[:0], pkt...)
 		go func() {
-			defer wg.Done()
+			defer func() {
+				*bp = buf[:0]
+				s.pktPool.Put(bp)
+				<-s.udpSem
+				s.udpInflight.Done()
+			}()
 			sc := s.getScratch()
-			body := sc.body
-			sc.body = b.work[i][:0]
-			out := s.handleUDPAt(pkt, from, t, sc)
-			b.work[i] = out[:0]
-			outs[i] = out
-			sc.body = body
+			if out := s.handleUDPAt(buf, from, t, sc); len(out) > 0 {
+				if _, err := b.uc.WriteToUDPAddrPort(out, from); err != nil {
+					b.fail(err)
+				}
+			}
 			s.putScratch(sc)
 		}()
 	}
-	wg.Wait()
-	k := 0
-	for i := range n {
-		if len(outs[i]) > 0 {
-			b.queue(k, i, outs[i])
-			k++
-		}
-	}
 	b.handled.Add(int64(n))
-	return b.flush(k, b.fail)
+	return nil
 }
 
 // udpBatchSize is how many datagrams one recvmmsg or sendmmsg call moves.
@@ -240,9 +239,7 @@ type udpBatch struct {
 	outIov   [udpBatchSize]unix.Iovec
 	outNames [udpBatchSize][unix.SizeofSockaddrInet6]byte
 	outBufs  [udpBatchSize][]byte // reply of each queued message
-	// work are the reply buffers of datagrams answered concurrently
-	// (answerBatchShared), one per datagram of the batch.
-	work [udpBatchSize][]byte
+	uc       *net.UDPConn         // for replies sent one at a time (answerBatchShared)
 
 	recvFn, sendFn       func(fd uintptr) bool // b.recv and b.send
 	recvNowFn, sendNowFn func(fd uintptr)      // b.recvNow and b.sendNow
@@ -267,7 +264,7 @@ func newUDPBatch(uc *net.UDPConn, log *slog.Logger) *udpBatch {
 	if err != nil {
 		return nil
 	}
-	b := &udpBatch{rc: rc}
+	b := &udpBatch{rc: rc, uc: uc}
 	b.recvFn, b.sendFn = b.recv, b.send
 	b.recvNowFn, b.sendNowFn = b.recvNow, b.sendNow
 	b.meminfoFn = b.meminfo

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,7 +254,7 @@ func TestSharedConnectionIDs(t *testing.T) {
 	ann = append(ann, ih[:]...)
 	ann = append(ann, id[:]...)
 	ann = append(ann, make([]byte, 8+8+8+4+4+4)...) // downloaded, left, uploaded, event, ip, key
-	ann = binary.BigEndian.AppendUint32(ann, 10)   // numwant
+	ann = binary.BigEndian.AppendUint32(ann, 10)    // numwant
 	ann = binary.BigEndian.AppendUint16(ann, 6881)
 	resp = exchange(b.udpAddr, ann)
 	if len(resp) < 20 || binary.BigEndian.Uint32(resp) != 1 {
@@ -277,9 +278,28 @@ func TestPasskeysShared(t *testing.T) {
 	if _, err := a.store.AddUser(ctx, "alice"); err == nil {
 		t.Fatal("adding alice twice succeeded")
 	}
+	// A private tracker tracks registered torrents only: registered
+	// through the shared whitelist, which both instances read.
 	ih := [20]byte{7}
+	if _, err := client().Announce(ctx, a.base+"/"+u.Passkey+"/announce", tracker.AnnounceRequest{InfoHash: ih, PeerID: peerID("p0"), Port: 7099, Left: 1, NumWant: -1}); err == nil || !strings.Contains(err.Error(), "not tracked") {
+		t.Fatalf("unregistered torrent: %v, want a refusal", err)
+	}
+	if err := a.store.AddListed(ctx, [][20]byte{ih}); err != nil {
+		t.Fatal(err)
+	}
 	urlA, urlB := a.base+"/"+u.Passkey+"/announce", b.base+"/"+u.Passkey+"/announce"
-	announce(t, urlA, ih, "p1", 7100, 100, tracker.Started)
+	// Whitelist changes reach the instances' caches as invalidation
+	// messages, within moments.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		_, err := client().Announce(ctx, urlA, tracker.AnnounceRequest{InfoHash: ih, PeerID: peerID("p1"), Port: 7100, Left: 100, Event: tracker.Started, NumWant: -1})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registered torrent still refused 2s later: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Traffic is counted from the totals across instances: 1000 bytes up
 	// reported to B after "started" on A.
 	if _, err := client().Announce(ctx, urlB, tracker.AnnounceRequest{InfoHash: ih, PeerID: peerID("p1"), Port: 7100, Left: 100, Uploaded: 1000, Downloaded: 300, NumWant: -1}); err != nil {
