@@ -35,6 +35,9 @@ const (
 	maxRTO       = 60 * time.Second
 	linger       = 10 * time.Second
 	halfOpenIdle = 10 * time.Second
+	// delayedAck bounds how long the ack of a lone data packet waits for
+	// a second one to share it.
+	delayedAck = time.Millisecond
 )
 
 // outPacket is a packet sent and not yet acknowledged.
@@ -104,6 +107,8 @@ type Conn struct {
 	eofSeq     uint16
 	eof        bool // everything up to the FIN was delivered
 	replyMicro uint32
+	ackPending int       // data packets received and not yet acked
+	ackDue     time.Time // when the pending ack goes out at the latest
 	lastRecv   time.Time
 	advWnd     int // the window last advertised
 	userClosed bool
@@ -235,6 +240,7 @@ func (c *Conn) fillHeader(h *header, typ uint8, seq uint16, now time.Time) {
 	h.wnd = uint32(c.advWnd)
 	h.seq = seq
 	h.ack = c.ackNr
+	c.ackPending = 0
 }
 
 // markLost takes a packet out of the flight until it is sent again.
@@ -464,13 +470,20 @@ func (c *Conn) receive(p *packet, now time.Time) {
 	}
 	c.peerWnd = p.wnd
 	c.processAck(p, now)
-	needAck := false
+	ackNow := false
 	if p.typ == stData || p.typ == stFin {
-		needAck = true
-		c.receiveData(p)
+		inOrder := c.receiveData(p)
+		// Every other in-order packet is acked at once, the odd one
+		// within delayedAck; anything unusual (a gap, a duplicate, the
+		// FIN) at once, so that losses are seen without delay.
+		c.ackPending++
+		ackNow = !inOrder || p.typ == stFin || len(c.ooo) > 0 || c.ackPending >= 2
+		if c.ackPending == 1 {
+			c.ackDue = now.Add(delayedAck)
+		}
 	}
-	sent := c.flush(now, false)
-	if needAck && !sent {
+	c.flush(now, false)
+	if c.ackPending > 0 && ackNow {
 		c.sendState(now)
 	}
 	c.checkDone(now)
@@ -615,23 +628,25 @@ func (c *Conn) probeLost(o *outPacket) {
 	o.probe = 0
 }
 
-// receiveData takes a DATA or FIN packet's payload.
-func (c *Conn) receiveData(p *packet) {
+// receiveData takes a DATA or FIN packet's payload. It reports whether
+// the packet was the next one expected and taken.
+func (c *Conn) receiveData(p *packet) (inOrder bool) {
 	if p.typ == stFin && !c.gotFin {
 		c.gotFin = true
 		c.eofSeq = p.seq
 	}
 	if c.gotFin && seqLess(c.eofSeq, p.seq) {
-		return // nothing follows the FIN
+		return false // nothing follows the FIN
 	}
 	d := uint16(p.seq - c.ackNr)
 	switch {
 	case d == 0 || d >= 0x8000:
-		return // a duplicate: the ack we send repeats what we have
+		return false // a duplicate: the ack we send repeats what we have
 	case d == 1:
 		if !c.deliver(p.payload) {
-			return
+			return false
 		}
+		inOrder = true
 		c.ackNr++
 		for len(c.ooo) > 0 {
 			b, ok := c.ooo[c.ackNr+1]
@@ -654,7 +669,7 @@ func (c *Conn) receiveData(p *packet) {
 		}
 	case d <= maxReorder:
 		if _, dup := c.ooo[p.seq]; dup || c.oooBytes+len(p.payload) > c.window() {
-			return
+			return false
 		}
 		if c.ooo == nil {
 			c.ooo = make(map[uint16][]byte)
@@ -669,6 +684,7 @@ func (c *Conn) receiveData(p *packet) {
 		c.eof = true
 		signal(c.readable)
 	}
+	return inOrder
 }
 
 // deliver appends in-order payload for Read; after Close it is dropped.
@@ -790,6 +806,9 @@ func (c *Conn) nextDeadline(now time.Time) time.Time {
 	if !c.lingerEnd.IsZero() {
 		earlier(c.lingerEnd)
 	}
+	if c.ackPending > 0 {
+		earlier(c.ackDue)
+	}
 	return next
 }
 
@@ -840,6 +859,9 @@ func (c *Conn) onTimer() {
 	} else if !c.stallSince.IsZero() && !now.Before(c.stallSince.Add(c.rto)) {
 		c.stallSince = time.Time{}
 		c.flush(now, true)
+	}
+	if c.ackPending > 0 && !now.Before(c.ackDue) {
+		c.sendState(now)
 	}
 	if c.state == stateConnected && !now.Before(c.lastSend.Add(c.s.cfg.KeepAlive)) {
 		c.sendState(now)

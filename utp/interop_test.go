@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +26,17 @@ const (
 )
 
 // interopTorrent writes a random file and its torrent.
-func interopTorrent(t *testing.T) (dir, path, torrent string, infoHash [20]byte, data []byte) {
+func interopTorrent(t testing.TB) (dir, path, torrent string, infoHash [20]byte, data []byte) {
+	return sizedTorrent(t, interopSize)
+}
+
+// sizedTorrent writes a random file of size bytes (a multiple of
+// interopPieceLen) and its torrent.
+func sizedTorrent(t testing.TB, size int64) (dir, path, torrent string, infoHash [20]byte, data []byte) {
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, "data.bin")
-	testpeers.RandomFile(t, path, interopSize)
+	testpeers.RandomFile(t, path, size)
 	torrent = testpeers.Mktorrent(t, path, "", interopPieceLen)
 	h, err := hex.DecodeString(testpeers.InfoHash(t, torrent))
 	if err != nil {
@@ -42,8 +50,8 @@ func interopTorrent(t *testing.T) (dir, path, torrent string, infoHash [20]byte,
 	return dir, path, torrent, infoHash, data
 }
 
-func limits() peerwire.Limits {
-	return peerwire.Limits{NumPieces: interopSize / interopPieceLen, PieceLength: interopPieceLen, TotalLength: interopSize}
+func limits(size int) peerwire.Limits {
+	return peerwire.Limits{NumPieces: size / interopPieceLen, PieceLength: interopPieceLen, TotalLength: int64(size)}
 }
 
 // TestInteropDialLibtorrent dials a libtorrent seed that speaks uTP only,
@@ -69,61 +77,72 @@ func TestInteropDialLibtorrent(t *testing.T) {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	if err := peerwire.WriteHandshake(conn, peerwire.Handshake{InfoHash: infoHash, PeerID: peerwire.NewPeerID()}); err != nil {
-		t.Fatal(err)
-	}
-	hs, err := peerwire.ReadHandshake(conn)
+	got, err := download(conn, infoHash, len(data))
 	if err != nil {
-		t.Fatalf("libtorrent's handshake: %v", err)
-	}
-	if hs.InfoHash != infoHash {
-		t.Fatalf("libtorrent answered for %x, want %x", hs.InfoHash, infoHash)
-	}
-	dec := peerwire.NewDecoder(conn, limits())
-	w := peerwire.NewWriter(conn)
-	if err := w.WriteMessage(peerwire.Message{ID: peerwire.Interested}); err != nil {
 		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, interopSize)
-	next, pending, received := 0, 0, 0
-	unchoked := false
-	for received < interopSize/blockLen {
-		for unchoked && pending < 64 && next < interopSize {
-			m := peerwire.Message{ID: peerwire.Request, Index: uint32(next / interopPieceLen), Begin: uint32(next % interopPieceLen), Length: blockLen}
-			if err := w.WriteMessage(m); err != nil {
-				t.Fatal(err)
-			}
-			next += blockLen
-			pending++
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		m, err := dec.Next()
-		if err != nil {
-			t.Fatalf("after %d blocks: %v", received, err)
-		}
-		switch m.ID {
-		case peerwire.Unchoke:
-			unchoked = !m.KeepAlive || unchoked
-		case peerwire.Choke:
-			if !m.KeepAlive {
-				t.Fatal("libtorrent choked us")
-			}
-		case peerwire.Piece:
-			copy(got[int(m.Index)*interopPieceLen+int(m.Begin):], m.Payload)
-			pending--
-			received++
-		}
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("the data read from libtorrent over uTP differs from the file")
 	}
 	st := conn.Stats()
 	t.Logf("downloaded %d bytes from libtorrent; packet size %d, rtt %v", len(got), st.PacketSize, st.RTT)
+}
+
+// download shakes hands on conn and fetches the torrent's size bytes
+// block by block, 64 requests in flight.
+func download(conn net.Conn, infoHash [20]byte, size int) ([]byte, error) {
+	if err := peerwire.WriteHandshake(conn, peerwire.Handshake{InfoHash: infoHash, PeerID: peerwire.NewPeerID()}); err != nil {
+		return nil, err
+	}
+	hs, err := peerwire.ReadHandshake(conn)
+	if err != nil {
+		return nil, fmt.Errorf("libtorrent's handshake: %w", err)
+	}
+	if hs.InfoHash != infoHash {
+		return nil, fmt.Errorf("libtorrent answered for %x, want %x", hs.InfoHash, infoHash)
+	}
+	dec := peerwire.NewDecoder(conn, limits(size))
+	w := peerwire.NewWriter(conn)
+	if err := w.WriteMessage(peerwire.Message{ID: peerwire.Interested}); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	got := make([]byte, size)
+	next, pending, received := 0, 0, 0
+	unchoked := false
+	for received < size/blockLen {
+		for unchoked && pending < 64 && next < size {
+			m := peerwire.Message{ID: peerwire.Request, Index: uint32(next / interopPieceLen), Begin: uint32(next % interopPieceLen), Length: blockLen}
+			if err := w.WriteMessage(m); err != nil {
+				return nil, err
+			}
+			next += blockLen
+			pending++
+		}
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+		m, err := dec.Next()
+		if err != nil {
+			return nil, fmt.Errorf("after %d blocks: %w", received, err)
+		}
+		if m.KeepAlive {
+			continue
+		}
+		switch m.ID {
+		case peerwire.Unchoke:
+			unchoked = true
+		case peerwire.Choke:
+			return nil, errors.New("libtorrent choked us")
+		case peerwire.Piece:
+			copy(got[int(m.Index)*interopPieceLen+int(m.Begin):], m.Payload)
+			pending--
+			received++
+		}
+	}
+	return got, nil
 }
 
 // TestInteropLibtorrentDials lets a libtorrent leecher that speaks uTP
@@ -194,8 +213,8 @@ func serveSeed(ctx context.Context, c net.Conn, infoHash [20]byte, data []byte) 
 		return err
 	}
 	w := peerwire.NewWriter(c)
-	bf := make([]byte, (interopSize/interopPieceLen+7)/8)
-	for i := range interopSize / interopPieceLen {
+	bf := make([]byte, (len(data)/interopPieceLen+7)/8)
+	for i := range len(data) / interopPieceLen {
 		bf[i/8] |= 0x80 >> (i % 8)
 	}
 	if err := w.WriteMessage(peerwire.Message{ID: peerwire.Bitfield, Payload: bf}); err != nil {
@@ -204,7 +223,7 @@ func serveSeed(ctx context.Context, c net.Conn, infoHash [20]byte, data []byte) 
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	dec := peerwire.NewDecoder(c, limits())
+	dec := peerwire.NewDecoder(c, limits(len(data)))
 	for {
 		m, err := dec.Next()
 		if err != nil {
@@ -227,4 +246,82 @@ func serveSeed(ctx context.Context, c net.Conn, infoHash [20]byte, data []byte) 
 			return err
 		}
 	}
+}
+
+const benchSize = 64 << 20
+
+// BenchmarkLibtorrentToUTP downloads 64 MiB from a libtorrent seed that
+// speaks uTP only, over this package, and reports MB/s and this process's
+// CPU seconds per GiB (the receiving side only).
+func BenchmarkLibtorrentToUTP(b *testing.B) {
+	dir, _, torrent, infoHash, data := sizedTorrent(b, benchSize)
+	seed := testpeers.LibtorrentUTP(b, "seed", torrent, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := seed.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuSeconds()
+	for range b.N {
+		// A fresh port each time: libtorrent refuses a second connection
+		// from an endpoint it was connected to.
+		sock, err := utp.Listen("udp4", "127.0.0.1:0", utp.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := sock.Dial(ctx, seed.Addr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := download(conn, infoHash, len(data))
+		conn.Close()
+		sock.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			b.Fatal("data differs")
+		}
+	}
+	total := float64(b.N) * benchSize
+	b.ReportMetric(total/time.Since(start).Seconds()/1e6, "MB/s")
+	b.ReportMetric((cpuSeconds()-cpu0)/(total/(1<<30)), "recv-cpu-s/GiB")
+}
+
+// BenchmarkLibtorrentUTPPair times libtorrent seeding 64 MiB to another
+// libtorrent, both uTP only: the reference this package is measured against.
+func BenchmarkLibtorrentUTPPair(b *testing.B) {
+	dir, path, torrent, _, _ := sizedTorrent(b, benchSize)
+	seed := testpeers.LibtorrentUTP(b, "seed", torrent, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := seed.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		out := b.TempDir()
+		leech := testpeers.LibtorrentUTP(b, "get", torrent, out, seed.Addr())
+		if err := leech.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+		leech.Stop()
+		if testpeers.SHA256File(b, filepath.Join(out, "data.bin")) != testpeers.SHA256File(b, path) {
+			b.Fatal("libtorrent's copy differs")
+		}
+	}
+	b.ReportMetric(float64(b.N)*benchSize/time.Since(start).Seconds()/1e6, "MB/s")
+}
+
+// cpuSeconds is this process's user plus system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
