@@ -244,10 +244,21 @@ func TestInteropLibtorrent(t *testing.T) {
 }
 
 func TestInteropAria2(t *testing.T) {
-	t.Parallel()
-	f := newSeedFixture(t, "aria2-dial")
-	seed := testpeers.Aria2SeedEncrypted(t, f.torrent, f.dir, testpeers.RequireRC4)
-	dialSeed(t, f, seed, mse.RC4|mse.Plaintext, mse.RC4)
+	t.Run("we-dial", func(t *testing.T) {
+		t.Parallel()
+		f := newSeedFixture(t, "aria2-dial")
+		seed := testpeers.Aria2SeedEncrypted(t, f.torrent, f.dir, testpeers.RequireRC4)
+		dialSeed(t, f, seed, mse.RC4|mse.Plaintext, mse.RC4)
+	})
+	// aria2c cannot be told to dial a peer: it learns of us from the
+	// test's tracker.
+	t.Run("it-dials", func(t *testing.T) {
+		t.Parallel()
+		f := newSeedFixture(t, "aria2-accept")
+		ln := listen(t)
+		testpeers.Aria2SeedEncrypted(t, f.torrent, f.dir, testpeers.RequireRC4, ln.Addr().String())
+		acceptSeed(t, f, ln, "aria2c-seed", mse.RC4, mse.RC4)
+	})
 }
 
 func TestInteropTransmission(t *testing.T) {
