@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -291,6 +293,47 @@ func TestSimDiskStorage(t *testing.T) {
 				}
 				off += f.Length
 			}
+		}
+	})
+}
+
+// TestSimDialTimeout: a dial to a host that never answers is given up
+// after Config.DialTimeout, whatever the dial hook (its context ends
+// then), and the download goes on with the peers that do answer.
+func TestSimDialTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt := newTestTorrent(t, []int64{1 << 20}, 32<<10)
+		s := newSim(t, tt, time.Hour)
+		dead := s.nextHost()
+		s.net.Vanish(dead.Addr())
+		seed := s.node(true, Config{}, nodeOpts{})
+		type attempt struct {
+			took time.Duration
+			err  error
+		}
+		attempts := make(chan attempt, 64)
+		record := func(dial dialFunc) dialFunc {
+			return func(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+				start := time.Now()
+				c, err := dial(ctx, to)
+				if to == dead {
+					attempts <- attempt{time.Since(start), err}
+				}
+				return c, err
+			}
+		}
+		const timeout = 7 * time.Second
+		leech := s.node(false, Config{DialTimeout: timeout}, nodeOpts{wrapDial: record})
+		leech.t.AddPeers(dead, seed.addr)
+		s.waitDone(leech)
+		s.checkData(leech)
+		select {
+		case a := <-attempts:
+			if a.took != timeout || !errors.Is(a.err, context.DeadlineExceeded) {
+				t.Fatalf("the dial to a silent host ended after %v with %v; want %v and a deadline error", a.took, a.err, timeout)
+			}
+		case <-s.ctx.Done():
+			t.Fatal("the dead host was never dialled")
 		}
 	})
 }

@@ -128,7 +128,12 @@ type nodeOpts struct {
 	wrap func(net.Conn) net.Conn
 	// store, if set, is a leecher's storage instead of a new Memory.
 	store storage.Storage
+	// wrapDial, if set, wraps the node's dialling on the network.
+	wrapDial func(dialFunc) dialFunc
 }
+
+// dialFunc is the form of Config.Dial.
+type dialFunc = func(ctx context.Context, to netip.AddrPort) (net.Conn, error)
 
 // nextHost returns a fresh address, one host per node or fake peer.
 func (s *sim) nextHost() netip.AddrPort {
@@ -159,6 +164,9 @@ func (s *sim) node(seed bool, cfg Config, opts nodeOpts) *simNode {
 		wrap = func(c net.Conn) net.Conn { return c }
 	}
 	dial := s.net.Dialer(addr.Addr())
+	if opts.wrapDial != nil {
+		dial = opts.wrapDial(dial)
+	}
 	cfg.Dial = func(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
 		c, err := dial(ctx, to)
 		if err != nil {
