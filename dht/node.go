@@ -35,9 +35,12 @@ const (
 	maxExtraSeeds   = 64   // AddNode addresses kept for bootstrapping
 	maxTrackedIPs   = 4096 // rate limiter entries
 	maxValuesPerGet = 50   // peers in one get_peers reply (fits one datagram)
-	maintainEvery   = time.Minute
-	saveEvery       = 5 * time.Minute
-	clientVersion   = "SW\x00\x01"
+	// maxAmplification bounds an answer to an address not proven to be
+	// the querier's, in multiples of the query's size.
+	maxAmplification = 3
+	maintainEvery    = time.Minute
+	saveEvery        = 5 * time.Minute
+	clientVersion    = "SW\x00\x01"
 )
 
 // Config configures a Node. Zero values select the defaults above.
@@ -417,7 +420,7 @@ func (n *Node) handlePacket(b []byte, from netip.AddrPort) {
 		n.c.malformed.Add(1)
 		n.log.Debug("dht: bad message", "from", from, "err", err)
 		if m != nil && m.Y == "q" && m.T != "" && len(m.T) <= maxTIDLen && n.allow(from, now) {
-			n.sendError(from, m.T, ErrCodeProtocol, truncate(err.Error(), 200))
+			n.sendError(from, m.T, maxAmplification*len(b), ErrCodeProtocol, truncate(err.Error(), 200))
 		}
 		return
 	}
@@ -427,7 +430,7 @@ func (n *Node) handlePacket(b []byte, from netip.AddrPort) {
 			n.c.limited.Add(1)
 			return
 		}
-		n.handleQuery(m, from, now)
+		n.handleQuery(m, from, now, len(b))
 	default:
 		n.handleReply(m, from, now)
 	}
@@ -480,11 +483,23 @@ func (n *Node) handleReply(m *msg, from netip.AddrPort, now time.Time) {
 	p.done(m, nil)
 }
 
-func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time) {
+// handleQuery answers a query of reqLen bytes.
+func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time, reqLen int) {
 	n.c.received.Add(1)
 	qid := [20]byte([]byte(m.A.ID))
+	// A node in the table at this address answered our queries there, so
+	// the address is its own; to any other, the answer is bounded by the
+	// query's size, as the source of a datagram may be forged.
+	n.mu.Lock()
+	e := n.table.get(qid)
+	proven := e != nil && e.addr == from
+	n.mu.Unlock()
+	limit := maxAmplification * reqLen
+	if proven {
+		limit = 0
+	}
 	if qid == n.id {
-		n.sendError(from, m.T, ErrCodeProtocol, "query claims the receiver's node id")
+		n.sendError(from, m.T, limit, ErrCodeProtocol, "query claims the receiver's node id")
 		return
 	}
 	r := &reply{ID: string(n.id[:])}
@@ -493,13 +508,13 @@ func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time) {
 	case "ping":
 	case "find_node":
 		if a.Target == "" {
-			n.sendError(from, m.T, ErrCodeProtocol, "find_node without a.target")
+			n.sendError(from, m.T, limit, ErrCodeProtocol, "find_node without a.target")
 			return
 		}
 		n.fillNodes(r, [20]byte([]byte(a.Target)), a.Want, from, now)
 	case "get_peers":
 		if a.InfoHash == "" {
-			n.sendError(from, m.T, ErrCodeProtocol, "get_peers without a.info_hash")
+			n.sendError(from, m.T, limit, ErrCodeProtocol, "get_peers without a.info_hash")
 			return
 		}
 		ih := [20]byte([]byte(a.InfoHash))
@@ -513,7 +528,7 @@ func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time) {
 		n.fillNodes(r, ih, a.Want, from, now)
 	case "announce_peer":
 		if a.InfoHash == "" {
-			n.sendError(from, m.T, ErrCodeProtocol, "announce_peer without a.info_hash")
+			n.sendError(from, m.T, limit, ErrCodeProtocol, "announce_peer without a.info_hash")
 			return
 		}
 		port := uint16(a.Port)
@@ -521,7 +536,7 @@ func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time) {
 			port = from.Port()
 		}
 		if port == 0 {
-			n.sendError(from, m.T, ErrCodeProtocol, "announce_peer without a.port or implied_port")
+			n.sendError(from, m.T, limit, ErrCodeProtocol, "announce_peer without a.port or implied_port")
 			return
 		}
 		n.mu.Lock()
@@ -529,18 +544,18 @@ func (n *Node) handleQuery(m *msg, from netip.AddrPort, now time.Time) {
 		stored := ok && n.peers.add([20]byte([]byte(a.InfoHash)), netip.AddrPortFrom(from.Addr(), port), now)
 		n.mu.Unlock()
 		if !ok {
-			n.sendError(from, m.T, ErrCodeProtocol, "announce_peer with a bad or expired token")
+			n.sendError(from, m.T, limit, ErrCodeProtocol, "announce_peer with a bad or expired token")
 			return
 		}
 		if !stored {
-			n.sendError(from, m.T, ErrCodeServer, "peer store is full")
+			n.sendError(from, m.T, limit, ErrCodeServer, "peer store is full")
 			return
 		}
 	default:
-		n.sendError(from, m.T, ErrCodeMethod, "method unknown")
+		n.sendError(from, m.T, limit, ErrCodeMethod, "method unknown")
 		return
 	}
-	n.sendMsg(from, &msg{T: m.T, Y: "r", R: r, IP: string(appendCompactAddr(nil, from)), V: clientVersion})
+	n.sendMsg(from, &msg{T: m.T, Y: "r", R: r, IP: string(appendCompactAddr(nil, from)), V: clientVersion}, limit)
 	if m.RO != 0 {
 		return
 	}
@@ -595,13 +610,50 @@ func (n *Node) fillNodes(r *reply, target [20]byte, want []string, from netip.Ad
 	}
 }
 
-func (n *Node) sendError(to netip.AddrPort, tid string, code int, text string) {
-	n.c.errorsSent.Add(1)
-	n.sendMsg(to, &msg{T: tid, Y: "e", E: &Error{Code: code, Msg: text}, V: clientVersion})
+// sendError answers a query with an error of at most limit bytes (0: any).
+// trimAnswer shortens m by about excess bytes, reporting false when
+// nothing is left to take out.
+func trimAnswer(m *msg, excess int) bool {
+	if r := m.R; r != nil {
+		// Peers are what a get_peers asks for: nodes go first.
+		switch {
+		case len(r.Nodes6) > 0:
+			k := min(len(r.Nodes6)/38, max(1, excess/38))
+			r.Nodes6 = r.Nodes6[:len(r.Nodes6)-38*k]
+			return true
+		case len(r.Nodes) > 0:
+			k := min(len(r.Nodes)/26, max(1, excess/26))
+			r.Nodes = r.Nodes[:len(r.Nodes)-26*k]
+			return true
+		case len(r.Values) > 0:
+			k := min(len(r.Values), max(1, excess/(len(r.Values[0])+2)))
+			r.Values = r.Values[:len(r.Values)-k]
+			return true
+		}
+	}
+	if e := m.E; e != nil && len(e.Msg) > 0 {
+		e.Msg = e.Msg[:max(0, len(e.Msg)-excess)]
+		return true
+	}
+	return false
 }
 
-func (n *Node) sendMsg(to netip.AddrPort, m *msg) {
+func (n *Node) sendError(to netip.AddrPort, tid string, limit, code int, text string) {
+	n.c.errorsSent.Add(1)
+	n.sendMsg(to, &msg{T: tid, Y: "e", E: &Error{Code: code, Msg: text}, V: clientVersion}, limit)
+}
+
+// sendMsg sends an answer of at most limit bytes (0: any size), trimmed
+// to fit: the farthest nodes first, then peer values, then an error's
+// text. An answer that still does not fit is not sent.
+func (n *Node) sendMsg(to netip.AddrPort, m *msg, limit int) {
 	b, err := bencode.Marshal(m)
+	for err == nil && limit > 0 && len(b) > limit {
+		if !trimAnswer(m, len(b)-limit) {
+			return
+		}
+		b, err = bencode.Marshal(m)
+	}
 	if err != nil {
 		n.log.Warn("dht: encoding message", "err", err)
 		return

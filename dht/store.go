@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"container/list"
 	crand "crypto/rand"
 	"crypto/sha1"
 	"crypto/subtle"
@@ -65,8 +66,23 @@ func (t *tokens) valid(tok string, ip netip.Addr, now time.Time) bool {
 	return false
 }
 
+// maxPeersPerIP bounds the peers one IP address may hold in one torrent's
+// swarm: a host announcing many ports would otherwise push everyone else
+// out of the swarm's slots. A few are allowed for hosts behind one NAT.
+const maxPeersPerIP = 4
+
+// sharedAddr reports whether ip is exempt from the per-IP and per-subnet
+// limits: on loopback and private networks many nodes and peers share an
+// address or subnet legitimately (tests, a LAN), and remote hosts cannot
+// prove such an address to us.
+func sharedAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
+}
+
 // peerStore holds announced peers per info-hash, each expiring after ttl,
-// with a bound per torrent and in total so announces cannot exhaust memory.
+// with a bound per torrent, per IP in a torrent and in total so announces
+// cannot exhaust memory or crowd others out.
 type peerStore struct {
 	swarms        map[[20]byte]map[netip.AddrPort]time.Time
 	total         int
@@ -96,11 +112,23 @@ func (s *peerStore) add(ih [20]byte, p netip.AddrPort, now time.Time) bool {
 		sw = make(map[netip.AddrPort]time.Time)
 		s.swarms[ih] = sw
 	}
-	if len(sw) >= s.maxPerTorrent {
+	// A new port of an IP at its limit replaces that IP's oldest entry;
+	// otherwise a full swarm drops its oldest peer.
+	ipFull := false
+	if !sharedAddr(p.Addr()) {
+		n := 0
+		for a := range sw {
+			if a.Addr() == p.Addr() {
+				n++
+			}
+		}
+		ipFull = n >= maxPeersPerIP
+	}
+	if ipFull || len(sw) >= s.maxPerTorrent {
 		var oldest netip.AddrPort
 		var ot time.Time
 		for a, t := range sw {
-			if ot.IsZero() || t.Before(ot) {
+			if (!ipFull || a.Addr() == p.Addr()) && (ot.IsZero() || t.Before(ot)) {
 				oldest, ot = a, t
 			}
 		}
@@ -147,22 +175,25 @@ func (s *peerStore) expire(now time.Time) {
 }
 
 // limiter is a token bucket per source IP. The number of tracked IPs is
-// bounded; when the table is full, idle (refilled) entries are dropped,
-// and if none are, unknown IPs are refused until some are.
+// bounded: a new IP beyond it replaces the one heard from longest ago, so
+// a flood of (possibly spoofed) sources costs the flooder's own entries
+// and never locks new nodes out. A forgotten IP starts again with a full
+// bucket, as an idle one would have.
 type limiter struct {
 	rate, burst float64
 	maxIPs      int
-	ips         map[netip.Addr]*ipBucket
-	lastSweep   time.Time
+	ips         map[netip.Addr]*list.Element // of *ipBucket
+	lru         list.List                    // least recently heard first
 }
 
 type ipBucket struct {
+	ip     netip.Addr
 	tokens float64
 	last   time.Time
 }
 
 func newLimiter(rate, burst float64, maxIPs int) *limiter {
-	return &limiter{rate: rate, burst: burst, maxIPs: maxIPs, ips: make(map[netip.Addr]*ipBucket)}
+	return &limiter{rate: rate, burst: burst, maxIPs: maxIPs, ips: make(map[netip.Addr]*list.Element)}
 }
 
 // allow takes one token for ip, reporting false when it has none left.
@@ -171,19 +202,18 @@ func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 		return true
 	}
 	ip = ip.Unmap()
-	b := l.ips[ip]
-	if b == nil {
+	var b *ipBucket
+	if el := l.ips[ip]; el != nil {
+		b = el.Value.(*ipBucket)
+		l.lru.MoveToBack(el)
+	} else {
 		if len(l.ips) >= l.maxIPs {
-			if now.Sub(l.lastSweep) < time.Second {
-				return false
-			}
-			l.sweep(now)
-			if len(l.ips) >= l.maxIPs {
-				return false
-			}
+			old := l.lru.Front()
+			delete(l.ips, old.Value.(*ipBucket).ip)
+			l.lru.Remove(old)
 		}
-		b = &ipBucket{tokens: l.burst, last: now}
-		l.ips[ip] = b
+		b = &ipBucket{ip: ip, tokens: l.burst, last: now}
+		l.ips[ip] = l.lru.PushBack(b)
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
@@ -194,12 +224,16 @@ func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 	return true
 }
 
-// sweep forgets IPs whose bucket has refilled, which behave as new ones.
+// sweep forgets IPs whose bucket has refilled, which behave as new ones,
+// so that an idle node holds no memory for them.
 func (l *limiter) sweep(now time.Time) {
-	l.lastSweep = now
-	for ip, b := range l.ips {
+	for el := l.lru.Front(); el != nil; {
+		next := el.Next()
+		b := el.Value.(*ipBucket)
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.ips, ip)
+			delete(l.ips, b.ip)
+			l.lru.Remove(el)
 		}
+		el = next
 	}
 }

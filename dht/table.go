@@ -116,6 +116,36 @@ func (t *table) accepts(c contact) bool {
 	return c.id != t.self && c.addr.Port() != 0 && a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && a.Is6() == t.v6
 }
 
+// restricted reports whether c may not join bucket b because of its
+// address, as libtorrent restricts its table: another node of the table
+// has its IP, or a node of b has an IP in its /24 (IPv4) or /64 (IPv6).
+// One host, or one network, then cannot fill the part of the table
+// around an id (to eclipse it) with nodes of made-up ids. Loopback and
+// private addresses are exempt (see sharedAddr).
+func (t *table) restricted(c contact, b *bucket) bool {
+	ip := c.addr.Addr().Unmap()
+	if sharedAddr(ip) {
+		return false
+	}
+	bitsLen := 24
+	if ip.Is6() {
+		bitsLen = 64
+	}
+	subnet, _ := ip.Prefix(bitsLen)
+	for _, bb := range t.buckets {
+		for _, e := range bb.nodes {
+			if e.id == c.id {
+				continue
+			}
+			a := e.addr.Addr().Unmap()
+			if a == ip || bb == b && subnet.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // wouldInsert reports whether a new node could be added without evicting
 // a live one, so that a node which queried us is only verified (pinged)
 // when that could change the table.
@@ -124,7 +154,7 @@ func (t *table) wouldInsert(c contact, now time.Time) bool {
 		return false
 	}
 	b, i := t.find(c.id)
-	if i >= 0 {
+	if i >= 0 || t.restricted(c, b) {
 		return false
 	}
 	if len(b.nodes) < K || (b == t.buckets[len(t.buckets)-1] && len(t.buckets) < 160) {
@@ -167,7 +197,7 @@ func (t *table) seen(c contact, responded bool, now time.Time) (check *entry) {
 		if e.addr != c.addr {
 			// Same id from another address: keep the one we know unless
 			// it has stopped answering, so an id cannot be hijacked.
-			if !responded || !e.bad(now) {
+			if !responded || !e.bad(now) || t.restricted(c, b) {
 				return nil
 			}
 			e.addr = c.addr
@@ -179,7 +209,7 @@ func (t *table) seen(c contact, responded bool, now time.Time) (check *entry) {
 		}
 		return nil
 	}
-	if !responded {
+	if !responded || t.restricted(c, b) {
 		return nil
 	}
 	e := &entry{contact: c, lastResponse: now}
@@ -283,11 +313,17 @@ func (t *table) failed(c contact, now time.Time) bool {
 	b.nodes = slices.Delete(b.nodes, i, i+1)
 	t.size--
 	b.changed = now
-	if n := len(b.repl); n > 0 {
-		r := b.repl[n-1]
-		b.repl = b.repl[:n-1]
+	// The most recent replacement takes the place, unless its address
+	// is restricted since it was cached.
+	for j := len(b.repl) - 1; j >= 0; j-- {
+		r := b.repl[j]
+		if t.restricted(r.contact, b) {
+			continue
+		}
+		b.repl = slices.Delete(b.repl, j, j+1)
 		b.nodes = append(b.nodes, r)
 		t.size++
+		break
 	}
 	return true
 }
