@@ -187,8 +187,10 @@ func (h *handshake) sendKey(d *dh, r io.Reader) error {
 // (at most 65535 bytes, normally the BitTorrent handshake) as the initial
 // payload. It returns the encrypted connection; its Method is the one the
 // peer selected. c's deadline is cleared on success; on failure the caller
-// closes c (a peer that refused MSE may accept a plaintext retry on a new
-// connection).
+// closes c. A peer that does not speak MSE, or refuses what was offered,
+// usually closes or resets the connection: the error then wraps
+// io.ErrUnexpectedEOF or syscall.ECONNRESET, and a plaintext retry on a new
+// connection may succeed.
 func Initiate(ctx context.Context, c net.Conn, skey [20]byte, provide Method, ia []byte, opts *Options) (*Conn, error) {
 	if provide == 0 || provide&^known != 0 {
 		return nil, fmt.Errorf("mse: cannot offer methods %v", provide)

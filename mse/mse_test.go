@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sowerbt/sower/internal/rawsock"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection: the dialled
@@ -443,4 +445,17 @@ func TestBadArguments(t *testing.T) {
 	if _, err := Accept(ctx, a, lookupOf(testSKey), 0, nil); err == nil {
 		t.Error("Accept allowing nothing succeeded")
 	}
+}
+
+// TestOverRawsock: the layering the package recommends, MSE over a
+// connection with raw system calls, works both ways.
+func TestOverRawsock(t *testing.T) {
+	a, b := tcpPair(t)
+	ra, rb := rawsock.Wrap(a), rawsock.Wrap(b)
+	ia := randBytes(40, 68)
+	ini, acc := handshakePair(context.Background(), ra, rb, RC4, RC4, ia, true)
+	if ini.err != nil || acc.err != nil {
+		t.Fatalf("Initiate: %v; Accept: %v", ini.err, acc.err)
+	}
+	exchange(t, ini.c, acc.c, ia)
 }
