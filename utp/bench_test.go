@@ -62,7 +62,17 @@ func benchPair(b *testing.B, src, dst net.Conn) {
 }
 
 func BenchmarkLoopbackPair(b *testing.B) {
-	client, server := loopbackPair(b)
+	client, server := loopbackPair(b, Config{})
+	defer client.Close()
+	benchPair(b, client, server)
+	st := client.Stats()
+	b.Logf("packet size %d, window %d, rtt %v", st.PacketSize, st.Window, st.RTT)
+}
+
+// BenchmarkLoopbackPairEthernet is the pair with datagrams capped at
+// Ethernet's 1472 bytes, as on most real paths: per-packet costs dominate.
+func BenchmarkLoopbackPairEthernet(b *testing.B) {
+	client, server := loopbackPair(b, Config{MaxPacketSize: 1472})
 	defer client.Close()
 	benchPair(b, client, server)
 	st := client.Stats()

@@ -13,13 +13,18 @@ import (
 )
 
 // pair returns two Sockets on 127.0.0.1 and a connection between them.
-func loopbackPair(t testing.TB) (client, server *Conn) {
+func loopbackPair(t testing.TB, cfg Config) (client, server *Conn) {
+	return loopbackPairOn(t, "udp4", "127.0.0.1:0", cfg)
+}
+
+// loopbackPairOn is loopbackPair on another network and address.
+func loopbackPairOn(t testing.TB, network, addr string, cfg Config) (client, server *Conn) {
 	t.Helper()
-	a, err := Listen("udp4", "127.0.0.1:0", Config{})
+	a, err := Listen(network, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Listen("udp4", "127.0.0.1:0", Config{})
+	b, err := Listen(network, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func randomBytes(n int, seed uint64) []byte {
 
 // TestLoopbackTransfer sends data both ways over real UDP on 127.0.0.1.
 func TestLoopbackTransfer(t *testing.T) {
-	client, server := loopbackPair(t)
+	client, server := loopbackPair(t, Config{})
 	up := randomBytes(8<<20, 1)
 	down := randomBytes(1<<20, 2)
 	errc := make(chan error, 2)
@@ -147,5 +152,24 @@ func TestServeSharesSocket(t *testing.T) {
 	uc.Close()
 	if err := <-served; err != nil {
 		t.Fatalf("Serve after the socket closed: %v", err)
+	}
+}
+
+// TestLoopbackIPv6 connects over ::1.
+func TestLoopbackIPv6(t *testing.T) {
+	if ln, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	client, server := loopbackPairOn(t, "udp6", "[::1]:0", Config{})
+	msg := randomBytes(1<<20, 11)
+	go func() { client.Write(msg); client.Close() }()
+	got, err := io.ReadAll(server)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes over ::1, %v", len(got), err)
+	}
+	if !client.RemoteAddrPort().Addr().Is6() {
+		t.Fatalf("remote %v is not IPv6", client.RemoteAddrPort())
 	}
 }

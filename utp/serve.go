@@ -63,7 +63,7 @@ func Listen(network, address string, cfg Config) (*Socket, error) {
 		pc.Close()
 		return nil, fmt.Errorf("utp: listen: %s is not a UDP network", network)
 	}
-	SetSocketBuffers(uc, 4<<20)
+	SetSocketBuffers(uc, 16<<20)
 	s := NewSocket(uc, cfg)
 	served := make(chan struct{})
 	go func() {
