@@ -5,9 +5,16 @@
 // announces/s, p50/p99 latency, the tracker's CPU time per announce (from
 // /proc) and its resident memory per peer. It reports; it asserts nothing.
 //
+// Targets sower-redis, sower-redis2 and sower-cluster run Sower on Redis
+// (one instance on one redis-server, two on one, two on a 3-master
+// Cluster, all started here): the load is spread over the instances, and
+// the Redis servers' CPU (INFO cpu) per announce and memory (INFO memory,
+// used_memory growth during the fill) per peer are reported too.
+//
 //	go build -o /tmp/sower ./cmd/sower
 //	go run ./bench/tracker -sower /tmp/sower -duration 15s
 //	go run ./bench/tracker -sower /tmp/sower -http-client raw,net/http   # both HTTP clients
+//	go run ./bench/tracker -sower /tmp/sower -targets sower,sower-redis,sower-redis2,sower-cluster
 //
 // The default HTTP client is raw: Go's net/http client spends two to three
 // times the tracker's CPU per announce on the same cores, so its latency
@@ -42,6 +49,8 @@ import (
 
 type options struct {
 	sower, opentracker string
+	redisServer        string
+	redisCLI           string
 	torrents, peers    int
 	concurrency        int
 	duration           time.Duration
@@ -54,12 +63,15 @@ func main() {
 	var protos, targets, httpClients string
 	flag.StringVar(&o.sower, "sower", "", "path of the sower binary (required for the sower target)")
 	flag.StringVar(&o.opentracker, "opentracker", "/usr/bin/opentracker", "path of opentracker")
+	flag.StringVar(&o.redisServer, "redis-server", "/usr/bin/redis-server", "path of redis-server (targets sower-redis, sower-redis2, sower-cluster)")
+	flag.StringVar(&o.redisCLI, "redis-cli", "/usr/bin/redis-cli", "path of redis-cli (target sower-cluster)")
 	flag.IntVar(&o.torrents, "torrents", 10_000, "distinct info-hashes")
 	flag.IntVar(&o.peers, "peers", 100_000, "distinct peers, spread evenly over the torrents")
 	flag.IntVar(&o.concurrency, "c", 64, "concurrent clients")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "load time per target and protocol")
 	flag.StringVar(&protos, "proto", "http,udp", "protocols to load")
-	flag.StringVar(&targets, "targets", "sower,opentracker", "trackers to load")
+	flag.StringVar(&targets, "targets", "sower,opentracker", "trackers to load: sower (embedded store), opentracker, sower-redis (one instance on Redis), "+
+		"sower-redis2 (two instances on one Redis), sower-cluster (two instances on a 3-master Redis Cluster)")
 	flag.StringVar(&httpClients, "http-client", "raw", "HTTP load clients, comma-separated, each run in turn: raw (one request line and a header parser "+
 		"over a kept TCP connection, a third of net/http's CPU per announce, so that the tracker rather than the generator is measured) "+
 		"or net/http (Go's client, as earlier tables used)")
@@ -98,12 +110,19 @@ func (d swarmData) peer(i int) (ih, id [20]byte, port uint16) {
 	return d.hashes[i%len(d.hashes)], d.ids[i], uint16(1024 + i/len(d.hashes)%60000)
 }
 
+// target is one tracker set-up under load: one or more tracker processes
+// (the load is spread over them), and the Redis servers they share, if any.
 type target struct {
-	name    string
-	cmd     *exec.Cmd
-	httpURL string
-	udpAddr string
+	name     string
+	pids     []int // tracker processes
+	httpURLs []string
+	udpAddrs []string
+	redis    []string // host:port of the Redis masters, for INFO
+	redisPid []int
 }
+
+func (tg *target) httpURL(w int) string { return tg.httpURLs[w%len(tg.httpURLs)] }
+func (tg *target) udpAddr(w int) string { return tg.udpAddrs[w%len(tg.udpAddrs)] }
 
 func run(ctx context.Context, o options, out io.Writer) error {
 	data := newSwarmData(o.torrents, o.peers)
@@ -114,8 +133,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%d torrents, %d peers, %d concurrent clients, %v per run, GOMAXPROCS host %d CPUs, HTTP clients %s\n\n",
 		o.torrents, o.peers, o.concurrency, o.duration, numCPU(), strings.Join(o.httpClients, ", "))
-	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | CPU µs/announce | generator CPU µs/announce | generator GCs | RSS after fill | bytes/peer |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "| tracker | protocol | announces/s | p50 | p99 | errors | tracker CPU µs/announce | Redis CPU µs/announce | generator CPU µs/announce | generator GCs | tracker RSS after fill | tracker bytes/peer | Redis bytes/peer |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range o.targets {
 		tg, cleanup, err := startTarget(ctx, name, o, data)
 		if err != nil {
@@ -157,30 +176,137 @@ func freePort() (int, error) {
 	return 0, errors.New("no free port")
 }
 
+// startTarget starts a target: "sower" (embedded store), "opentracker",
+// "sower-redis" (one instance on one redis-server), "sower-redis2" (two
+// instances on one redis-server) or "sower-cluster" (two instances on a
+// 3-master Redis Cluster).
 func startTarget(ctx context.Context, name string, o options, data swarmData) (_ *target, _ func(), err error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	dir, err := os.MkdirTemp("", "bench-tracker-")
 	if err != nil {
 		return nil, nil, err
 	}
-	started := false
+	tg := &target{name: name}
+	var stops []func()
+	cleanup := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		os.RemoveAll(dir)
+	}
 	defer func() {
-		if err != nil && !started {
-			os.RemoveAll(dir) // once started, cleanup removes it
+		if err != nil {
+			cleanup()
 		}
 	}()
-	tg := &target{name: name, httpURL: "http://" + addr + "/announce", udpAddr: addr}
+	start := func(tag string, port int, cmd *exec.Cmd) error {
+		stop, err := startProc(cmd, filepath.Join(dir, tag+".log"), tag)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+		return nil
+	}
+	startSower := func(n int, store []string) error {
+		if o.sower == "" {
+			return errors.New("-sower PATH is required")
+		}
+		for i := range n {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			args := []string{"tracker", "--http", addr, "--udp", addr, "--data", ""}
+			for _, s := range store {
+				args = append(args, "--store", s)
+			}
+			cmd := exec.CommandContext(ctx, o.sower, args...)
+			if err := start(fmt.Sprintf("sower%d", i), port, cmd); err != nil {
+				return err
+			}
+			tg.pids = append(tg.pids, cmd.Process.Pid)
+			tg.httpURLs = append(tg.httpURLs, "http://"+addr+"/announce")
+			tg.udpAddrs = append(tg.udpAddrs, addr)
+		}
+		return nil
+	}
+	startRedis := func(tag string, extra ...string) (string, error) {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		rdir := filepath.Join(dir, tag)
+		if err := os.MkdirAll(rdir, 0o755); err != nil {
+			return "", err
+		}
+		args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", rdir, "--save", "",
+			"--appendonly", "no", "--protected-mode", "no", "--daemonize", "no", "--logfile", ""}, extra...)
+		cmd := exec.CommandContext(ctx, o.redisServer, args...)
+		if err := start(tag, port, cmd); err != nil {
+			return "", err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, err := redisInfo(addr, "server"); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				return "", fmt.Errorf("%s did not answer: %w", tag, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		tg.redisPid = append(tg.redisPid, cmd.Process.Pid)
+		return addr, nil
+	}
 	switch name {
 	case "sower":
-		if o.sower == "" {
-			return nil, nil, errors.New("-sower PATH is required")
+		err = startSower(1, nil)
+	case "sower-redis", "sower-redis2":
+		var addr string
+		if addr, err = startRedis("redis"); err == nil {
+			tg.redis = []string{addr}
+			n := 1
+			if name == "sower-redis2" {
+				n = 2
+			}
+			err = startSower(n, []string{"redis://" + addr})
 		}
-		tg.cmd = exec.CommandContext(ctx, o.sower, "tracker", "--http", addr, "--udp", addr, "--data", "")
+	case "sower-cluster":
+		var seeds []string
+		for i := range 3 {
+			addr, err := startRedis(fmt.Sprintf("redis%d", i), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+			if err != nil {
+				return nil, nil, err
+			}
+			tg.redis = append(tg.redis, addr)
+		}
+		args := append([]string{"--cluster", "create"}, tg.redis...)
+		out, cerr := exec.CommandContext(ctx, o.redisCLI, append(args, "--cluster-yes")...).CombinedOutput()
+		if cerr != nil {
+			return nil, nil, fmt.Errorf("redis-cli --cluster create: %w: %s", cerr, out)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			info, err := redisInfo(tg.redis[0], "cluster")
+			if err == nil && strings.Contains(info, "cluster_enabled:1") {
+				state, _ := exec.CommandContext(ctx, o.redisCLI, "-h", "127.0.0.1", "-p", strings.TrimPrefix(tg.redis[0], "127.0.0.1:"), "cluster", "info").Output()
+				if strings.Contains(string(state), "cluster_state:ok") {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return nil, nil, errors.New("cluster not ok within 20s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for _, a := range tg.redis {
+			seeds = append(seeds, "redis://"+a)
+		}
+		err = startSower(2, seeds)
 	case "opentracker":
+		port, perr := freePort()
+		if perr != nil {
+			return nil, nil, perr
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		// Debian's opentracker tracks only whitelisted torrents.
 		var wl strings.Builder
 		for _, h := range data.hashes {
@@ -194,58 +320,125 @@ func startTarget(ctx context.Context, name string, o options, data swarmData) (_
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "nobody")
 		}
-		tg.cmd = exec.CommandContext(ctx, o.opentracker, args...)
+		cmd := exec.CommandContext(ctx, o.opentracker, args...)
+		if err = start("opentracker", port, cmd); err == nil {
+			tg.pids = []int{cmd.Process.Pid}
+			tg.httpURLs = []string{"http://" + addr + "/announce"}
+			tg.udpAddrs = []string{addr}
+		}
 	default:
-		return nil, nil, fmt.Errorf("unknown target %q", name)
+		err = fmt.Errorf("unknown target %q", name)
 	}
-	logf, err := os.Create(filepath.Join(dir, "log"))
 	if err != nil {
 		return nil, nil, err
 	}
-	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
-	if err := tg.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, nil, err
+	// Wait until every tracker answers an announce.
+	hc := &http.Client{Timeout: time.Second}
+	for _, u := range tg.httpURLs {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ih, id, p := data.peer(0)
+			resp, err := hc.Get(announceURL(u, ih, id, p, 0, "stopped"))
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, nil, fmt.Errorf("%s did not answer within 10s: %w", u, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	started = true
+	return tg, cleanup, nil
+}
+
+// startProc starts cmd with its output in logPath and returns the function
+// that stops it (SIGTERM, then SIGKILL after 5 s). A process that died on
+// its own is reported with the tail of its log: the figures are void.
+func startProc(cmd *exec.Cmd, logPath, tag string) (func(), error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
 	done := make(chan struct{})
 	var waitErr error
-	go func() { waitErr = tg.cmd.Wait(); close(done) }()
-	cleanup := func() {
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	return func() {
 		select {
 		case <-done:
-			// It died under load: the figures are void, and the log says why.
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			fmt.Fprintf(os.Stderr, "%s exited during the run (%v); log tail:\n%s\n", name, waitErr, log[max(0, len(log)-4000):])
+			log, _ := os.ReadFile(logPath)
+			fmt.Fprintf(os.Stderr, "%s exited during the run (%v); log tail:\n%s\n", tag, waitErr, log[max(0, len(log)-4000):])
 		default:
-			tg.cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
-				tg.cmd.Process.Kill()
+				cmd.Process.Kill()
 				<-done
 			}
 		}
 		logf.Close()
-		os.RemoveAll(dir)
+	}, nil
+}
+
+// redisInfo returns the text of INFO section from the Redis at addr.
+func redisInfo(addr, section string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
 	}
-	// Wait until it answers an announce.
-	deadline := time.Now().Add(10 * time.Second)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		ih, id, p := data.peer(0)
-		resp, err := hc.Get(announceURL(tg.httpURL, ih, id, p, 0, "stopped"))
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			cleanup()
-			return nil, nil, fmt.Errorf("did not answer within 10s: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "INFO %s\r\n", section); err != nil {
+		return "", err
 	}
-	return tg, cleanup, nil
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(head, "$") {
+		return "", fmt.Errorf("INFO answered %q", strings.TrimSpace(head))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", err
+	}
+	return string(b[:n]), nil
+}
+
+// redisField returns a numeric field of INFO text.
+func redisField(info, name string) float64 {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+":"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// redisStats sums the Redis servers' CPU seconds (INFO cpu) and memory in
+// use (INFO memory, used_memory) of a target.
+func redisStats(tg *target) (cpu float64, mem float64) {
+	for _, a := range tg.redis {
+		if info, err := redisInfo(a, "cpu"); err == nil {
+			cpu += redisField(info, "used_cpu_sys") + redisField(info, "used_cpu_user")
+		}
+		if info, err := redisInfo(a, "memory"); err == nil {
+			mem += redisField(info, "used_memory")
+		}
+	}
+	return cpu, mem
 }
 
 // escapeBytes percent-encodes every byte but the unreserved ones, as
@@ -302,22 +495,35 @@ func procStats(pid int) (cpu time.Duration, rss int64, err error) {
 }
 
 func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out io.Writer) error {
-	pid := tg.cmd.Process.Pid
-	_, rss0, err := procStats(pid)
+	stats := func() (cpu time.Duration, rss int64, err error) {
+		for _, pid := range tg.pids {
+			c, r, err := procStats(pid)
+			if err != nil {
+				return 0, 0, err
+			}
+			cpu += c
+			rss += r
+		}
+		return cpu, rss, nil
+	}
+	_, rss0, err := stats()
 	if err != nil {
 		return err
 	}
+	_, rmem0 := redisStats(tg)
 	// Fill: every peer announces once (UDP, the cheaper path for both).
-	fill := func(w int) (loadWorker, error) { return newUDPWorker(tg.udpAddr) }
+	fill := func(w int) (loadWorker, error) { return newUDPWorker(tg.udpAddr(w)) }
 	if _, err := drive(ctx, o.concurrency, 0, o.peers, fill, data); err != nil {
 		return fmt.Errorf("fill: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	_, rss1, err := procStats(pid)
+	_, rss1, err := stats()
 	if err != nil {
 		return err
 	}
+	_, rmem1 := redisStats(tg)
 	perPeer := float64(rss1-rss0) / float64(o.peers)
+	redisPerPeer := (rmem1 - rmem0) / float64(o.peers)
 	// Each HTTP client is a load of its own, reported as "http (client)".
 	var loads []string
 	for _, proto := range o.protocols {
@@ -333,25 +539,27 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 		var mk func(int) (loadWorker, error)
 		switch load {
 		case "http (raw)":
-			mk = func(int) (loadWorker, error) { return newRawHTTPWorker(tg.httpURL) }
+			mk = func(w int) (loadWorker, error) { return newRawHTTPWorker(tg.httpURL(w)) }
 		case "http (net/http)":
 			tr := &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency, DisableCompression: true}
 			hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-			mk = func(int) (loadWorker, error) { return &httpWorker{hc: hc, base: tg.httpURL}, nil }
+			mk = func(w int) (loadWorker, error) { return &httpWorker{hc: hc, base: tg.httpURL(w)}, nil }
 			defer tr.CloseIdleConnections()
 		case "udp":
-			mk = func(int) (loadWorker, error) { return newUDPWorker(tg.udpAddr) }
+			mk = func(w int) (loadWorker, error) { return newUDPWorker(tg.udpAddr(w)) }
 		default:
 			return fmt.Errorf("unknown protocol %q", load)
 		}
-		cpu0, _, _ := procStats(pid)
+		cpu0, _, _ := stats()
+		rcpu0, _ := redisStats(tg)
 		gen0, _, _ := procStats(os.Getpid())
 		gc0 := numGC()
 		res, err := drive(ctx, o.concurrency, o.duration, o.peers, mk, data)
 		if err != nil {
 			return fmt.Errorf("%s load: %w", load, err)
 		}
-		cpu1, _, _ := procStats(pid)
+		cpu1, _, _ := stats()
+		rcpu1, _ := redisStats(tg)
 		gen1, _, _ := procStats(os.Getpid())
 		gcs := numGC() - gc0
 		n := len(res.lat)
@@ -367,9 +575,14 @@ func benchTarget(ctx context.Context, tg *target, o options, data swarmData, out
 		}
 		cpuPer := float64(cpu1-cpu0) / float64(time.Microsecond) / math.Max(1, float64(n))
 		genPer := float64(gen1-gen0) / float64(time.Microsecond) / math.Max(1, float64(n))
-		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %.1f | %d | %.1f MB | %.0f |\n", tg.name, load,
+		redisCPU, redisMem := "-", "-"
+		if len(tg.redis) > 0 {
+			redisCPU = fmt.Sprintf("%.1f", (rcpu1-rcpu0)*1e6/math.Max(1, float64(n)))
+			redisMem = fmt.Sprintf("%.0f", redisPerPeer)
+		}
+		fmt.Fprintf(out, "| %s | %s | %.0f | %v | %v | %d | %.1f | %s | %.1f | %d | %.1f MB | %.0f | %s |\n", tg.name, load,
 			float64(n)/res.elapsed.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
-			res.errors, cpuPer, genPer, gcs, float64(rss1)/1e6, perPeer)
+			res.errors, cpuPer, redisCPU, genPer, gcs, float64(rss1)/1e6, perPeer, redisMem)
 	}
 	return nil
 }

@@ -33,12 +33,11 @@ local function trim(k)
     if acct ~= '' then redis.call('HDEL', U, unpack(old)) end
   end
 end
+-- Only the announcing family's sets: the other family's are trimmed by
+-- its own announces, and its expired peers are skipped when picked and
+-- not counted meanwhile.
 trim(S)
 trim(L)
-if other then
-  trim(S2)
-  trim(L2)
-end
 
 local wasSeeder = redis.call('ZSCORE', S, m) ~= false
 if stopped then
@@ -100,7 +99,6 @@ if not stopped then
   if not seeder then n = n - pick(S, n) end
   n = n - pick(L, n)
   if other then
-    if n <= 0 then n = numwant end
     if not seeder then n = n - pick(S2, n) end
     pick(L2, n)
   end
