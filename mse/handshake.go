@@ -292,6 +292,9 @@ func Accept(ctx context.Context, c net.Conn, lookup func(req2 [20]byte) (skey [2
 	if allow == 0 || allow&^known != 0 {
 		return nil, fmt.Errorf("mse: cannot allow methods %v", allow)
 	}
+	if lookup == nil {
+		return nil, errors.New("mse: Accept needs a lookup")
+	}
 	h, err := begin(ctx, c, opts)
 	if err != nil {
 		return nil, err

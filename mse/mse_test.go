@@ -445,6 +445,9 @@ func TestBadArguments(t *testing.T) {
 	if _, err := Accept(ctx, a, lookupOf(testSKey), 0, nil); err == nil {
 		t.Error("Accept allowing nothing succeeded")
 	}
+	if _, err := Accept(ctx, a, nil, RC4, nil); err == nil {
+		t.Error("Accept without a lookup succeeded")
+	}
 }
 
 // TestOverRawsock: the layering the package recommends, MSE over a
