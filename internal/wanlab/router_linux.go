@@ -25,8 +25,9 @@ type Link struct {
 	// Loss is the probability in [0, 1) that a packet is dropped after it
 	// used the link's capacity.
 	Loss float64
-	// Queue is how many bytes may wait for the rate before packets are
-	// dropped at the tail (bufferbloat when large). 0 means DefaultQueue.
+	// Queue is how many bytes the link holds, the packet being sent
+	// included, before it drops arriving packets (tail drop; bufferbloat
+	// when large). 0 means DefaultQueue.
 	Queue int
 }
 
