@@ -371,8 +371,13 @@ func printResults(w io.Writer, p *plan, results []*result) {
 		if r.scenario == "foreign-seed" {
 			client = r.seedClient
 		}
-		fmt.Fprintf(w, "RESULT scenario=%s client=%s seed=%s leechers=%s ideal_x=%.3f seed_copies=%.3f link_util=%.3f wasted=%s cpu_s=%.1f lab_cpu_ms_per_mbit=%.2f",
-			r.scenario, client, r.seedClient, r.leechClient, last.Seconds()/r.ideal.Seconds(), float64(r.seedUp)/float64(r.size), r.linkUtil,
+		// ideal_x exists only when every leecher completed.
+		idealX := "na"
+		if count(r.done) == r.leechers {
+			idealX = strconv.FormatFloat(last.Seconds()/r.ideal.Seconds(), 'f', 3, 64)
+		}
+		fmt.Fprintf(w, "RESULT scenario=%s client=%s seed=%s leechers=%s ideal_x=%s seed_copies=%.3f link_util=%.3f wasted=%s cpu_s=%.1f lab_cpu_ms_per_mbit=%.2f",
+			r.scenario, client, r.seedClient, r.leechClient, idealX, float64(r.seedUp)/float64(r.size), r.linkUtil,
 			wastedFraction(r), r.clientCPU.Seconds(), msPerMbit(r))
 		if r.scenario == "nat" {
 			fmt.Fprintf(w, " nat_done=%d/%d from_nated=%.3f", r.natDone, r.natTotal, r.fromNATed)

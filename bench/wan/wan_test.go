@@ -125,7 +125,7 @@ func TestParseLtStats(t *testing.T) {
 }
 
 // resultRE matches a RESULT line and captures its ok field.
-var resultRE = regexp.MustCompile(`(?m)^RESULT scenario=(\S+) client=(\S+) seed=\S+ leechers=\S+ ideal_x=[0-9.]+ seed_copies=[0-9.]+ link_util=[0-9.]+ wasted=(?:[0-9.-]+|na) cpu_s=[0-9.]+ lab_cpu_ms_per_mbit=[0-9.]+(?: nat_done=\d+/\d+ from_nated=[0-9.]+)? ok=([01])$`)
+var resultRE = regexp.MustCompile(`(?m)^RESULT scenario=(\S+) client=(\S+) seed=\S+ leechers=\S+ ideal_x=(?:[0-9.]+|na) seed_copies=[0-9.]+ link_util=[0-9.]+ wasted=(?:[0-9.-]+|na) cpu_s=[0-9.]+ lab_cpu_ms_per_mbit=[0-9.]+(?: nat_done=\d+/\d+ from_nated=[0-9.]+)? ok=([01])$`)
 
 // TestScenariosSower runs scaled-down pair and home swarms of Sower
 // clients through the lab and checks every leecher completed with
@@ -211,7 +211,7 @@ func TestPrintResults(t *testing.T) {
 		if sc == "foreign-seed" {
 			wantClient = "aria2"
 		}
-		if m[0][2] != wantClient || m[0][3] != "1" || m[1][3] != "0" {
+		if m[0][2] != wantClient || m[0][3] != "1" || m[1][3] != "0" || !strings.Contains(m[1][0], "ideal_x=na") {
 			t.Errorf("%s: RESULT lines %q", sc, m)
 		}
 		if !strings.Contains(out, "seed / broke") || !strings.Contains(out, "| n/a |") {
