@@ -118,7 +118,7 @@ func (t *Torrent) rechoke(now time.Time, rotate bool) {
 			}
 		}
 		if len(pool) > 0 {
-			opt = pool[t.pk.rng.IntN(len(pool))]
+			opt = pool[t.rng.IntN(len(pool))]
 		}
 	}
 	if opt != nil {

@@ -221,7 +221,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		client:      peerwire.ClientName(h.id),
 		notify:      make(chan struct{}, 1),
 		closed:      make(chan struct{}),
-		has:         bitfield.New(t.pk.numPieces),
+		has:         bitfield.New(t.info.NumPieces()),
 		amChoking:   true,
 		peerChoking: true,
 		pending:     make(map[blockKey]time.Time),
@@ -248,15 +248,15 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		if p.fast() {
 			p.send(peerwire.Message{ID: peerwire.HaveNone})
 		}
-	case p.fast() && t.pk.have.Full():
+	case p.fast() && t.pk.seeding():
 		p.send(peerwire.Message{ID: peerwire.HaveAll})
-	case p.fast() && t.pk.have.Count() == 0:
+	case p.fast() && t.pk.haveCount() == 0:
 		p.send(peerwire.Message{ID: peerwire.HaveNone})
-	case t.pk.have.Count() > 0:
-		p.send(peerwire.Message{ID: peerwire.Bitfield, Payload: t.pk.have.Clone().Bytes()})
+	case t.pk.haveCount() > 0:
+		p.send(peerwire.Message{ID: peerwire.Bitfield, Payload: t.pk.haveSet().Bytes()})
 	}
 	dec := peerwire.NewDecoder(conn, peerwire.Limits{
-		NumPieces:   t.pk.numPieces,
+		NumPieces:   t.info.NumPieces(),
 		PieceLength: t.info.PieceLength,
 		TotalLength: t.info.TotalLength(),
 		MaxBlock:    128 << 10,
@@ -281,11 +281,7 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 	if t.byAddr[p.addr] == p {
 		delete(t.byAddr, p.addr)
 	}
-	for i := 0; i < t.pk.numPieces && p.has.Count() > 0; i++ {
-		if p.has.Has(i) {
-			t.pk.avail[i]--
-		}
-	}
+	t.pk.peerGone(p.has)
 	t.releaseAll(p)
 	t.releaseOffer(p)
 	t.forgetServing(p)

@@ -31,7 +31,7 @@ func (t *Torrent) do(f func()) error {
 // Before Run starts or after it ends it returns the last known set.
 func (t *Torrent) Have() bitfield.Bitfield {
 	var b bitfield.Bitfield
-	if err := t.do(func() { b = t.pk.have.Clone() }); err != nil {
+	if err := t.do(func() { b = t.pk.haveSet() }); err != nil {
 		t.statsMu.Lock()
 		b = t.lastHave.Clone()
 		t.statsMu.Unlock()
@@ -48,19 +48,13 @@ func (t *Torrent) SetFilePriorities(prio []Priority) error {
 	}
 	var ferr error
 	err = t.do(func() {
-		if len(pp) != t.pk.numPieces {
-			ferr = fmt.Errorf("engine: %d priorities for %d pieces", len(pp), t.pk.numPieces)
+		if len(pp) != t.info.NumPieces() {
+			ferr = fmt.Errorf("engine: %d priorities for %d pieces", len(pp), t.info.NumPieces())
 			return
 		}
-		t.pk.prio = pp
-		t.pk.left = 0
-		for i := range pp {
-			if t.pk.needs(i) {
-				t.pk.left++
-			}
-		}
+		t.pk.setPriorities(pp)
 		wasComplete := t.complete
-		t.complete = t.pk.left == 0
+		t.complete = t.pk.remaining() == 0
 		if t.complete && !wasComplete {
 			t.markComplete()
 		}

@@ -30,7 +30,7 @@ const refusedSkip = time.Second
 // together), and once p's refusal window for a piece has passed, p gets
 // that piece whenever it asks.
 func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
-	if !t.pk.have.Full() || t.superSeeding() || !p.fast() {
+	if !t.pk.seeding() || t.superSeeding() || !p.fast() {
 		return false
 	}
 	if t.serving == nil {
@@ -57,7 +57,7 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 		_, live := t.peers[owner]
 		elsewhere = live && !owner.has.Has(i)
 	}
-	if !elsewhere && t.pk.avail[i] > 0 {
+	if !elsewhere && t.pk.copies(i) > 0 {
 		// Only a leecher holding the piece spares our upload; another
 		// seed's copy costs the swarm the same as ours.
 		seeds := 0
@@ -66,7 +66,7 @@ func (t *Torrent) refuseDuplicate(p *peer, i int, now time.Time) bool {
 				seeds++
 			}
 		}
-		elsewhere = t.pk.avail[i] > seeds
+		elsewhere = t.pk.copies(i) > seeds
 	}
 	if !elsewhere {
 		t.serving[i] = p
@@ -98,8 +98,8 @@ func (t *Torrent) freshPieces(now time.Time) bool {
 		}
 	}
 	t.fresh = false
-	for i, a := range t.pk.avail {
-		if a <= seeds && t.serving[i] == nil {
+	for i := range t.info.NumPieces() {
+		if t.pk.copies(i) <= seeds && t.serving[i] == nil {
 			t.fresh = true
 			break
 		}

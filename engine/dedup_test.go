@@ -51,16 +51,14 @@ func TestSeedRefusesDuplicates(t *testing.T) {
 	}
 	// A piece a leecher holds is refused too; one only seeds hold is not.
 	c.has.Set(5)
-	tor.pk.avail[5]++
+	tor.pk.peerHas(5)
 	if got := req(b, 5); got != peerwire.Reject {
 		t.Fatalf("request for a piece a leecher has answered with %v, want reject", got)
 	}
+	had := c.has.Clone()
 	c.has.SetAll()
 	c.seed = true
-	tor.pk.avail[5]-- // keep avail consistent with has: only 5 was counted
-	for i := range tor.pk.avail {
-		tor.pk.avail[i]++
-	}
+	tor.pk.peerBitfield(had, c.has)
 	if got := req(b, 6); got != peerwire.Piece {
 		t.Fatalf("request for a piece only a seed has answered with %v, want the block", got)
 	}
@@ -74,25 +72,22 @@ func TestSeedRefusesDuplicates(t *testing.T) {
 	}
 	// A receiver that completed the piece and became a seed no longer
 	// holds it for others.
+	had = a.has.Clone()
 	a.has.SetAll()
 	a.seed = true
-	for i := range tor.pk.avail {
-		tor.pk.avail[i]++
-	}
+	tor.pk.peerBitfield(had, a.has)
 	if got := req(d, 7); got != peerwire.Piece {
 		t.Fatalf("request for a piece only seeds have answered with %v, want the block", got)
 	}
-	a.has = bitfield.New(tor.pk.numPieces)
+	tor.pk.peerBitfield(a.has, bitfield.New(tor.info.NumPieces()))
+	a.has = bitfield.New(tor.info.NumPieces())
 	a.seed = false
-	for i := range tor.pk.avail {
-		tor.pk.avail[i]--
-	}
 	if tor.dupRefusals != 2 {
 		t.Fatalf("%d duplicate refusals counted, want 2", tor.dupRefusals)
 	}
 	// Once every piece is out, nothing is refused: our upload has
 	// nothing better to do.
-	for j := range tor.pk.numPieces {
+	for j := range tor.info.NumPieces() {
 		if tor.serving[j] == nil {
 			tor.serving[j] = c
 		}

@@ -67,7 +67,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		i := int(m.Index)
 		if !p.has.Has(i) {
 			p.has.Set(i)
-			t.pk.avail[i]++
+			t.pk.peerHas(i)
 			if p.has.Full() {
 				p.seed = true
 			}
@@ -82,7 +82,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		// BEP 3 sends the bitfield first, but some clients (aria2) send
 		// have messages before it: the bitfield then simply replaces
 		// what we knew.
-		bf, err := bitfield.FromBytes(m.Payload, t.pk.numPieces)
+		bf, err := bitfield.FromBytes(m.Payload, t.info.NumPieces())
 		if err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 		if !p.fast() {
 			return errors.New("have-all without fast extension")
 		}
-		bf := bitfield.New(t.pk.numPieces)
+		bf := bitfield.New(t.info.NumPieces())
 		bf.SetAll()
 		t.setHas(p, bf)
 	case peerwire.HaveNone:
@@ -122,9 +122,7 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 				// of everything: ask others for it (see dedup.go).
 				p.noteRefused(int(m.Index), time.Now())
 			}
-			if pc := t.pk.active[int(m.Index)]; pc != nil {
-				pc.release(int(m.Begin / blockSize))
-			}
+			t.pk.release(k)
 		} else {
 			delete(p.cancelled, k)
 		}
@@ -146,17 +144,10 @@ func (t *Torrent) handleMessage(p *peer, m peerwire.Message, data []byte) error 
 }
 
 func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
-	for i := 0; i < t.pk.numPieces; i++ {
-		switch had, has := p.has.Has(i), bf.Has(i); {
-		case has && !had:
-			t.pk.avail[i]++
-		case had && !has:
-			t.pk.avail[i]--
-		}
-	}
+	t.pk.peerBitfield(p.has, bf)
 	p.has = bf
 	p.seed = bf.Full()
-	if p.seed && t.pk.have.Full() {
+	if p.seed && t.pk.seeding() {
 		// Two seeds have nothing to say to each other.
 		t.closeSeed(p)
 		return
@@ -167,15 +158,7 @@ func (t *Torrent) setHas(p *peer, bf bitfield.Bitfield) {
 
 // updateInterest tells the peer whether it has anything we want.
 func (t *Torrent) updateInterest(p *peer) {
-	want := false
-	if !t.complete {
-		for i := 0; i < t.pk.numPieces; i++ {
-			if p.has.Has(i) && t.pk.needs(i) {
-				want = true
-				break
-			}
-		}
-	}
+	want := !t.complete && t.pk.wantsFrom(p.has)
 	if want != p.amInterested {
 		p.amInterested = want
 		if want {
@@ -196,7 +179,7 @@ func (t *Torrent) onRequest(p *peer, m peerwire.Message) error {
 	if p.uploads.Load() >= maxPeerRequests {
 		return fmt.Errorf("request flood: more than %d outstanding requests", maxPeerRequests)
 	}
-	if p.amChoking || !t.pk.have.Has(int(m.Index)) || t.refuseDuplicate(p, int(m.Index), time.Now()) {
+	if p.amChoking || !t.pk.hasPiece(int(m.Index)) || t.refuseDuplicate(p, int(m.Index), time.Now()) {
 		if p.fast() {
 			p.uploads.Add(1)
 			p.enqueue(outItem{msg: peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length}, answer: true})

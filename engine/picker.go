@@ -3,10 +3,19 @@ package engine
 import (
 	"math/rand/v2"
 	"net/netip"
-	"time"
 
 	"github.com/sowerbt/sower/bitfield"
 )
+
+// The picker decides what to download and keeps the state of everything
+// in flight. It is owned by the torrent's owner goroutine, and its state
+// (and that of its pieces and blocks) is changed only by its methods, in
+// this file and pick.go: the rest of the engine tells it what happened
+// (a peer has a piece or is gone; a block was requested, arrived or was
+// cancelled; a piece was verified, failed, or could not be stored) and
+// asks it what to fetch next (for a peer, for a web seed, what to offer
+// while super-seeding). Other files may read a piece's fields, never
+// write them.
 
 // blockSize is the request size every client uses (BEP 3 recommends 16 KiB;
 // larger requests are refused by some peers).
@@ -46,43 +55,78 @@ func (pc *piece) blockLen(i int) int {
 }
 
 // picker holds which pieces we have, want and are fetching, and how many
-// peers have each. It is owned by the torrent's owner goroutine.
+// peers have each.
 type picker struct {
 	numPieces  int
+	pieceLen   int64
+	totalLen   int64
 	have       bitfield.Bitfield
 	prio       []Priority
 	sequential bool
+	endGame    EndGamePolicy
 	avail      []int          // number of connected peers that have each piece
 	active     map[int]*piece // in-flight pieces
 	order      []*piece       // active pieces, oldest first, so partial pieces finish first
 	left       int            // wanted pieces not yet verified
-	rng        *rand.Rand
+	// maxActive bounds the pieces in flight: each holds its blocks'
+	// buffers until it is hashed and written (Config.MaxBuffer).
+	maxActive int
+	// exclusive holds pieces that failed their hash check with blocks
+	// from several peers: the next fetch is from one peer (see blame).
+	exclusive map[int]bool
+	offers    []int      // super-seeding: peers each piece is offered to
+	pool      *blockPool // where block buffers come from and go back to
+	rng       *rand.Rand
 	// random first pieces until this many are complete, so a new peer soon
 	// has something to trade instead of all leechers chasing the rarest piece.
 	randomFirst int
 }
 
-func newPicker(n int, have bitfield.Bitfield, prio []Priority, sequential bool) *picker {
+// pickerConfig is what a picker is made of.
+type pickerConfig struct {
+	pieceLen, totalLen int64
+	have               bitfield.Bitfield
+	prio               []Priority
+	sequential         bool
+	endGame            EndGamePolicy
+	maxActive          int
+	pool               *blockPool
+}
+
+func newPicker(c pickerConfig) *picker {
+	n := len(c.prio)
 	pk := &picker{
 		numPieces:   n,
-		have:        have,
-		prio:        prio,
-		sequential:  sequential,
+		pieceLen:    c.pieceLen,
+		totalLen:    c.totalLen,
+		have:        c.have,
+		prio:        c.prio,
+		sequential:  c.sequential,
+		endGame:     c.endGame,
 		avail:       make([]int, n),
 		active:      make(map[int]*piece),
+		maxActive:   max(c.maxActive, 4),
+		exclusive:   make(map[int]bool),
+		offers:      make([]int, n),
+		pool:        c.pool,
 		rng:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		randomFirst: 4,
 	}
-	for i := 0; i < n; i++ {
-		if prio[i] > Skip && !have.Has(i) {
-			pk.left++
-		}
+	if pk.pool == nil {
+		pk.pool = new(blockPool)
 	}
+	pk.countLeft()
 	return pk
 }
 
-// needs reports whether piece i is wanted and not yet verified.
-func (pk *picker) needs(i int) bool { return pk.prio[i] > Skip && !pk.have.Has(i) }
+func (pk *picker) countLeft() {
+	pk.left = 0
+	for i := range pk.numPieces {
+		if pk.needs(i) {
+			pk.left++
+		}
+	}
+}
 
 // Priority is a file's or piece's download priority.
 type Priority int8
@@ -108,92 +152,109 @@ const (
 	EndGameAllStarted
 )
 
-// pickNew chooses a piece to start that the peer has: highest priority
-// first; within it rarest first with a random choice among the equally
-// rare, or a random one while we have almost nothing, or the lowest index
-// in sequential mode. It returns -1 when there is none.
-func (pk *picker) pickNew(has bitfield.Bitfield, seed bool) int {
-	best, bestPrio, bestAvail, ties := -1, Skip, int(^uint(0)>>1), 0
-	random := !pk.sequential && pk.have.Count() < pk.randomFirst
-	start := 0
-	if !pk.sequential {
-		start = pk.rng.IntN(pk.numPieces)
+// Questions.
+
+// needs reports whether piece i is wanted and not yet verified.
+func (pk *picker) needs(i int) bool { return pk.prio[i] > Skip && !pk.have.Has(i) }
+
+// hasPiece reports whether piece i is verified and stored.
+func (pk *picker) hasPiece(i int) bool { return pk.have.Has(i) }
+
+// seeding reports whether every piece is verified (wanted or not).
+func (pk *picker) seeding() bool { return pk.have.Full() }
+
+// haveCount is the number of verified pieces.
+func (pk *picker) haveCount() int { return pk.have.Count() }
+
+// haveSet returns a copy of the verified pieces.
+func (pk *picker) haveSet() bitfield.Bitfield { return pk.have.Clone() }
+
+// remaining is the number of wanted pieces not yet verified.
+func (pk *picker) remaining() int { return pk.left }
+
+// priority is piece i's priority.
+func (pk *picker) priority(i int) Priority { return pk.prio[i] }
+
+// copies is the number of connected peers that have piece i.
+func (pk *picker) copies(i int) int { return pk.avail[i] }
+
+// inFlight returns the active piece i, or nil.
+func (pk *picker) inFlight(i int) *piece { return pk.active[i] }
+
+// pieceSize is the length of piece i.
+func (pk *picker) pieceSize(i int) int {
+	return int(min(pk.pieceLen, pk.totalLen-int64(i)*pk.pieceLen))
+}
+
+// Peers' pieces.
+
+// peerHas records that a connected peer announced piece i.
+func (pk *picker) peerHas(i int) { pk.avail[i]++ }
+
+// peerBitfield records that a peer's pieces changed from old to now
+// (a bitfield or have-all replacing what it announced before).
+func (pk *picker) peerBitfield(old, now bitfield.Bitfield) {
+	for i := range pk.numPieces {
+		switch had, has := old.Has(i), now.Has(i); {
+		case has && !had:
+			pk.avail[i]++
+		case had && !has:
+			pk.avail[i]--
+		}
 	}
-	for k := 0; k < pk.numPieces; k++ {
-		i := start + k
-		if i >= pk.numPieces {
-			i -= pk.numPieces
+}
+
+// peerGone records that a peer that had pieces has is gone (its
+// requests are released one by one, see release and disown).
+func (pk *picker) peerGone(has bitfield.Bitfield) {
+	switch {
+	case has.Count() == 0:
+	case has.Full():
+		for i := range pk.avail {
+			pk.avail[i]--
 		}
-		if !pk.needs(i) || pk.active[i] != nil || (!seed && !has.Has(i)) {
-			continue
-		}
-		p := pk.prio[i]
-		if p < bestPrio {
-			continue
-		}
-		if p > bestPrio {
-			best, bestPrio, bestAvail, ties = i, p, pk.avail[i], 1
-			continue
-		}
-		if random || pk.sequential {
-			continue // keep the first found: random offset, or lowest index
-		}
-		a := pk.avail[i]
-		switch {
-		case a < bestAvail:
-			best, bestAvail, ties = i, a, 1
-		case a == bestAvail:
-			// Reservoir sampling keeps the choice uniform among ties.
-			ties++
-			if pk.rng.IntN(ties) == 0 {
-				best = i
+	default:
+		for i := range pk.numPieces {
+			if has.Has(i) {
+				pk.avail[i]--
 			}
 		}
 	}
-	return best
 }
 
-// start makes piece i active.
-func (pk *picker) start(i, size int) *piece {
-	n := (size + blockSize - 1) / blockSize
-	pc := &piece{index: i, size: size, blocks: make([]block, n)}
-	pk.active[i] = pc
-	pk.order = append(pk.order, pc)
-	return pc
+// wantsFrom reports whether a peer that has has any piece we need.
+func (pk *picker) wantsFrom(has bitfield.Bitfield) bool {
+	for i := range pk.numPieces {
+		if has.Has(i) && pk.needs(i) {
+			return true
+		}
+	}
+	return false
 }
 
-// finish removes piece i from the active set.
-func (pk *picker) finish(i int) {
-	delete(pk.active, i)
-	for k, pc := range pk.order {
-		if pc.index == i {
-			pk.order = append(pk.order[:k], pk.order[k+1:]...)
-			break
+// disown lets other peers take the exclusive pieces p was fetching.
+func (pk *picker) disown(p *peer) {
+	for _, pc := range pk.active {
+		if pc.owner == p {
+			pc.owner = nil
 		}
 	}
 }
 
-// verified records that piece i passed its hash check and is stored.
-func (pk *picker) verified(i int) {
-	if pk.needs(i) {
-		pk.left--
-	}
-	pk.have.Set(i)
-}
+// Blocks.
 
-// unrequested returns the first block of pc nobody has requested, or -1.
-func (pc *piece) unrequested() int {
-	for b := pc.next; b < len(pc.blocks); b++ {
-		if !pc.blocks[b].have && pc.blocks[b].reqs == 0 {
-			pc.next = b
-			return b
+// release forgets one request for block k (cancelled, rejected, choked,
+// timed out, or its peer is gone). A block of a piece no longer in flight
+// is ignored.
+func (pk *picker) release(k blockKey) {
+	if pc := pk.active[int(k.index())]; pc != nil {
+		if b := int(k.begin() / blockSize); b < len(pc.blocks) {
+			pc.release(b)
 		}
 	}
-	pc.next = len(pc.blocks)
-	return -1
 }
 
-// release forgets a request for block b of pc (choke, reject, timeout, disconnect).
+// release forgets a request for block b of pc.
 func (pc *piece) release(b int) {
 	if pc.blocks[b].reqs > 0 {
 		pc.blocks[b].reqs--
@@ -203,34 +264,146 @@ func (pc *piece) release(b int) {
 	}
 }
 
-// Bounds of a peer's request queue depth, in blocks: 512 KiB to 32 MiB in
-// flight. The peer's own limit (reqq) caps it further.
+// received is what became of a block that arrived.
+type received int
+
 const (
-	minDepth = 32
-	maxDepth = 2048
+	blockWasted   received = iota // not wanted (any more): a duplicate or a piece already done
+	blockBadSize                  // not the length requested
+	blockStored                   // kept; the piece still misses blocks
+	blockComplete                 // kept, and the piece is whole: hash it
 )
 
-// depthWindow is how often a peer that is sending blocks has its queue
-// depth recomputed. The tick (once a second) alone left a new fast peer at
-// minDepth for its first second: on two busy cores a wake-up can wait a
-// few milliseconds, 32 blocks ran dry, and a 1 GiB transfer on loopback
-// spent a fifth of its time with the CPUs idle.
-const depthWindow = 50 * time.Millisecond
-
-// updateDepth sets the peer's request queue depth from its measured rate:
-// enough requests to cover about a second of transfer at the current
-// speed (the last window's or the smoothed one, whichever is higher, so it
-// ramps up fast), so a fast link is never idle waiting for the next
-// request. The floor keeps a new or bursty peer busy.
-func (p *peer) updateDepth(now time.Time) {
-	inst := 0.0
-	if dt := now.Sub(p.depthAt).Seconds(); dt > 0 && !p.depthAt.IsZero() {
-		inst = float64(p.downloaded-p.lastDownloaded) / dt
+// received stores the block k that arrived from a peer at from. When it
+// is kept (blockStored, blockComplete) the picker holds data until the
+// piece is done; otherwise the caller keeps it. A complete piece is
+// marked as hashing: no more blocks of it are asked for.
+func (pk *picker) received(k blockKey, data []byte, from netip.AddrPort) (*piece, received) {
+	pc := pk.active[int(k.index())]
+	b := int(k.begin() / blockSize)
+	if pc == nil || pc.hashing || k.begin()%blockSize != 0 || b >= len(pc.blocks) || pc.blocks[b].have {
+		if pc != nil && b < len(pc.blocks) {
+			pc.release(b)
+		}
+		return pc, blockWasted
 	}
-	p.lastDownloaded, p.depthAt = p.downloaded, now
-	p.depth = int(min(max(inst/blockSize, p.rate.rate/blockSize, minDepth), maxDepth))
+	if len(data) != pc.blockLen(b) {
+		return pc, blockBadSize
+	}
+	blk := &pc.blocks[b]
+	blk.data, blk.have, blk.from = data, true, from
+	pc.release(b)
+	pc.received++
+	if pc.received < len(pc.blocks) {
+		return pc, blockStored
+	}
+	pc.hashing = true
+	return pc, blockComplete
 }
 
-// requestTimeout is how long a peer may sit on our requests without
-// sending any block before they are handed to other peers.
-const requestTimeout = 30 * time.Second
+// Web seeds.
+
+// webFailed hands the pieces of a failed web seed run to the peers,
+// keeping any blocks they delivered meanwhile.
+func (pk *picker) webFailed(run []*piece) {
+	for _, pc := range run {
+		if pk.active[pc.index] != pc || pc.hashing {
+			continue // peers completed it meanwhile
+		}
+		pc.web = nil
+		for b := range pc.blocks {
+			if pc.blocks[b].reqs > 0 {
+				pc.blocks[b].reqs--
+			}
+		}
+		pc.next = 0
+	}
+}
+
+// webFetched fills pc with the bytes a web seed delivered for it and
+// marks it as hashing. It reports false when peers finished the piece
+// first (the bytes are wasted).
+func (pk *picker) webFetched(pc *piece, data []byte) bool {
+	if pk.active[pc.index] != pc || pc.hashing {
+		return false
+	}
+	for b := range pc.blocks {
+		blk := &pc.blocks[b]
+		if !blk.have {
+			blk.data = pk.pool.get(pc.blockLen(b))
+			copy(blk.data, data[b*blockSize:])
+			blk.have = true
+		}
+		blk.reqs = 0
+	}
+	pc.received = len(pc.blocks)
+	pc.hashing = true
+	return true
+}
+
+// Pieces.
+
+// start makes piece i active.
+func (pk *picker) start(i int) *piece {
+	size := pk.pieceSize(i)
+	n := (size + blockSize - 1) / blockSize
+	pc := &piece{index: i, size: size, blocks: make([]block, n)}
+	pk.active[i] = pc
+	pk.order = append(pk.order, pc)
+	return pc
+}
+
+// finish removes pc from the active set. Its blocks stay readable (to
+// blame senders) until recycle.
+func (pk *picker) finish(pc *piece) {
+	delete(pk.active, pc.index)
+	for k, q := range pk.order {
+		if q == pc {
+			pk.order = append(pk.order[:k], pk.order[k+1:]...)
+			break
+		}
+	}
+}
+
+// recycle returns the block buffers of a finished piece to the pool.
+func (pk *picker) recycle(pc *piece) {
+	for b := range pc.blocks {
+		if d := pc.blocks[b].data; d != nil {
+			pk.pool.put(d)
+			pc.blocks[b].data = nil
+		}
+	}
+}
+
+// verified records that piece pc passed its hash check and is stored.
+func (pk *picker) verified(pc *piece) {
+	pk.finish(pc)
+	delete(pk.exclusive, pc.index)
+	if pk.needs(pc.index) {
+		pk.left--
+	}
+	pk.have.Set(pc.index)
+}
+
+// failed records that pc failed its hash check. If several peers sent it,
+// exclusive asks for the next copy to come from one peer.
+func (pk *picker) failed(pc *piece, exclusive bool) {
+	pk.finish(pc)
+	if exclusive {
+		pk.exclusive[pc.index] = true
+	}
+}
+
+// setPriorities replaces the pieces' priorities.
+func (pk *picker) setPriorities(prio []Priority) {
+	pk.prio = prio
+	pk.countLeft()
+}
+
+// Super-seeding.
+
+// offer records that piece i is offered to one more peer.
+func (pk *picker) offer(i int) { pk.offers[i]++ }
+
+// withdraw records that an offer of piece i ended.
+func (pk *picker) withdraw(i int) { pk.offers[i]-- }

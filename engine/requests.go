@@ -19,26 +19,10 @@ type hashResult struct {
 // releaseAll returns all of p's outstanding requests to the picker.
 func (t *Torrent) releaseAll(p *peer) {
 	for k := range p.pending {
-		if pc := t.pk.active[int(k.index())]; pc != nil {
-			pc.release(int(k.begin() / blockSize))
-		}
+		t.pk.release(k)
 	}
 	clear(p.pending)
-	for _, pc := range t.pk.active {
-		if pc.owner == p {
-			pc.owner = nil // another peer may take the exclusive piece
-		}
-	}
-}
-
-// mayFetch reports whether p may be asked for blocks of pc: it must have
-// the piece, and a piece being re-fetched after a mixed hash failure is
-// fetched from one peer only, so the result convicts or clears it.
-func (pc *piece) mayFetch(p *peer) bool {
-	if pc.hashing || !(p.seed || p.has.Has(pc.index)) {
-		return false
-	}
-	return !pc.exclusive || pc.owner == nil || pc.owner == p
+	t.pk.disown(p) // another peer may take the exclusive piece
 }
 
 // onBlock stores a received block in its piece and starts the hash check
@@ -66,23 +50,15 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 	}
 	p.snubbed = false
 	t.downloaded += n
-	pc := t.pk.active[int(m.Index)]
-	b := int(m.Begin / blockSize)
-	if pc == nil || pc.hashing || m.Begin%blockSize != 0 || b >= len(pc.blocks) || pc.blocks[b].have {
+	pc, res := t.pk.received(k, data, p.addr)
+	switch res {
+	case blockWasted:
 		t.wasted += n // end-game duplicate or a piece already done
-		if pc != nil && b < len(pc.blocks) {
-			pc.release(b)
-		}
 		return nil
+	case blockBadSize:
+		return fmt.Errorf("block %d+%d has %d bytes, requested %d", m.Index, m.Begin, n, pc.blockLen(int(m.Begin/blockSize)))
 	}
-	if int(n) != pc.blockLen(b) {
-		return fmt.Errorf("block %d+%d has %d bytes, requested %d", m.Index, m.Begin, n, pc.blockLen(b))
-	}
-	pc.blocks[b].data, kept = data, true
-	pc.release(b)
-	pc.blocks[b].have = true
-	pc.blocks[b].from = p.addr
-	pc.received++
+	kept = true
 	// Cancel copies of this block requested from other peers (end game).
 	for q := range t.peers {
 		if q == p {
@@ -91,12 +67,11 @@ func (t *Torrent) onBlock(p *peer, m peerwire.Message, data []byte) error {
 		if _, ok := q.pending[k]; ok {
 			delete(q.pending, k)
 			q.cancelled[k] = struct{}{}
-			pc.release(b)
+			t.pk.release(k)
 			q.send(peerwire.Message{ID: peerwire.Cancel, Index: m.Index, Begin: m.Begin, Length: uint32(n)})
 		}
 	}
-	if pc.received == len(pc.blocks) {
-		pc.hashing = true
+	if res == blockComplete {
 		t.verify(pc)
 	}
 	return nil
@@ -131,40 +106,29 @@ func (t *Torrent) verify(pc *piece) {
 	}()
 }
 
-// dropPieceData returns the blocks of a piece that left the active set to
-// the pool, and its share of the memory budget.
-func (t *Torrent) dropPieceData(pc *piece) {
-	for b := range pc.blocks {
-		if d := pc.blocks[b].data; d != nil {
-			t.blocks.put(d)
-			pc.blocks[b].data = nil
-		}
-	}
-	t.inFlight--
-}
-
 func (t *Torrent) onHashed(r hashResult) {
 	pc := r.pc
 	i := pc.index
-	t.pk.finish(i)
 	// onHashFail and convict read the blocks; they go back afterwards.
-	defer t.dropPieceData(pc)
+	defer t.pk.recycle(pc)
 	switch {
 	case r.err != nil:
+		t.pk.finish(pc)
 		t.failWrite(i, r.err)
 		return
 	case !r.ok:
 		t.hashFails++
 		t.wasted += int64(pc.size)
 		if pc.web != nil {
+			t.pk.failed(pc, false)
 			t.onWebSeedHashFail(pc, time.Now())
 			return
 		}
-		t.onHashFail(pc)
+		t.pk.failed(pc, t.onHashFail(pc))
 		return
 	}
+	t.pk.verified(pc)
 	t.convict(pc)
-	t.pk.verified(i)
 	for p := range t.peers {
 		// Every peer hears of the piece, even one that has it: a seed
 		// counts what its leechers hold (availability, and refusing
@@ -174,7 +138,7 @@ func (t *Torrent) onHashed(r hashResult) {
 			t.updateInterest(p)
 		}
 	}
-	if t.pk.left == 0 {
+	if t.pk.remaining() == 0 {
 		t.markComplete()
 	}
 }
@@ -196,8 +160,9 @@ type blockVerdict struct {
 // several senders each block's hash is kept: when the piece later passes,
 // the senders of the blocks that differ from the good copy are the
 // culprits (see convict). Until then each sender gets a strike, and three
-// strikes ban it.
-func (t *Torrent) onHashFail(pc *piece) {
+// strikes ban it. It reports whether the piece had several senders, so
+// that its next copy is fetched from one peer.
+func (t *Torrent) onHashFail(pc *piece) bool {
 	senders := map[netip.AddrPort]bool{}
 	for _, b := range pc.blocks {
 		senders[b.from] = true
@@ -220,6 +185,7 @@ func (t *Torrent) onHashFail(pc *piece) {
 			t.ban(p, fmt.Sprintf("sent data that failed the hash check (%d pieces)", p.hashFails))
 		}
 	}
+	return len(senders) > 1
 }
 
 // convict compares a verified piece with the blocks of its failed copy and
@@ -260,7 +226,7 @@ func (t *Torrent) markComplete() {
 	t.doneOnce.Do(func() { close(t.done) })
 	for p := range t.peers {
 		t.updateInterest(p)
-		if p.seed && t.pk.have.Full() {
+		if p.seed && t.pk.seeding() {
 			t.closeSeed(p)
 		}
 	}
@@ -284,11 +250,10 @@ func (t *Torrent) fillRequests(p *peer) {
 	reqs := t.reqScratch[:0]
 	now := time.Now()
 	for len(p.pending) < limit {
-		pc, b := t.nextBlock(p)
+		pc, b := t.pk.request(p, now)
 		if pc == nil {
 			break
 		}
-		pc.blocks[b].reqs++
 		k := makeKey(uint32(pc.index), uint32(b*blockSize))
 		delete(p.cancelled, k)
 		p.pending[k] = now
@@ -302,60 +267,6 @@ func (t *Torrent) fillRequests(p *peer) {
 // requestBatch is how many free slots in a peer's request pipeline make
 // fillRequests top it up (fewer when the pipeline is short).
 const requestBatch = 16
-
-// nextBlock chooses the next block to request from p: first unrequested
-// blocks of pieces already in flight (finish what is started), then a new
-// piece by rarity, and at the very end a block already requested from
-// another peer (end game).
-func (t *Torrent) nextBlock(p *peer) (*piece, int) {
-	now := time.Now()
-	for _, pc := range t.pk.order {
-		if !pc.mayFetch(p) || pc.web != nil {
-			continue
-		}
-		if b := pc.unrequested(); b >= 0 && !p.refusedRecently(pc.index, now) {
-			if pc.exclusive {
-				pc.owner = p
-			}
-			return pc, b
-		}
-	}
-	if t.reservePiece() {
-		if i := t.pk.pickNew(p.has, p.seed); i >= 0 {
-			pc := t.pk.start(i, int(t.info.PieceSize(i)))
-			if t.failed[i] != nil {
-				pc.exclusive, pc.owner = true, p
-			}
-			return pc, 0
-		}
-		t.inFlight--
-	}
-	// End game: nothing unrequested is left that this peer could fetch, so
-	// duplicate requests still outstanding elsewhere; the first copy wins
-	// and the others are cancelled. Asked first: outside the end game
-	// this point is reached on every request while the piece buffers are
-	// all in use, and the scan below would look up every pending block.
-	if !t.inEndGame() {
-		return nil, 0
-	}
-	for _, pc := range t.pk.order {
-		i := pc.index
-		if !pc.mayFetch(p) || p.refusedRecently(i, now) {
-			continue
-		}
-		for b := range pc.blocks {
-			blk := &pc.blocks[b]
-			if blk.have || blk.reqs >= 2 {
-				continue
-			}
-			if _, mine := p.pending[makeKey(uint32(i), uint32(b*blockSize))]; mine {
-				continue
-			}
-			return pc, b
-		}
-	}
-	return nil, 0
-}
 
 // cancelPieceRequests withdraws every peer request for blocks of pc, once
 // another source delivered the whole piece.
@@ -372,36 +283,39 @@ func (t *Torrent) cancelPieceRequests(pc *piece) {
 	}
 }
 
-// inEndGame applies the configured EndGamePolicy. Both rules need every
-// missing piece in flight (no piece left to start); AllRequested also
-// needs every block of them requested from someone.
-func (t *Torrent) inEndGame() bool {
-	if len(t.pk.active) < t.pk.left {
-		return false
-	}
-	if t.cfg.EndGame == EndGameAllStarted {
-		return true
-	}
-	for _, pc := range t.pk.active {
-		if !pc.hashing && pc.unrequested() >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// reservePiece takes a share of the memory budget for one more piece in
-// flight, or reports false when the budget is used up (hashing is behind
-// or too many pieces are in flight). dropPieceData gives it back.
-func (t *Torrent) reservePiece() bool {
-	if t.inFlight >= max(4, int(t.cfg.MaxBuffer/t.info.PieceLength)) {
-		return false
-	}
-	t.inFlight++
-	return true
-}
-
 func (t *Torrent) blockLenAt(k blockKey) int64 {
 	ps := t.info.PieceSize(int(k.index()))
 	return min(blockSize, ps-int64(k.begin()))
 }
+
+// Bounds of a peer's request queue depth, in blocks: 512 KiB to 32 MiB in
+// flight. The peer's own limit (reqq) caps it further.
+const (
+	minDepth = 32
+	maxDepth = 2048
+)
+
+// depthWindow is how often a peer that is sending blocks has its queue
+// depth recomputed. The tick (once a second) alone left a new fast peer at
+// minDepth for its first second: on two busy cores a wake-up can wait a
+// few milliseconds, 32 blocks ran dry, and a 1 GiB transfer on loopback
+// spent a fifth of its time with the CPUs idle.
+const depthWindow = 50 * time.Millisecond
+
+// updateDepth sets the peer's request queue depth from its measured rate:
+// enough requests to cover about a second of transfer at the current
+// speed (the last window's or the smoothed one, whichever is higher, so it
+// ramps up fast), so a fast link is never idle waiting for the next
+// request. The floor keeps a new or bursty peer busy.
+func (p *peer) updateDepth(now time.Time) {
+	inst := 0.0
+	if dt := now.Sub(p.depthAt).Seconds(); dt > 0 && !p.depthAt.IsZero() {
+		inst = float64(p.downloaded-p.lastDownloaded) / dt
+	}
+	p.lastDownloaded, p.depthAt = p.downloaded, now
+	p.depth = int(min(max(inst/blockSize, p.rate.rate/blockSize, minDepth), maxDepth))
+}
+
+// requestTimeout is how long a peer may sit on our requests without
+// sending any block before they are handed to other peers.
+const requestTimeout = 30 * time.Second

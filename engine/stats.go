@@ -115,14 +115,14 @@ func (t *Torrent) publishStats(now time.Time) {
 	up := t.uploaded.Load()
 	t.up.update(up, now)
 	var s Stats
-	for i := 0; i < t.pk.numPieces; i++ {
-		if t.pk.prio[i] == Skip {
+	for i := 0; i < t.info.NumPieces(); i++ {
+		if t.pk.priority(i) == Skip {
 			continue
 		}
 		size := t.info.PieceSize(i)
 		s.Pieces++
 		s.Wanted += size
-		if t.pk.have.Has(i) {
+		if t.pk.hasPiece(i) {
 			s.PiecesHave++
 			s.Completed += size
 		}
@@ -148,7 +148,7 @@ func (t *Torrent) publishStats(now time.Time) {
 		s.Peerlist = append(s.Peerlist, PeerInfo{
 			Addr:         p.addr,
 			Client:       p.client,
-			Progress:     float64(p.has.Count()) / float64(max(t.pk.numPieces, 1)),
+			Progress:     float64(p.has.Count()) / float64(max(t.info.NumPieces(), 1)),
 			DownloadRate: p.rate.rate,
 			UploadRate:   p.upRate.rate,
 			Downloaded:   p.downloaded,
@@ -159,28 +159,28 @@ func (t *Torrent) publishStats(now time.Time) {
 	slices.SortFunc(s.Peerlist, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
 	t.statsMu.Lock()
 	t.stats = s
-	t.lastHave = t.pk.have.Clone()
+	t.lastHave = t.pk.haveSet()
 	t.statsMu.Unlock()
 }
 
 // availability counts distributed copies (see Stats.Availability).
 func (t *Torrent) availability() float64 {
-	n := t.pk.numPieces
+	n := t.info.NumPieces()
 	if n == 0 {
 		return 0
 	}
 	lowest := int(^uint(0) >> 1)
 	for i := 0; i < n; i++ {
-		a := t.pk.avail[i]
-		if t.pk.have.Has(i) {
+		a := t.pk.copies(i)
+		if t.pk.hasPiece(i) {
 			a++
 		}
 		lowest = min(lowest, a)
 	}
 	above := 0
 	for i := 0; i < n; i++ {
-		a := t.pk.avail[i]
-		if t.pk.have.Has(i) {
+		a := t.pk.copies(i)
+		if t.pk.hasPiece(i) {
 			a++
 		}
 		if a > lowest {

@@ -33,21 +33,12 @@ func (t *Torrent) superOffer(p *peer, now time.Time) {
 		}
 		t.releaseOffer(p)
 	}
-	best, bestOffers, bestAvail := -1, 0, 0
-	for i := 0; i < t.pk.numPieces; i++ {
-		if p.has.Has(i) {
-			continue
-		}
-		o, a := t.offerCount[i], t.pk.avail[i]
-		if best < 0 || o < bestOffers || (o == bestOffers && a < bestAvail) {
-			best, bestOffers, bestAvail = i, o, a
-		}
-	}
+	best := t.pk.superPick(p.has)
 	if best < 0 {
 		return
 	}
 	p.offered, p.offeredAt = best, now
-	t.offerCount[best]++
+	t.pk.offer(best)
 	p.send(peerwire.Message{ID: peerwire.Have, Index: uint32(best)})
 	if p.amChoking {
 		t.unchokeIfSlot(p)
@@ -56,7 +47,7 @@ func (t *Torrent) superOffer(p *peer, now time.Time) {
 
 func (t *Torrent) releaseOffer(p *peer) {
 	if p.offered >= 0 {
-		t.offerCount[p.offered]--
+		t.pk.withdraw(p.offered)
 		p.offered = -1
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -153,8 +154,8 @@ type Torrent struct {
 	stopped  chan struct{} // closed when Run returns
 	done     chan struct{} // closed when every wanted piece is verified
 	doneOnce sync.Once
-	blocks   blockPool
-	batches  sync.Pool // *msgBatch, from readers to the owner and back
+	blocks   *blockPool // received blocks' buffers, shared with the picker
+	batches  sync.Pool  // *msgBatch, from readers to the owner and back
 	uploaded atomic.Int64
 	hashSem  chan struct{}
 	workers  sync.WaitGroup // piece verifications in flight
@@ -174,6 +175,7 @@ type Torrent struct {
 
 	// Owner state.
 	pk                          *picker
+	rng                         *rand.Rand // the choker's random choices
 	peers                       map[*peer]struct{}
 	serving                     map[int]*peer // seed: who each piece is being sent to (dedup.go)
 	dupRefusals                 int64         // requests refused as duplicates
@@ -183,7 +185,6 @@ type Torrent struct {
 	known                       map[netip.AddrPort]*candidate
 	banned                      map[netip.AddrPort]bool // see banKey
 	dialing                     int
-	inFlight                    int       // pieces holding memory: requested, partly in, or hashing
 	reqScratch                  []outItem // fillRequests' batch, reused
 	downloaded                  int64
 	wasted                      int64
@@ -192,7 +193,6 @@ type Torrent struct {
 	complete                    bool
 	lastRechoke, lastOptimistic time.Time
 	failed                      map[int]*failedPiece // mixed-source pieces that failed, by index
-	offerCount                  []int                // super-seeding: peers each piece is offered to
 	webSeeds                    []*wsSource
 	webDownloaded               int64       // payload bytes from web seeds
 	failure                     *WriteError // stops Run (verify.go)
@@ -218,33 +218,39 @@ func New(info *metainfo.Info, infoHash [20]byte, layout *storage.Layout, store s
 	if err != nil {
 		return nil, err
 	}
+	pool := new(blockPool)
 	t := &Torrent{
-		cfg:        cfg,
-		info:       info,
-		infoHash:   infoHash,
-		layout:     layout,
-		store:      store,
-		log:        cfg.Logger.With("torrent", info.Name),
-		events:     make(chan event, 256),
-		conns:      make(chan *handshaked, 16),
-		addPeers:   make(chan []netip.AddrPort, 16),
-		hashed:     make(chan hashResult, 16),
-		stopped:    make(chan struct{}),
-		statsReq:   make(chan struct{}),
-		statsDone:  make(chan struct{}),
-		loopDone:   make(chan struct{}),
-		calls:      make(chan func()),
-		wsReqs:     make(chan wsRequest),
-		wsResults:  make(chan wsResult),
-		done:       make(chan struct{}),
-		hashSem:    make(chan struct{}, cfg.HashWorkers),
-		pk:         newPicker(n, have, prio, cfg.Sequential),
-		peers:      make(map[*peer]struct{}),
-		byAddr:     make(map[netip.AddrPort]*peer),
-		known:      make(map[netip.AddrPort]*candidate),
-		banned:     make(map[netip.AddrPort]bool),
-		failed:     make(map[int]*failedPiece),
-		offerCount: make([]int, n),
+		cfg:       cfg,
+		info:      info,
+		infoHash:  infoHash,
+		layout:    layout,
+		store:     store,
+		log:       cfg.Logger.With("torrent", info.Name),
+		events:    make(chan event, 256),
+		conns:     make(chan *handshaked, 16),
+		addPeers:  make(chan []netip.AddrPort, 16),
+		hashed:    make(chan hashResult, 16),
+		stopped:   make(chan struct{}),
+		statsReq:  make(chan struct{}),
+		statsDone: make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		calls:     make(chan func()),
+		wsReqs:    make(chan wsRequest),
+		wsResults: make(chan wsResult),
+		done:      make(chan struct{}),
+		hashSem:   make(chan struct{}, cfg.HashWorkers),
+		pk: newPicker(pickerConfig{
+			pieceLen: info.PieceLength, totalLen: info.TotalLength(),
+			have: have, prio: prio, sequential: cfg.Sequential, endGame: cfg.EndGame,
+			maxActive: int(cfg.MaxBuffer / info.PieceLength), pool: pool,
+		}),
+		blocks: pool,
+		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		peers:  make(map[*peer]struct{}),
+		byAddr: make(map[netip.AddrPort]*peer),
+		known:  make(map[netip.AddrPort]*candidate),
+		banned: make(map[netip.AddrPort]bool),
+		failed: make(map[int]*failedPiece),
 	}
 	t.publishStats(time.Now())
 	return t, nil
@@ -339,7 +345,7 @@ func (t *Torrent) Run(ctx context.Context) error {
 	}()
 
 	t.startWebSeeds(ctx, &wg)
-	if t.pk.left == 0 {
+	if t.pk.remaining() == 0 {
 		t.markComplete()
 	}
 

@@ -36,12 +36,13 @@ func (t *Torrent) drainVerifications() {
 	}()
 	counted := false
 	for r := range t.hashed {
-		t.pk.finish(r.pc.index)
 		if r.ok && r.err == nil {
-			t.pk.verified(r.pc.index)
+			t.pk.verified(r.pc)
 			counted = true
+		} else {
+			t.pk.finish(r.pc)
 		}
-		t.dropPieceData(r.pc)
+		t.pk.recycle(r.pc)
 	}
 	if counted {
 		t.publishStats(time.Now())

@@ -156,51 +156,12 @@ func (t *Torrent) onWebSeedRequest(r wsRequest, now time.Time) {
 		r.reply <- nil
 		return
 	}
-	start := t.pickWebRun(r.s, now)
-	if start < 0 {
+	run := t.pk.webRun(r.s, r.s.runBytes(t.info.PieceLength), now)
+	if len(run) == 0 {
 		r.reply <- nil
 		return
 	}
-	job := &wsJob{}
-	size, limit := 0, r.s.runBytes(t.info.PieceLength)
-	for i := start; i < t.pk.numPieces && t.pk.needs(i) && t.pk.active[i] == nil && t.pk.avail[i] == t.pk.avail[start] && !r.s.avoids(i, now); i++ {
-		if size > 0 && int64(size)+t.info.PieceSize(i) > limit {
-			break
-		}
-		if !t.reservePiece() {
-			break
-		}
-		pc := t.pk.start(i, int(t.info.PieceSize(i)))
-		pc.web = r.s
-		for b := range pc.blocks {
-			pc.blocks[b].reqs = 1
-		}
-		pc.next = len(pc.blocks)
-		job.pieces = append(job.pieces, pc)
-		size += pc.size
-	}
-	if len(job.pieces) == 0 {
-		r.reply <- nil
-		return
-	}
-	r.reply <- job
-}
-
-// pickWebRun chooses where a web seed run starts: a needed piece not in
-// flight, least available among peers (a web seed has everything, so it
-// should fetch what peers cannot give), the lowest index among those so
-// that runs are long, and not one this source failed lately. -1 if none.
-func (t *Torrent) pickWebRun(s *wsSource, now time.Time) int {
-	best := -1
-	for i := 0; i < t.pk.numPieces; i++ {
-		if !t.pk.needs(i) || t.pk.active[i] != nil || s.avoids(i, now) {
-			continue
-		}
-		if best < 0 || t.pk.prio[i] > t.pk.prio[best] || (t.pk.prio[i] == t.pk.prio[best] && t.pk.avail[i] < t.pk.avail[best]) {
-			best = i
-		}
-	}
-	return best
+	r.reply <- &wsJob{pieces: run}
 }
 
 func (s *wsSource) avoids(i int, now time.Time) bool {
@@ -216,19 +177,7 @@ func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
 		r.err = errSourceDropped
 	}
 	if r.err != nil {
-		for _, pc := range r.job.pieces {
-			if t.pk.active[pc.index] != pc || pc.hashing {
-				continue // peers completed it meanwhile
-			}
-			// Hand the piece to peers, keeping any blocks they delivered.
-			pc.web = nil
-			for b := range pc.blocks {
-				if pc.blocks[b].reqs > 0 {
-					pc.blocks[b].reqs--
-				}
-			}
-			pc.next = 0
-		}
+		t.pk.webFailed(r.job.pieces)
 		if errors.Is(r.err, context.Canceled) || errors.Is(r.err, errSourceDropped) {
 			return
 		}
@@ -262,27 +211,15 @@ func (t *Torrent) onWebSeedResult(r wsResult, now time.Time) {
 		t.downloaded += n
 		t.webDownloaded += n
 		r.s.fetched += n
-		if t.pk.active[pc.index] != pc || pc.hashing {
+		if !t.pk.webFetched(pc, data) {
 			t.wasted += n // peers finished it first, in end game
 			continue
 		}
-		for b := range pc.blocks {
-			blk := &pc.blocks[b]
-			if !blk.have {
-				off := b * blockSize
-				blk.data = t.blocks.get(pc.blockLen(b))
-				copy(blk.data, data[off:])
-				blk.have = true
-			}
-			blk.reqs = 0
-		}
-		pc.received = len(pc.blocks)
-		pc.hashing = true
 		t.verify(pc)
 	}
 	// Cancel end-game copies that peers were asked for.
 	for _, pc := range r.job.pieces {
-		if t.pk.active[pc.index] == pc {
+		if t.pk.inFlight(pc.index) == pc {
 			t.cancelPieceRequests(pc)
 		}
 	}
