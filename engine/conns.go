@@ -23,6 +23,7 @@ type candidate struct {
 // handshaked is a connection whose BitTorrent handshake is done.
 type handshaked struct {
 	conn     net.Conn
+	addr     netip.AddrPort // the address dialled; for incoming ones, RemoteAddr's
 	id       [20]byte
 	reserved peerwire.Reserved
 	outgoing bool
@@ -132,7 +133,7 @@ func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, erro
 		return nil, fmt.Errorf("peer answered for another torrent %x", h.InfoHash)
 	}
 	conn.SetDeadline(time.Time{})
-	return &handshaked{conn: conn, id: h.PeerID, reserved: h.Reserved, outgoing: true}, nil
+	return &handshaked{conn: conn, addr: a, id: h.PeerID, reserved: h.Reserved, outgoing: true}, nil
 }
 
 // AcceptIncoming finishes the handshake of an incoming connection whose
@@ -168,7 +169,18 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	if h.conn == nil {
 		return // failed dial
 	}
-	ap, _ := netip.ParseAddrPort(h.conn.RemoteAddr().String())
+	ap := h.addr
+	if !ap.IsValid() {
+		// Incoming: any net.Conn will do, but only one with an IP
+		// address and port can be told apart from others, banned, and
+		// announced over PEX.
+		var err error
+		if ap, err = netip.ParseAddrPort(h.conn.RemoteAddr().String()); err != nil {
+			t.log.Debug("dropping connection without an IP address", "peer", h.conn.RemoteAddr(), "err", err)
+			h.conn.Close()
+			return
+		}
+	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	switch {
 	case h.id == t.cfg.PeerID:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -335,5 +336,52 @@ func TestSimDialTimeout(t *testing.T) {
 		case <-s.ctx.Done():
 			t.Fatal("no dial to the silent host ended: dials are not bounded by DialTimeout")
 		}
+	})
+}
+
+// pipeAddr is an address that is not an IP address and port.
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// noIPConn is a connection whose remote address is not an IP address.
+type noIPConn struct{ net.Conn }
+
+func (noIPConn) RemoteAddr() net.Addr { return pipeAddr{} }
+
+// TestSimIncomingWithoutIP: an incoming connection whose remote address
+// is not an IP address and port (so it could not be told apart, banned
+// or announced) completes the handshake and is then closed, and the
+// torrent goes on serving others.
+func TestSimIncomingWithoutIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt := newTestTorrent(t, []int64{256 << 10}, 32<<10)
+		s := newSim(t, tt, time.Hour)
+		seed := s.node(true, Config{}, nodeOpts{})
+		ours, theirs := s.net.Pipe(s.nextHost(), seed.addr)
+		defer ours.Close()
+		s.wg.Go(func() {
+			reserved, _, err := peerwire.ReadHandshakeStart(theirs)
+			if err != nil {
+				t.Error(err)
+				theirs.Close()
+				return
+			}
+			seed.t.AcceptIncoming(s.ctx, noIPConn{theirs}, reserved)
+		})
+		if err := peerwire.WriteHandshake(ours, peerwire.Handshake{InfoHash: tt.hash, PeerID: peerwire.NewPeerID()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peerwire.ReadHandshake(ours); err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		if n, err := io.Copy(io.Discard, ours); err != nil || n != 0 {
+			t.Fatalf("after the handshake: %d bytes, %v; want the connection closed", n, err)
+		}
+		leech := s.node(false, Config{}, nodeOpts{})
+		leech.t.AddPeers(seed.addr)
+		s.waitDone(leech)
+		s.checkData(leech)
 	})
 }
