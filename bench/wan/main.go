@@ -18,7 +18,11 @@
 // transmission; -client picks some) and prints a table and one line per
 // client:
 //
-//	RESULT scenario=pair client=sower seed=sower ideal_x=1.07 seed_copies=1.02 link_util=0.93 wasted=0.001 ok=1
+//	RESULT scenario=pair client=sower seed=sower leechers=sower ideal_x=1.07 seed_copies=1.02 link_util=0.93 wasted=0.001 cpu_s=2.5 lab_cpu_ms_per_mbit=2.35 lab_late_ms=0.8 ok=1
+//
+// lab_late_ms is how late the router delivered packets on average: when
+// the machine is too busy for the traffic it grows, and the run measured
+// the machine rather than the clients.
 //
 // Usage:
 //
@@ -376,9 +380,9 @@ func printResults(w io.Writer, p *plan, results []*result) {
 		if count(r.done) == r.leechers {
 			idealX = strconv.FormatFloat(last.Seconds()/r.ideal.Seconds(), 'f', 3, 64)
 		}
-		fmt.Fprintf(w, "RESULT scenario=%s client=%s seed=%s leechers=%s ideal_x=%s seed_copies=%.3f link_util=%.3f wasted=%s cpu_s=%.1f lab_cpu_ms_per_mbit=%.2f",
+		fmt.Fprintf(w, "RESULT scenario=%s client=%s seed=%s leechers=%s ideal_x=%s seed_copies=%.3f link_util=%.3f wasted=%s cpu_s=%.1f lab_cpu_ms_per_mbit=%.2f lab_late_ms=%.1f",
 			r.scenario, client, r.seedClient, r.leechClient, idealX, float64(r.seedUp)/float64(r.size), r.linkUtil,
-			wastedFraction(r), r.clientCPU.Seconds(), msPerMbit(r))
+			wastedFraction(r), r.clientCPU.Seconds(), msPerMbit(r), float64(r.lateMean.Microseconds())/1000)
 		if r.scenario == "nat" {
 			fmt.Fprintf(w, " nat_done=%d/%d from_nated=%.3f", r.natDone, r.natTotal, r.fromNATed)
 		}

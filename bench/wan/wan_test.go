@@ -125,7 +125,7 @@ func TestParseLtStats(t *testing.T) {
 }
 
 // resultRE matches a RESULT line and captures its ok field.
-var resultRE = regexp.MustCompile(`(?m)^RESULT scenario=(\S+) client=(\S+) seed=\S+ leechers=\S+ ideal_x=(?:[0-9.]+|na) seed_copies=[0-9.]+ link_util=[0-9.]+ wasted=(?:[0-9.-]+|na) cpu_s=[0-9.]+ lab_cpu_ms_per_mbit=[0-9.]+(?: nat_done=\d+/\d+ from_nated=[0-9.]+)? ok=([01])$`)
+var resultRE = regexp.MustCompile(`(?m)^RESULT scenario=(\S+) client=(\S+) seed=\S+ leechers=\S+ ideal_x=(?:[0-9.]+|na) seed_copies=[0-9.]+ link_util=[0-9.]+ wasted=(?:[0-9.-]+|na) cpu_s=[0-9.]+ lab_cpu_ms_per_mbit=[0-9.]+ lab_late_ms=[0-9.]+(?: nat_done=\d+/\d+ from_nated=[0-9.]+)? ok=([01])$`)
 
 // TestScenariosSower runs scaled-down pair and home swarms of Sower
 // clients through the lab and checks every leecher completed with
