@@ -3,19 +3,9 @@ package utp
 import (
 	"context"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// cpuTime is the process's user plus system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // benchPair moves b.N times 64 MiB from one end of a connection to the
 // other on 127.0.0.1, reporting MB/s and the CPU seconds both ends spent
@@ -29,7 +19,7 @@ func benchPair(b *testing.B, src, dst net.Conn) {
 	}
 	b.SetBytes(per)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := CPUTime()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
@@ -56,7 +46,7 @@ func benchPair(b *testing.B, src, dst net.Conn) {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := CPUTime() - cpu0
 	b.ReportMetric(cpu.Seconds()/(float64(total)/(1<<30)), "cpu-s/GiB")
 	b.ReportMetric(float64(total)/elapsed.Seconds()/1e6, "MB/s")
 }

@@ -478,8 +478,9 @@ func (c *Conn) receive(p *packet, now time.Time) {
 		// FIN) at once, so that losses are seen without delay.
 		c.ackPending++
 		ackNow = !inOrder || p.typ == stFin || len(c.ooo) > 0 || c.ackPending >= 2
-		if c.ackPending == 1 {
+		if c.ackPending == 1 && !ackNow {
 			c.ackDue = now.Add(delayedAck)
+			c.s.pendingAck(c)
 		}
 	}
 	c.flush(now, false)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -263,7 +262,7 @@ func BenchmarkLibtorrentToUTP(b *testing.B) {
 	}
 	b.SetBytes(benchSize)
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuSeconds()
+	start, cpu0 := time.Now(), utp.CPUTime().Seconds()
 	for range b.N {
 		// A fresh port each time: libtorrent refuses a second connection
 		// from an endpoint it was connected to.
@@ -287,7 +286,7 @@ func BenchmarkLibtorrentToUTP(b *testing.B) {
 	}
 	total := float64(b.N) * benchSize
 	b.ReportMetric(total/time.Since(start).Seconds()/1e6, "MB/s")
-	b.ReportMetric((cpuSeconds()-cpu0)/(total/(1<<30)), "recv-cpu-s/GiB")
+	b.ReportMetric((utp.CPUTime().Seconds()-cpu0)/(total/(1<<30)), "recv-cpu-s/GiB")
 }
 
 // BenchmarkLibtorrentUTPPair times libtorrent seeding 64 MiB to another
@@ -315,13 +314,4 @@ func BenchmarkLibtorrentUTPPair(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*benchSize/time.Since(start).Seconds()/1e6, "MB/s")
-}
-
-// cpuSeconds is this process's user plus system CPU time.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -14,10 +14,16 @@ const ReadBufferSize = 65536
 // Serve reads datagrams from pc until reading fails (pc closed): uTP
 // packets go to s, others to other (nil drops them), for example the DHT
 // sharing the socket. other must not keep b. It returns nil once pc is
-// closed.
+// closed. On Linux it reads a *net.UDPConn in batches (recvmmsg) and
+// sends the acks a batch left pending once the socket is drained.
 func Serve(pc net.PacketConn, s *Socket, other func(b []byte, from netip.AddrPort)) error {
-	buf := make([]byte, ReadBufferSize)
 	uc, _ := pc.(*net.UDPConn)
+	if uc != nil {
+		if ok, err := serveBatched(uc, s, other); ok {
+			return err
+		}
+	}
+	buf := make([]byte, ReadBufferSize)
 	for {
 		var (
 			n    int

@@ -111,50 +111,41 @@ func dropFirst(typ uint8) func(packet) bool {
 	}
 }
 
-func TestSimLostSyn(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		n := newSimNet(1)
-		link := simLink{Delay: 10 * time.Millisecond}
-		lossy := link
-		lossy.Drop = dropFirst(stSyn)
-		_, _, client, server := simPair(t, n, lossy, link, Config{})
-		if n.snapshot().lost != 1 {
-			t.Fatalf("lost %d packets, want the first SYN", n.snapshot().lost)
-		}
-		exchange(t, n, client, server, randomBytes(100<<10, 1), randomBytes(10<<10, 2))
-	})
-}
-
-func TestSimLostSynAnswer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		n := newSimNet(1)
-		link := simLink{Delay: 10 * time.Millisecond}
-		lossy := link
-		lossy.Drop = dropFirst(stState)
-		_, _, client, server := simPair(t, n, link, lossy, Config{})
-		exchange(t, n, client, server, randomBytes(100<<10, 1), randomBytes(10<<10, 2))
-		if n.snapshot().lost != 1 {
-			t.Fatalf("lost %d packets, want the SYN's answer", n.snapshot().lost)
-		}
-	})
-}
-
-func TestSimLostFin(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		n := newSimNet(1)
-		link := simLink{Delay: 10 * time.Millisecond}
-		lossy := link
-		lossy.Drop = dropFirst(stFin)
-		a, b, client, server := simPair(t, n, lossy, link, Config{})
-		exchange(t, n, client, server, randomBytes(100<<10, 1), randomBytes(10<<10, 2))
-		if n.snapshot().lost != 1 {
-			t.Fatalf("lost %d packets, want the FIN", n.snapshot().lost)
-		}
-		time.Sleep(time.Minute)
-		if a.sock.NumConns() != 0 || b.sock.NumConns() != 0 {
-			t.Fatalf("connections left after both closed: %d, %d", a.sock.NumConns(), b.sock.NumConns())
-		}
-	})
+// TestSimLostHandshakeAndFin loses the first SYN, the first answer to a
+// SYN or the first FIN: each is resent, the data arrives and both ends
+// finish.
+func TestSimLostHandshakeAndFin(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		typ      uint8
+		onClient bool // the client's packet is lost (else the server's)
+	}{
+		{"syn", stSyn, true},
+		{"syn-answer", stState, false},
+		{"fin", stFin, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := newSimNet(1)
+				link := simLink{Delay: 10 * time.Millisecond}
+				lossy := link
+				lossy.Drop = dropFirst(tc.typ)
+				la, lb := link, lossy
+				if tc.onClient {
+					la, lb = lossy, link
+				}
+				a, b, client, server := simPair(t, n, la, lb, Config{})
+				exchange(t, n, client, server, randomBytes(100<<10, 1), randomBytes(10<<10, 2))
+				if lost := n.snapshot().lost; lost != 1 {
+					t.Fatalf("lost %d packets, want 1", lost)
+				}
+				time.Sleep(time.Minute)
+				if a.sock.NumConns() != 0 || b.sock.NumConns() != 0 {
+					t.Fatalf("connections left after both closed: %d, %d", a.sock.NumConns(), b.sock.NumConns())
+				}
+			})
+		})
+	}
 }
 
 func TestSimSequenceWrap(t *testing.T) {

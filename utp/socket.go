@@ -136,6 +136,13 @@ type Socket struct {
 	// onClose closes a UDP socket the Socket owns (Listen).
 	onClose func()
 
+	// deferAcks is set while a batched reader runs: it calls flushAcks
+	// when the socket is drained, so pending acks need not wait for
+	// delayedAck.
+	deferAcks atomic.Bool
+	ackMu     sync.Mutex
+	acks      []*Conn // connections with an ack pending, for flushAcks
+
 	// Counters for tests and reports.
 	resetsSent, synDropped, unknownPackets atomic.Uint64
 }
@@ -262,6 +269,40 @@ func (s *Socket) incomingSyn(p *packet, from netip.AddrPort, now time.Time) {
 	c.sendState(now)
 	c.armTimer(now)
 	c.mu.Unlock()
+}
+
+// pendingAck notes that c holds back an ack (called under c.mu).
+func (s *Socket) pendingAck(c *Conn) {
+	if !s.deferAcks.Load() {
+		return
+	}
+	s.ackMu.Lock()
+	s.acks = append(s.acks, c)
+	s.ackMu.Unlock()
+}
+
+// flushAcks sends the acks held back while a batch was read.
+func (s *Socket) flushAcks() {
+	s.ackMu.Lock()
+	acks := s.acks
+	s.acks = nil
+	s.ackMu.Unlock()
+	if len(acks) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, c := range acks {
+		c.mu.Lock()
+		if c.ackPending > 0 && c.state != stateDead {
+			c.sendState(now)
+		}
+		c.mu.Unlock()
+	}
+	s.ackMu.Lock()
+	if s.acks == nil {
+		s.acks = acks[:0] // reuse the slice
+	}
+	s.ackMu.Unlock()
 }
 
 // established moves an incoming connection out of the half-open count.
