@@ -3,8 +3,11 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"io/fs"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,5 +103,79 @@ func TestRunStopsOnWriteError(t *testing.T) {
 		if n > 1 {
 			t.Errorf("piece %d was written %d times: downloaded again after the failure", i, n)
 		}
+	}
+}
+
+// TestBlameMixedPiece: a piece whose blocks came from three peers fails
+// its hash check; nobody is banned on suspicion, the next copy comes from
+// one peer alone, and once it verifies, the peer whose block differs from
+// it is banned and disconnected, the others not.
+func TestBlameMixedPiece(t *testing.T) {
+	tt := newTestTorrent(t, []int64{4 * blockSize}, 4*blockSize)
+	tor, err := New(tt.info, tt.hash, tt.layout, storage.NewMemory(tt.layout), Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b, c *peer
+	for i, pp := range []**peer{&a, &b, &c} {
+		conn, other := net.Pipe()
+		t.Cleanup(func() { conn.Close(); other.Close() })
+		p := &peer{conn: conn, addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(6881+i)),
+			notify: make(chan struct{}, 1), has: tt.full(), pending: map[blockKey]time.Time{}}
+		tor.peers[p] = struct{}{}
+		tor.byAddr[p.addr] = p
+		*pp = p
+	}
+	block := func(i int) []byte { return bytes.Clone(tt.data[i*blockSize : (i+1)*blockSize]) }
+	// Deliver the piece's blocks from the given senders, with block bad
+	// (if not -1) corrupted, and hand the result to onHashed.
+	deliver := func(from []*peer, bad int) {
+		t.Helper()
+		pc, _ := tor.pk.request(from[0], time.Now())
+		if pc == nil {
+			t.Fatal("nothing to request")
+		}
+		for i, p := range from {
+			data := block(i)
+			if i == bad {
+				data[7] ^= 1
+			}
+			if _, res := tor.pk.received(makeKey(0, uint32(i*blockSize)), data, p.addr); res == blockWasted || res == blockBadSize {
+				t.Fatalf("block %d not taken: %v", i, res)
+			}
+		}
+		h := sha1.New()
+		for i := range pc.blocks {
+			h.Write(pc.blocks[i].data)
+		}
+		tor.onHashed(hashResult{pc: pc, ok: [20]byte(h.Sum(nil)) == tt.info.Pieces[0]})
+	}
+	deliver([]*peer{a, b, c, a}, 1)
+	if tor.hashFails != 1 || len(tor.banned) != 0 {
+		t.Fatalf("after a mixed failure: %d hash failures, %d banned; want 1 and none on suspicion", tor.hashFails, len(tor.banned))
+	}
+	if a.hashFails != 1 || b.hashFails != 1 || c.hashFails != 1 {
+		t.Fatalf("strikes %d %d %d, want one each", a.hashFails, b.hashFails, c.hashFails)
+	}
+	// The next copy is exclusive to the first peer that asks.
+	pc, _ := tor.pk.request(c, time.Now())
+	if pc == nil || !pc.exclusive || pc.owner != c {
+		t.Fatalf("re-fetch %+v, want exclusive to the asking peer", pc)
+	}
+	if q, _ := tor.pk.request(a, time.Now()); q != nil {
+		t.Fatal("another peer was asked for a block of the exclusive piece")
+	}
+	tor.pk.release(makeKey(0, 0))
+	tor.pk.disown(c)
+	tor.pk.failed(pc, true) // drop this attempt; deliver starts it again
+	deliver([]*peer{a, a, a, a}, -1)
+	if !tor.pk.hasPiece(0) {
+		t.Fatal("the good copy did not verify")
+	}
+	if !tor.banned[banKey(b.addr)] || len(tor.banned) != 1 {
+		t.Fatalf("banned %v, want only %v, who sent the bad block", tor.banned, b.addr)
+	}
+	if _, err := b.conn.Write([]byte{0}); err == nil {
+		t.Fatal("the banned peer's connection is still open")
 	}
 }
