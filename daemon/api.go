@@ -19,6 +19,7 @@ import (
 //	POST /api/v1/torrents/{hash}/start    (and /stop, /verify)
 //	POST /api/v1/torrents/{hash}/remove   {"delete_data": bool}
 //	POST /api/v1/torrents/{hash}/files    {"priorities": [0|1|2, ...]} (per layout file)
+//	POST /api/v1/torrents/{hash}/super-seed  {"enabled": bool} (BEP 16)
 //
 // POSTs need the session token header (see csrf); errors are
 // {"error": "..."} with a 4xx or 5xx status.
@@ -110,6 +111,19 @@ func (d *Daemon) apiHandler() http.Handler {
 				return
 			}
 			err = d.Set(ih, TorrentOptions{Priorities: b.Priorities})
+		case "super-seed":
+			var b struct {
+				Enabled *bool `json:"enabled"`
+			}
+			if derr := decodeOptional(r, &b); derr != nil {
+				apiFail(w, http.StatusBadRequest, derr)
+				return
+			}
+			if b.Enabled == nil {
+				apiFail(w, http.StatusBadRequest, errors.New(`body: "enabled" missing`))
+				return
+			}
+			err = d.Set(ih, TorrentOptions{SuperSeed: b.Enabled})
 		default:
 			apiFail(w, http.StatusNotFound, fmt.Errorf("unknown action %q", r.PathValue("action")))
 			return

@@ -292,6 +292,9 @@ type TorrentOptions struct {
 	RatioLimit    *float64 // 0 = session default, <0 = never stop
 	SeedMinutes   *int
 	Queue         *int
+	// SuperSeed turns BEP 16 super-seeding on or off; a running torrent
+	// restarts (cheaply: its checkpoint is exact) to apply it.
+	SuperSeed *bool
 }
 
 // Set changes per-torrent settings. New priorities reach a running
@@ -329,6 +332,9 @@ func (d *Daemon) Set(ih [20]byte, o TorrentOptions) error {
 	}
 	if o.DownloadLimit != nil && *o.DownloadLimit != t.rec.DownloadLimit {
 		t.rec.DownloadLimit, restart = max(*o.DownloadLimit, 0), true
+	}
+	if o.SuperSeed != nil && *o.SuperSeed != t.rec.SuperSeed {
+		t.rec.SuperSeed, restart = *o.SuperSeed, true
 	}
 	if o.RatioLimit != nil {
 		t.rec.RatioLimit = *o.RatioLimit

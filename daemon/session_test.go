@@ -1,13 +1,19 @@
 package daemon
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/trackerserver"
 )
 
@@ -89,4 +95,98 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// firstPieceNews connects to the daemon's peer port as a leecher of ih and
+// returns what it first learns of the daemon's pieces: "bitfield" (or
+// "have-all", BEP 6) for the whole set at once, or "have" for one piece,
+// which is how a super-seed (BEP 16) reveals its pieces.
+func firstPieceNews(t *testing.T, port uint16, ih [20]byte) string {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	var h peerwire.Handshake
+	h.InfoHash, h.PeerID = ih, peerwire.NewPeerID()
+	h.Reserved.SetFast()
+	if err := peerwire.WriteHandshake(c, h); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	if _, err := peerwire.ReadHandshake(br); err != nil {
+		t.Fatal(err)
+	}
+	// We have nothing: a leecher the super-seed must serve.
+	w := peerwire.NewWriter(c)
+	w.WriteMessage(peerwire.Message{ID: peerwire.HaveNone})
+	w.WriteMessage(peerwire.Message{ID: peerwire.Interested})
+	w.Flush()
+	dec := peerwire.NewDecoder(br, peerwire.Limits{})
+	for {
+		m, err := dec.Next()
+		if err != nil {
+			t.Fatalf("reading the daemon's messages: %v", err)
+		}
+		switch m.ID {
+		case peerwire.Bitfield:
+			return "bitfield"
+		case peerwire.HaveAll:
+			return "have-all"
+		case peerwire.Have:
+			return "have"
+		}
+	}
+}
+
+// TestSuperSeedSetting: super-seeding is a per-torrent setting of the
+// Sower API, kept in the record and applied to the running engine: a
+// peer of a super-seed learns of one piece at a time, not of the whole set.
+func TestSuperSeedSetting(t *testing.T) {
+	f := newFixture(t, 300_000, 32<<10)
+	d := startDaemon(t, Config{DataDir: t.TempDir(), RPCAddr: "127.0.0.1:0", ParkAfter: -1})
+	add(t, d.Daemon, f, f.dir)
+	waitFor(t, 30*time.Second, "seeding", func() bool { return stateOf(t, d.Daemon, f.ih).State == "seeding" })
+	if news := firstPieceNews(t, d.PeerPort(), f.ih); news == "have" {
+		t.Fatalf("an ordinary seed revealed one piece (%s)", news)
+	}
+	base := "http://" + d.RPCAddr().String()
+	post := func(body string) {
+		t.Helper()
+		// The session token first (the CSRF handshake), then the POST.
+		resp, err := http.Post(base+"/api/v1/torrents/"+f.hashString()+"/super-seed", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/torrents/"+f.hashString()+"/super-seed", strings.NewReader(body))
+		req.Header.Set(sessionHeader, resp.Header.Get(sessionHeader))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST super-seed %s: %d %s", body, resp.StatusCode, b)
+		}
+	}
+	post(`{"enabled": true}`)
+	if !stateOf(t, d.Daemon, f.ih).SuperSeed {
+		t.Fatal("status does not show super-seeding")
+	}
+	// The engine restarts with the setting.
+	waitFor(t, 30*time.Second, "a peer of the super-seed told of one piece", func() bool {
+		return stateOf(t, d.Daemon, f.ih).State == "seeding" && firstPieceNews(t, d.PeerPort(), f.ih) == "have"
+	})
+	post(`{"enabled": false}`)
+	waitFor(t, 30*time.Second, "an ordinary seed again", func() bool {
+		return stateOf(t, d.Daemon, f.ih).State == "seeding" && firstPieceNews(t, d.PeerPort(), f.ih) != "have"
+	})
+	if stateOf(t, d.Daemon, f.ih).SuperSeed {
+		t.Fatal("status still shows super-seeding")
+	}
 }

@@ -31,6 +31,8 @@ type Status struct {
 	Magnet  string    `json:"magnet,omitempty"`
 	HasMeta bool      `json:"has_metadata"`
 	Private bool      `json:"private"`
+	// SuperSeed: BEP 16 super-seeding while seeding.
+	SuperSeed bool `json:"super_seed"`
 
 	TotalSize  int64   `json:"total_size"`
 	Wanted     int64   `json:"wanted"`    // bytes selected for download
@@ -164,6 +166,7 @@ func (d *Daemon) statusLocked(t *torrent, now time.Time) Status {
 	}
 	st.HasMeta = true
 	st.Private = t.sum.private
+	st.SuperSeed = t.rec.SuperSeed
 	st.TotalSize = t.sum.total
 	st.PieceCount = int(t.sum.pieces)
 	st.PieceSize = t.sum.pieceLen

@@ -31,28 +31,30 @@ type Tiers struct {
 
 // Status is what Sower knows of one tracker of a torrent.
 type Status struct {
-	URL  string
-	Tier int
+	URL  string `json:"url"`
+	Tier int    `json:"tier"`
 
 	// TrackerID is the tracker's "tracker id", sent back in announces.
-	TrackerID string
+	TrackerID string `json:"tracker_id,omitempty"`
 	// LastAnnounce is when the last announce to this tracker ended (zero
 	// if none was tried); LastResult is "Success", the tracker's failure
 	// reason or the error; LastOK tells them apart.
-	LastAnnounce time.Time
-	LastResult   string
-	LastOK       bool
+	LastAnnounce time.Time `json:"last_announce,omitzero"`
+	LastResult   string    `json:"last_result,omitempty"`
+	LastOK       bool      `json:"last_ok"`
 	// Warning is the tracker's last "warning message".
-	Warning string
+	Warning string `json:"warning,omitempty"`
 	// Seeders and Leechers are the counts of the last announce or scrape
 	// (-1 when unknown); Downloaded comes from scrapes only (-1 unknown).
-	Seeders, Leechers, Downloaded int
+	Seeders    int `json:"seeders"`
+	Leechers   int `json:"leechers"`
+	Downloaded int `json:"downloaded"`
 	// LastScrape is when the last scrape of this tracker ended; ScrapeResult
 	// its outcome.
-	LastScrape   time.Time
-	ScrapeResult string
+	LastScrape   time.Time `json:"last_scrape,omitzero"`
+	ScrapeResult string    `json:"scrape_result,omitempty"`
 	// Peers is the number of peers the last successful announce returned.
-	Peers int
+	Peers int `json:"peers"`
 }
 
 // NewTiers keeps tiers (a single-tracker torrent is one tier of one URL),

@@ -121,6 +121,9 @@ async function showDetail(hash) {
     " · availability " + d.availability.toFixed(2) + " · " + d.piece_count + " pieces of " + size(d.piece_size) +
     (d.error ? " · " + d.error : "");
   drawPieces(d);
+  const ss = $("d-superseed");
+  ss.checked = !!d.super_seed;
+  ss.onchange = () => api("torrents/" + hash + "/super-seed", { enabled: ss.checked }).then(refresh, (e) => say(e.message));
   const fb = $("files").tBodies[0];
   fb.replaceChildren();
   (d.files || []).forEach((f, i) => {
@@ -143,9 +146,17 @@ async function showDetail(hash) {
       el("td", size(p.DownloadRate) + "/s", "num"), el("td", size(p.UploadRate) + "/s", "num"));
     pb.append(tr);
   }
-  const tl = $("trackers");
-  tl.replaceChildren();
-  (d.trackers || []).forEach((tier, i) => tier.forEach((u) => tl.append(el("li", "tier " + i + ": " + u))));
+  const tb = $("trackers").tBodies[0];
+  tb.replaceChildren();
+  const count = (n) => n < 0 ? "?" : String(n);
+  const when = (iso) => { const t = Date.parse(iso); return t > 0 ? new Date(t).toLocaleTimeString() : ""; };
+  for (const ts of d.tracker_stats || []) {
+    const tr = el("tr");
+    tr.append(el("td", String(ts.tier)), el("td", ts.url), el("td", count(ts.seeders), "num"), el("td", count(ts.leechers), "num"),
+      el("td", count(ts.downloaded), "num"), el("td", ts.last_result ? when(ts.last_announce) + " " + ts.last_result : "not yet"),
+      el("td", when(d.next_announce)));
+    tb.append(tr);
+  }
 }
 
 // setPriority sends the whole per-file list; the API's indices count only
