@@ -45,12 +45,18 @@ func TestSynFlood(t *testing.T) {
 		if got := victim.sock.NumConns(); got != 0 {
 			t.Fatalf("%d half-open connections left after their time-out", got)
 		}
-		// Room again: a real peer connects.
+		// Room again: a real peer connects, and Accept skips the dead
+		// half-open connections queued before it.
 		c, err := attacker.sock.DialAddrPort(t.Context(), victim.addr)
 		if err != nil {
 			t.Fatalf("dial after the flood: %v", err)
 		}
+		sc, err := victim.sock.AcceptUTP()
+		if err != nil || sc.RemoteAddrPort() != attacker.addr {
+			t.Fatalf("accepted %v, %v; want the real peer %v", sc.RemoteAddrPort(), err, attacker.addr)
+		}
 		c.Close()
+		sc.Close()
 	})
 }
 

@@ -376,13 +376,22 @@ func (s *Socket) DialAddrPort(ctx context.Context, addr netip.AddrPort) (*Conn, 
 	}
 }
 
-// AcceptUTP waits for an incoming connection.
+// AcceptUTP waits for an incoming connection. Connections that died
+// while they waited (half-open ones whose peer never spoke again) are
+// skipped.
 func (s *Socket) AcceptUTP() (*Conn, error) {
-	select {
-	case c := <-s.accept:
-		return c, nil
-	case <-s.done:
-		return nil, net.ErrClosed
+	for {
+		select {
+		case c := <-s.accept:
+			select {
+			case <-c.dead:
+				continue
+			default:
+				return c, nil
+			}
+		case <-s.done:
+			return nil, net.ErrClosed
+		}
 	}
 }
 
