@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,5 +222,76 @@ func TestPrintResults(t *testing.T) {
 		if sc == "nat" && !strings.Contains(out, "nat_done=") {
 			t.Errorf("nat RESULT lacks nat_done:\n%s", out)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from one goroutine while
+// another reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUpAndExec builds the pair lab with `wan up`, runs a command in its
+// leecher with `wan exec` (it pings the seed through the router), and
+// checks the lab is gone once `up` is interrupted.
+func TestUpAndExec(t *testing.T) {
+	if err := wanlab.Supported(); err != nil {
+		t.Skipf("skipping the WAN lab: %v", err)
+	}
+	var out syncBuffer
+	if err := execIn(context.Background(), []string{"nosuch-host", "--", "true"}, &out, &out); err == nil ||
+		!strings.Contains(err.Error(), "nosuch-host") {
+		t.Errorf("exec in a missing host: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	upCtx, stopUp := context.WithCancel(ctx)
+	upErr := make(chan error, 1)
+	go func() { upErr <- dispatch(upCtx, []string{"up", "pair"}, &out, io.Discard) }()
+	for !strings.Contains(out.String(), "lab up") {
+		select {
+		case err := <-upErr:
+			t.Fatalf("up ended: %v\n%s", err, out.String())
+		case <-ctx.Done():
+			t.Fatalf("up did not come up:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Without ping (Debian's iputils-ping), the command is ip itself.
+	cmd := []string{"ping", "-c", "2", "-i", "0.2", "-W", "3", "10.77.0.2"}
+	want := "2 received"
+	if _, err := exec.LookPath("ping"); err != nil {
+		cmd, want = []string{"ip", "-br", "addr", "show", "wan0"}, "10.77.0.3"
+	}
+	var ping bytes.Buffer
+	err := execIn(ctx, append([]string{"leech1", "-lab", strconv.Itoa(os.Getpid()), "--"}, cmd...), &ping, &ping)
+	if err != nil {
+		t.Errorf("exec ping: %v\n%s", err, ping.String())
+	} else if !strings.Contains(ping.String(), want) {
+		t.Errorf("%v in the lab's leecher: want %q in\n%s", cmd, want, ping.String())
+	}
+	stopUp()
+	if err := <-upErr; err != nil {
+		t.Errorf("up: %v", err)
+	}
+	list, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefix := "swan" + strconv.Itoa(os.Getpid()) + "-"; strings.Contains(string(list), prefix) {
+		t.Errorf("up left namespaces behind:\n%s", list)
 	}
 }
