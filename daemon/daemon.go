@@ -36,8 +36,8 @@ type Config struct {
 	// the DHT uses the same port over UDP.
 	PeerAddr string
 	// NoDHT turns the DHT off; DHTBootstrap lists HOST:PORT of nodes to
-	// join it through (default the public routers). The routing table is
-	// kept in DataDir across restarts.
+	// join it through (default the public routers). The node's id and
+	// routing table are kept in the state database across restarts.
 	NoDHT        bool
 	DHTBootstrap []string
 	// AnnounceFloor is the shortest re-announce interval whatever a
@@ -230,7 +230,7 @@ func Open(cfg Config) (*Daemon, error) {
 		Listen:        cfg.PeerAddr,
 		NoDHT:         cfg.NoDHT,
 		DHTBootstrap:  cfg.DHTBootstrap,
-		DHTStateFile:  filepath.Join(cfg.DataDir, "dht.state"),
+		DHTState:      db,
 		AnnounceFloor: cfg.AnnounceFloor,
 		Logger:        cfg.Logger,
 	})

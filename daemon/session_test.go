@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sowerbt/sower/dht"
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/trackerserver"
 )
@@ -189,4 +191,44 @@ func TestSuperSeedSetting(t *testing.T) {
 	if stateOf(t, d.Daemon, f.ih).SuperSeed {
 		t.Fatal("status still shows super-seeding")
 	}
+}
+
+// TestDHTStateKept: the daemon's DHT node keeps its id and routing table
+// in the state database; restarted with only a dead bootstrap address, it
+// finds the network again through the nodes it saved.
+func TestDHTStateKept(t *testing.T) {
+	boot, err := dht.New(dht.Config{Addr: "127.0.0.1:0", RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); boot.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	data := t.TempDir()
+	open := func(bootstrap string) *Daemon {
+		d, err := Open(Config{DataDir: data, PeerAddr: "127.0.0.1:0", DHTBootstrap: []string{bootstrap}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := open(boot.Addr().String())
+	if !d.sess.DHTEnabled() {
+		t.Fatal("the daemon runs no DHT node")
+	}
+	id := d.sess.DHT().ID()
+	r := runDaemon(t, d)
+	waitFor(t, 30*time.Second, "the daemon's node in the bootstrap node's table", func() bool { return boot.Stats().Nodes > 0 })
+	waitFor(t, 30*time.Second, "the bootstrap node in the daemon's table", func() bool { return d.sess.DHT().Stats().Nodes > 0 })
+	r.stop()
+
+	heard := boot.Stats().QueriesReceived
+	d2 := open("127.0.0.1:1") // nothing there
+	if got := d2.sess.DHT().ID(); got != id {
+		t.Errorf("node id %x after the restart, want the saved %x", got, id)
+	}
+	runDaemon(t, d2)
+	waitFor(t, 30*time.Second, "the restarted node reaching a saved node", func() bool { return boot.Stats().QueriesReceived > heard })
 }

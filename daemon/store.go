@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,6 +257,29 @@ func (s *store) saveSettings(st *Settings) error {
 	err = s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSession).Put(keySettings, v) })
 	if err != nil {
 		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}
+
+// LoadState returns the session's saved state under key (its DHT nodes'
+// ids and routing tables: session.StateStore), nil if none.
+func (s *store) LoadState(key string) ([]byte, error) {
+	var b []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		b = bytes.Clone(tx.Bucket(bucketSession).Get([]byte("state:" + key)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s state: %w", key, err)
+	}
+	return b, nil
+}
+
+// SaveState replaces the session's saved state under key.
+func (s *store) SaveState(key string, b []byte) error {
+	err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSession).Put([]byte("state:"+key), b) })
+	if err != nil {
+		return fmt.Errorf("save %s state: %w", key, err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func (n *Node) maintainOnce(ctx context.Context) {
 	quest := n.table.questionable(now, K)
 	n.peers.expire(now)
 	n.limit.sweep(now)
-	save := n.cfg.StateFile != "" && now.Sub(n.lastSave) >= saveEvery
+	save := n.cfg.State != nil && now.Sub(n.lastSave) >= saveEvery
 	n.mu.Unlock()
 
 	if low && hasSeeds {
@@ -78,12 +78,24 @@ type stateFile struct {
 	Nodes6 string `bencode:"nodes6,omitempty"`
 }
 
+// StateStore keeps a node's state (its id and routing table, about 10
+// KiB) across runs.
+type StateStore interface {
+	// Load returns the saved state, or nil with no error if there is none.
+	Load() ([]byte, error)
+	// Save replaces the saved state.
+	Save(b []byte) error
+}
+
 // maxStateFile bounds what loadState reads: a full table is ~160 buckets
 // of 8 nodes of at most 38 bytes.
 const maxStateFile = 1 << 20
 
-func loadState(path string) (*state, error) {
-	f, err := os.Open(path)
+// fileState is a StateStore in one file, replaced atomically.
+type fileState string
+
+func (path fileState) Load() ([]byte, error) {
+	f, err := os.Open(string(path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -95,30 +107,57 @@ func loadState(path string) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return b, nil
+}
+
+func (path fileState) Save(b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(string(path)), ".dht-state-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), string(path))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+func loadState(store StateStore) (*state, error) {
+	b, err := store.Load()
+	if err != nil || b == nil {
+		return nil, err
+	}
 	if len(b) > maxStateFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxStateFile)
+		return nil, fmt.Errorf("state is larger than %d bytes", maxStateFile)
 	}
 	var sf stateFile
 	if err := bencode.Unmarshal(b, &sf); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	if len(sf.ID) != 20 {
-		return nil, fmt.Errorf("%s: id is %d bytes, want 20", path, len(sf.ID))
+		return nil, fmt.Errorf("state: id is %d bytes, want 20", len(sf.ID))
 	}
 	st := &state{id: [20]byte([]byte(sf.ID))}
 	v4, err := parseCompactNodes(sf.Nodes, false)
 	if err != nil {
-		return nil, fmt.Errorf("%s: nodes: %w", path, err)
+		return nil, fmt.Errorf("state: nodes: %w", err)
 	}
 	v6, err := parseCompactNodes(sf.Nodes6, true)
 	if err != nil {
-		return nil, fmt.Errorf("%s: nodes6: %w", path, err)
+		return nil, fmt.Errorf("state: nodes6: %w", err)
 	}
 	st.nodes = append(v4, v6...)
 	return st, nil
 }
 
-// saveState writes the state file atomically (temporary file, rename).
+// saveState saves the node's id and routing table.
 func (n *Node) saveState() error {
 	n.mu.Lock()
 	all := n.table.all()
@@ -131,21 +170,5 @@ func (n *Node) saveState() error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	dir := filepath.Dir(n.cfg.StateFile)
-	tmp, err := os.CreateTemp(dir, ".dht-state-*")
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), n.cfg.StateFile)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", n.cfg.StateFile, err)
-	}
-	return nil
+	return n.cfg.State.Save(b)
 }

@@ -51,14 +51,17 @@ type Config struct {
 	// Conn, if set, is used instead of listening on Addr: simulations pass
 	// an in-memory transport here. The Node closes it when Run returns.
 	Conn net.PacketConn
-	// ID is the node id; zero means the id saved in StateFile or else a
-	// random one.
+	// ID is the node id; zero means the saved one (StateFile, State) or
+	// else a random one.
 	ID [20]byte
 	// Bootstrap lists HOST:PORT of nodes used to join the DHT when the
 	// routing table is nearly empty.
 	Bootstrap []string
 	// StateFile, if set, keeps the node id and routing table across runs.
 	StateFile string
+	// State, if set (and StateFile is not), keeps them in the caller's
+	// store instead, such as a daemon's database.
+	State StateStore
 	// Logger receives debug and warning logs; nil means slog.Default().
 	Logger *slog.Logger
 	// QueryTimeout is how long to wait for a reply.
@@ -166,12 +169,16 @@ func New(cfg Config) (*Node, error) {
 		cfg.PeerTTL = DefaultPeerTTL
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, now: time.Now, pending: make(map[string]*pending), running: make(chan struct{})}
-	var st *state
 	if cfg.StateFile != "" {
+		cfg.State = fileState(cfg.StateFile)
+		n.cfg.State = cfg.State
+	}
+	var st *state
+	if cfg.State != nil {
 		var err error
-		st, err = loadState(cfg.StateFile)
+		st, err = loadState(cfg.State)
 		if err != nil {
-			n.log.Warn("dht: ignoring state file", "file", cfg.StateFile, "err", err)
+			n.log.Warn("dht: ignoring saved state", "err", err)
 			st = nil
 		}
 	}
@@ -357,7 +364,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.conn.Close()
 	<-readDone
 	n.failAllPending()
-	if n.cfg.StateFile != "" {
+	if n.cfg.State != nil {
 		if err := n.saveState(); err != nil {
 			n.log.Warn("dht: saving state", "err", err)
 		}

@@ -351,7 +351,7 @@ func TestStatePersists(t *testing.T) {
 		t.Fatalf("damaged state file stopped the node: %v", err)
 	}
 	third.conn.Close()
-	if _, err := loadState(file); err == nil || !strings.Contains(err.Error(), "id is 3 bytes") {
+	if _, err := loadState(fileState(file)); err == nil || !strings.Contains(err.Error(), "id is 3 bytes") {
 		t.Fatalf("damaged state file error = %v", err)
 	}
 }

@@ -66,6 +66,9 @@ type Config struct {
 	// DHTStateFile, if set, keeps the IPv4 node's id and routing table
 	// across runs (the IPv6 node's go to the same name plus ".6").
 	DHTStateFile string
+	// DHTState, if set (and DHTStateFile is not), keeps them in the
+	// caller's store instead, under the keys "dht4" and "dht6".
+	DHTState StateStore
 	// DHTRateLimit is dht.Config.RateLimit (negative disables the per-IP
 	// query limit, for test networks where every node shares one IP).
 	DHTRateLimit float64
@@ -94,6 +97,22 @@ type Config struct {
 	// Logger receives the session's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// StateStore keeps small named blobs of the session's state across runs,
+// such as a daemon's database.
+type StateStore interface {
+	LoadState(key string) ([]byte, error)
+	SaveState(key string, b []byte) error
+}
+
+// keyedState is one key of a StateStore, as a dht.StateStore.
+type keyedState struct {
+	s   StateStore
+	key string
+}
+
+func (k keyedState) Load() ([]byte, error) { return k.s.LoadState(k.key) }
+func (k keyedState) Save(b []byte) error   { return k.s.SaveState(k.key, b) }
 
 // Session holds what the torrents of one process share. Create it with
 // New and end it with Close.
@@ -212,14 +231,14 @@ func (s *Session) openDHT(host string) error {
 	addr, err := netip.ParseAddr(v4)
 	if err == nil && addr.Is6() && !addr.Is4In6() {
 		// Listening on one IPv6 address: one IPv6 node there.
-		n, err := dht.New(s.dhtConfig(net.JoinHostPort(v4, port), bootstrap, s.cfg.DHTStateFile))
+		n, err := dht.New(s.dhtConfig(net.JoinHostPort(v4, port), bootstrap, "dht6"))
 		if err != nil {
 			return err
 		}
 		s.dht = n
 		return nil
 	}
-	n, err := dht.New(s.dhtConfig(net.JoinHostPort(v4, port), bootstrap, s.cfg.DHTStateFile))
+	n, err := dht.New(s.dhtConfig(net.JoinHostPort(v4, port), bootstrap, "dht4"))
 	if err != nil {
 		return err
 	}
@@ -227,11 +246,7 @@ func (s *Session) openDHT(host string) error {
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		return nil
 	}
-	state6 := ""
-	if s.cfg.DHTStateFile != "" {
-		state6 = s.cfg.DHTStateFile + ".6"
-	}
-	n6, err := dht.New(s.dhtConfig(net.JoinHostPort("::", port), bootstrap, state6))
+	n6, err := dht.New(s.dhtConfig(net.JoinHostPort("::", port), bootstrap, "dht6"))
 	if err != nil {
 		s.log.Debug("no IPv6 DHT node", "err", err)
 		return nil
@@ -244,8 +259,19 @@ func (s *Session) openDHT(host string) error {
 	return nil
 }
 
-func (s *Session) dhtConfig(addr string, bootstrap []string, state string) dht.Config {
-	return dht.Config{Addr: addr, Bootstrap: bootstrap, StateFile: state, Logger: s.log, RateLimit: s.cfg.DHTRateLimit}
+// dhtConfig is the configuration of the node on addr; key names its saved
+// state ("dht4" or "dht6").
+func (s *Session) dhtConfig(addr string, bootstrap []string, key string) dht.Config {
+	c := dht.Config{Addr: addr, Bootstrap: bootstrap, Logger: s.log, RateLimit: s.cfg.DHTRateLimit}
+	switch {
+	case s.cfg.DHTStateFile != "" && key == "dht4":
+		c.StateFile = s.cfg.DHTStateFile
+	case s.cfg.DHTStateFile != "":
+		c.StateFile = s.cfg.DHTStateFile + ".6"
+	case s.cfg.DHTState != nil:
+		c.State = keyedState{s.cfg.DHTState, key}
+	}
+	return c
 }
 
 // Close stops accepting peers, sends "stopped" to the trackers of every
