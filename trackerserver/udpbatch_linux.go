@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -175,15 +176,26 @@ func (s *Server) answerBatch(b *udpBatch, n int, sc *scratch) error {
 	return b.flush(k, b.fail)
 }
 
-// answerBatchShared hands each datagram of a batch to a goroutine of its
-// own, which answers it with one write: on a shared store an announce
-// waits for a round trip to the store, concurrent calls share round trips
-// (the store's client pipelines them), and a reply must not wait for the
-// slowest request of its batch, nor the next batch for this one, when the
-// store is slow. Requests in flight are bounded (udpInflight), after which
-// the reader waits and the kernel queues or drops datagrams.
+// answerBatchShared answers each datagram of a batch in a goroutine of its
+// own: on a shared store an announce waits for a round trip to the store,
+// and concurrent calls share round trips (the store's client pipelines
+// them). The replies ready within udpBatchWait go out together in one
+// sendmmsg; a request still waiting for the store then (a store that is
+// slow or down) sends its own reply when it has one, so that it neither
+// holds up the batch nor waits for the slowest request of it. Requests in
+// flight are bounded (udpSem), after which the reader waits and the kernel
+// queues or drops datagrams.
 func (s *Server) answerBatchShared(b *udpBatch, n int) error {
 	t := s.cfg.Now()
+	sb := &sharedBatch{done: make(chan struct{})}
+	// Counted before any goroutine starts, so that none sees the count
+	// reach zero early.
+	for i := range n {
+		if _, _, ok := b.packet(i); ok {
+			sb.pending++
+		}
+	}
+	waiting := sb.pending > 0
 	for i := range n {
 		pkt, from, ok := b.packet(i)
 		if !ok {
@@ -201,7 +213,11 @@ func (s *Server) answerBatchShared(b *udpBatch, n int) error {
 				s.udpInflight.Done()
 			}()
 			sc := s.getScratch()
-			if out := s.handleUDPAt(buf, from, t, sc); len(out) > 0 {
+			out := s.handleUDPAt(buf, from, t, sc)
+			if sb.deliver(i, out, sc) {
+				return
+			}
+			if len(out) > 0 {
 				if _, err := b.uc.WriteToUDPAddrPort(out, from); err != nil {
 					b.fail(err)
 				}
@@ -209,8 +225,62 @@ func (s *Server) answerBatchShared(b *udpBatch, n int) error {
 			s.putScratch(sc)
 		}()
 	}
+	if waiting {
+		tm := time.NewTimer(udpBatchWait)
+		select {
+		case <-sb.done:
+		case <-tm.C:
+		}
+		tm.Stop()
+	}
+	sb.mu.Lock()
+	sb.closed = true
+	sb.mu.Unlock()
+	k := 0
+	for i := range n {
+		if out := sb.outs[i]; len(out) > 0 {
+			b.queue(k, i, out)
+			k++
+		}
+	}
 	b.handled.Add(int64(n))
-	return nil
+	err := b.flush(k, b.fail)
+	for _, sc := range sb.scs[:n] {
+		if sc != nil {
+			s.putScratch(sc)
+		}
+	}
+	return err
+}
+
+// udpBatchWait is how long a batch's replies wait for each other on a
+// shared store: far longer than a round trip to a healthy store, far
+// shorter than a client's patience.
+const udpBatchWait = 20 * time.Millisecond
+
+// sharedBatch collects the replies of one batch answered concurrently.
+type sharedBatch struct {
+	mu      sync.Mutex
+	closed  bool // the batch went out: later replies go on their own
+	pending int
+	done    chan struct{} // closed when every reply is in before closed
+	outs    [udpBatchSize][]byte
+	scs     [udpBatchSize]*scratch // holding outs, returned after the send
+}
+
+// deliver hands reply i (built in sc) to the batch and reports whether it
+// took it; false means the batch already went and the caller sends it.
+func (sb *sharedBatch) deliver(i int, out []byte, sc *scratch) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.closed {
+		return false
+	}
+	sb.outs[i], sb.scs[i] = out, sc
+	if sb.pending--; sb.pending == 0 {
+		close(sb.done)
+	}
+	return true
 }
 
 // udpBatchSize is how many datagrams one recvmmsg or sendmmsg call moves.
