@@ -289,3 +289,46 @@ func TestSimDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestSimSlowReader fills a small receive buffer: the advertised window
+// shuts, the sender waits (with zero-window probes) instead of flooding,
+// and everything arrives once the reader drains it slowly.
+func TestSimSlowReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newSimNet(2)
+		link := simLink{Delay: 10 * time.Millisecond}
+		cfg := Config{RecvBuffer: 64 << 10}
+		_, _, client, server := simPair(t, n, link, link, cfg)
+		data := randomBytes(1<<20, 12)
+		go func() {
+			client.Write(data)
+			client.Close()
+		}()
+		time.Sleep(5 * time.Second) // nobody reads: the window shuts
+		server.mu.Lock()
+		w, mss := server.window(), server.mss()
+		server.mu.Unlock()
+		if w > 2*mss {
+			t.Fatalf("receive window %d after 5 s without reads", w)
+		}
+		if in := client.Stats().InFlight; in > 64<<10 {
+			t.Fatalf("%d bytes in flight against a 64 KiB window", in)
+		}
+		var got []byte
+		buf := make([]byte, 4<<10)
+		for {
+			k, err := server.Read(buf)
+			got = append(got, buf[:k]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("read after %d bytes: %v", len(got), err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("got %d bytes, want %d, or they differ", len(got), len(data))
+		}
+	})
+}
