@@ -51,8 +51,14 @@ type Config struct {
 	RPCHosts []string
 	// Username and Password, if set, protect the RPC and web UI with
 	// basic auth. On a non-loopback RPCAddr without them, a password is
-	// generated, stored and logged, so the daemon is never open by accident.
+	// generated at the first start and handed to ShowPassword, so the
+	// daemon is never open by accident; only its hash is stored.
 	Username, Password string
+	// ShowPassword shows a generated password (see Password) to whoever
+	// started the daemon, once: it is the only time it exists in clear.
+	// It should not write it to a log. If it is nil or fails, no password
+	// is generated and Open fails.
+	ShowPassword func(user, password string) error
 	// CheckpointInterval is how often verified pieces are made durable;
 	// default 5 s.
 	CheckpointInterval time.Duration
@@ -94,8 +100,9 @@ type Settings struct {
 	SeedTimeMinutes int     `json:"seed_time_minutes"`
 	// PeersPerTorrent is the connection limit of each torrent.
 	PeersPerTorrent int `json:"peers_per_torrent"`
-	// Generated RPC credentials, when the daemon had to make them up.
-	GeneratedPassword string `json:"generated_password,omitempty"`
+	// GeneratedPasswordHash is the hash (see credential) of the RPC
+	// password the daemon generated, when it had to make one up.
+	GeneratedPasswordHash string `json:"generated_password_hash,omitempty"`
 }
 
 func defaultSettings(downloadDir string) Settings {
@@ -144,7 +151,7 @@ type Daemon struct {
 	lastRelease        time.Time
 	allocsAtRelease    uint64
 	username           string
-	password           string
+	cred               credential // RPC password; unset: none asked
 }
 
 // Open loads the state in cfg.DataDir and opens the peer (and RPC)
@@ -198,8 +205,6 @@ func Open(cfg Config) (*Daemon, error) {
 		byID:      make(map[int]*torrent),
 		extra:     make(map[[20]byte][]netip.AddrPort),
 		settings:  defaultSettings(cfg.DownloadDir),
-		username:  cfg.Username,
-		password:  cfg.Password,
 	}
 	fail := func(err error) (*Daemon, error) {
 		if d.sess != nil {
@@ -249,32 +254,6 @@ func Open(cfg Config) (*Daemon, error) {
 	d.metrics = newMetrics(d)
 	d.applyLimits(time.Now())
 	return d, nil
-}
-
-// setupAuth makes sure a daemon reachable from other hosts asks for a
-// password: if none was configured, one is generated once and kept.
-func (d *Daemon) setupAuth(addr net.Addr) error {
-	if d.password != "" {
-		if d.username == "" {
-			d.username = "sower"
-		}
-		return nil
-	}
-	ta, ok := addr.(*net.TCPAddr)
-	if ok && ta.IP.IsLoopback() {
-		return nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.settings.GeneratedPassword == "" {
-		d.settings.GeneratedPassword = randomToken(12)
-		if err := d.db.saveSettings(&d.settings); err != nil {
-			return err
-		}
-	}
-	d.username, d.password = "sower", d.settings.GeneratedPassword
-	d.log.Warn("RPC listens beyond loopback without --password: generated credentials", "user", d.username, "password", d.password)
-	return nil
 }
 
 func randomToken(n int) string {

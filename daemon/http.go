@@ -35,10 +35,10 @@ func (d *Daemon) Handler() http.Handler {
 // auth demands basic auth when credentials are set.
 func (d *Daemon) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d.password != "" {
+		if d.cred.set() {
 			u, p, ok := r.BasicAuth()
 			okUser := subtle.ConstantTimeCompare([]byte(u), []byte(d.username)) == 1
-			okPass := subtle.ConstantTimeCompare([]byte(p), []byte(d.password)) == 1
+			okPass := d.cred.matches(p)
 			if !ok || !okUser || !okPass {
 				w.Header().Set("WWW-Authenticate", `Basic realm="sower"`)
 				http.Error(w, "401: authentication required", http.StatusUnauthorized)

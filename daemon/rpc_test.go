@@ -5,14 +5,20 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // rpcClient speaks the Transmission RPC to a daemon under test.
@@ -206,14 +212,130 @@ func TestRPCAuthAndGzip(t *testing.T) {
 	}
 }
 
-func TestGeneratedPasswordBeyondLoopback(t *testing.T) {
-	d := startDaemon(t, Config{DataDir: t.TempDir()})
+// TestGeneratedPasswordShownOnceStoredHashed: a daemon reachable beyond
+// loopback without a configured password generates one, hands it once to
+// ShowPassword, and keeps only its hash: neither its log nor its state
+// database holds it (before, both did), and a restart asks for the same
+// password without showing it again. With nobody to show it to, none is
+// generated and the daemon does not start.
+func TestGeneratedPasswordShownOnceStoredHashed(t *testing.T) {
+	beyond := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 9091}
+	dataDir := t.TempDir()
+	var logBuf bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var shown []string
+	cfg := Config{DataDir: dataDir, RPCAddr: "127.0.0.1:0", Logger: logger,
+		ShowPassword: func(user, password string) error {
+			shown = append(shown, user, password)
+			return nil
+		}}
+	d := startDaemon(t, cfg)
+	// The RPC listens on loopback in the test; authentication is set up
+	// as for an address beyond it.
+	if err := d.setupAuth(beyond); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown) != 2 || shown[1] == "" {
+		t.Fatalf("ShowPassword got %q, want one user and password", shown)
+	}
+	user, password := shown[0], shown[1]
+	c := newRPC(t, d)
+	resp := c.post(strings.NewReader(`{"method":"session-get"}`), nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no credentials: HTTP %d, want 401", resp.StatusCode)
+	}
+	c.user, c.pass = user, password
+	c.call("session-get", nil)
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	logMu.Lock()
+	inLog := strings.Contains(logBuf.String(), password)
+	logMu.Unlock()
+	if inLog {
+		t.Error("the generated password is in the log")
+	}
+	db, err := os.ReadFile(filepath.Join(dataDir, "sower.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(db, []byte(password)) {
+		t.Error("the generated password is in the state database in clear")
+	}
+
+	// A restart asks for the same password and shows nothing.
+	cfg.ShowPassword = func(string, string) error {
+		t.Error("a password was shown again at restart")
+		return nil
+	}
+	d = startDaemon(t, cfg)
+	if err := d.setupAuth(beyond); err != nil {
+		t.Fatal(err)
+	}
+	c = newRPC(t, d)
+	c.user, c.pass = user, "wrong"
+	resp = c.post(strings.NewReader(`{"method":"session-get"}`), nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password after restart: HTTP %d, want 401", resp.StatusCode)
+	}
+	c.pass = password
+	c.call("session-get", nil)
+
+	// Nobody to show one to: no password, no start.
+	d2 := startDaemon(t, Config{DataDir: t.TempDir(), RPCAddr: "127.0.0.1:0",
+		ShowPassword: func(string, string) error { return errors.New("no terminal") }})
+	if err := d2.setupAuth(beyond); err == nil || !strings.Contains(err.Error(), "no terminal") {
+		t.Fatalf("setupAuth without a way to show the password: %v", err)
+	}
+	if d2.Settings().GeneratedPasswordHash != "" {
+		t.Fatal("a password nobody saw was stored")
+	}
+}
+
+// TestPlainPasswordMigrates: a generated password that an older version
+// stored in clear is replaced by its hash at the next start, and still
+// opens the RPC.
+func TestPlainPasswordMigrates(t *testing.T) {
+	dataDir := t.TempDir()
+	s, err := openStore(filepath.Join(dataDir, "sower.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := []byte(`{"download_dir":"` + dataDir + `","download_queue_size":5,"peers_per_torrent":50,"generated_password":"0123456789abcdef01234567"}`)
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSession).Put(keySettings, legacy) }); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	d := startDaemon(t, Config{DataDir: dataDir, RPCAddr: "127.0.0.1:0"})
 	if err := d.setupAuth(&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 9091}); err != nil {
 		t.Fatal(err)
 	}
-	if d.password == "" || d.Settings().GeneratedPassword != d.password {
-		t.Fatal("no password generated for a non-loopback RPC address")
+	var raw []byte
+	d.db.view(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bucketSession).Get(keySettings))
+		return nil
+	})
+	if bytes.Contains(raw, []byte("0123456789abcdef01234567")) || !bytes.Contains(raw, []byte("generated_password_hash")) {
+		t.Fatalf("stored settings after migration: %s", raw)
 	}
+	c := newRPC(t, d)
+	c.user, c.pass = "sower", "0123456789abcdef01234567"
+	c.call("session-get", nil)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestRPCTorrentLifecycle(t *testing.T) {

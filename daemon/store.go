@@ -234,17 +234,27 @@ func (s *store) nextID() (int, error) {
 }
 
 func (s *store) loadSettings(into *Settings) (bool, error) {
-	found := false
+	found, migrated := false, false
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSession).Get(keySettings)
 		if v == nil {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(v, into)
+		if err := json.Unmarshal(v, into); err != nil {
+			return err
+		}
+		var err error
+		migrated, err = migratePlainPassword(v, into)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("load settings: %w", err)
+	}
+	if migrated {
+		if err := s.saveSettings(into); err != nil {
+			return false, err
+		}
 	}
 	return found, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,9 +32,11 @@ restart resumes without re-hashing. Drive it with sower add/ls/rm, with
 transmission-remote or any Transmission RPC client at
 http://ADDR/transmission/rpc, or with the web UI at http://ADDR/.
 Prometheus metrics are at http://ADDR/metrics. On an address other than
-loopback the RPC asks for a password (--password, or a generated one that is
-logged once and kept). It answers only to requests addressed to localhost, an
-IP address or a name given with --rpc-host (against DNS rebinding).`,
+loopback the RPC asks for a password: --password (or $SOWER_RPC_PASSWORD), or
+one generated at the first start, printed then on the terminal that started
+the daemon and kept only as a hash (with no terminal, give --password). It
+answers only to requests addressed to localhost, an IP address or a name
+given with --rpc-host (against DNS rebinding).`,
 		Example: `  sower daemon
   sower daemon --rpc 127.0.0.1:9091 --port 51413 --data ~/.local/share/sower --download-dir ~/Downloads
   transmission-remote 127.0.0.1:9091 -a file.torrent`,
@@ -64,7 +67,12 @@ IP address or a name given with --rpc-host (against DNS rebinding).`,
 				RPCHosts:     rpcHosts,
 				Username:     user,
 				Password:     password,
-				Logger:       slog.Default(),
+				ShowPassword: func(u, pw string) error {
+					return showOnTerminal(cmd.ErrOrStderr(), fmt.Sprintf(
+						"sower daemon: the RPC is reachable beyond loopback: generated credentials, shown only this once (only a hash is kept; --password sets another):\n  user %s\n  password %s\n",
+						u, pw))
+				},
+				Logger: slog.Default(),
 			})
 			if err != nil {
 				return err
@@ -85,4 +93,22 @@ IP address or a name given with --rpc-host (against DNS rebinding).`,
 	cmd.Flags().StringVar(&user, "user", "sower", "RPC user name, with --password")
 	cmd.Flags().StringVar(&password, "password", "", "RPC password (or $SOWER_RPC_PASSWORD); required beyond loopback, generated if absent")
 	return cmd
+}
+
+// showOnTerminal writes msg on the terminal that started the command: its
+// standard error if that is one, else its controlling terminal. A secret
+// shown this way does not land in a log that standard error is sent to;
+// with no terminal at all it is not shown, and that is an error.
+func showOnTerminal(stderr io.Writer, msg string) error {
+	if isTerminal(stderr) {
+		_, err := io.WriteString(stderr, msg)
+		return err
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	if err != nil {
+		return errors.New("no terminal to show a generated password on: give --password or set SOWER_RPC_PASSWORD")
+	}
+	defer tty.Close()
+	_, err = io.WriteString(tty, msg)
+	return err
 }
