@@ -87,6 +87,8 @@ func (r *remote) do(ctx context.Context, method, path string, in, out any) error
 			continue
 		case resp.StatusCode == http.StatusUnauthorized:
 			return fmt.Errorf("daemon at %s: authentication failed: give --password or set SOWER_RPC_PASSWORD", r.base)
+		case resp.StatusCode == http.StatusMisdirectedRequest:
+			return fmt.Errorf("daemon at %s does not answer to that host name (against DNS rebinding): use its IP address, or start it with --rpc-host NAME", r.base)
 		case resp.StatusCode != http.StatusOK:
 			var e struct {
 				Error string `json:"error"`

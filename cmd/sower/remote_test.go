@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,5 +144,15 @@ func TestDaemonRPCHost(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("Host %s: HTTP %d, want %d", host, resp.StatusCode, want)
 		}
+	}
+	// sower ls through a name that reaches the daemon but was not given.
+	name, _ := os.Hostname()
+	if ips, _ := net.LookupHost(name); name != "" && name != "localhost" && slices.Contains(ips, "127.0.0.1") {
+		r := sower(t, t.TempDir(), "ls", "--rpc", name+":"+port)
+		if r.code != 1 || !strings.Contains(r.stderr, "--rpc-host NAME") {
+			t.Errorf("sower ls --rpc %s:%s: code %d, stderr %q; want a hint at --rpc-host", name, port, r.code, r.stderr)
+		}
+	} else {
+		t.Logf("the host name %q does not resolve to 127.0.0.1: sower ls's answer to 421 not checked", name)
 	}
 }
