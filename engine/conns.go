@@ -249,7 +249,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	t.log.Debug("peer connected", "peer", ap, "client", p.client, "outgoing", h.outgoing)
 
 	if p.reserved.SupportsExtended() {
-		p.send(t.extHandshake())
+		p.send(t.extHandshake(p))
 	}
 	if t.cfg.DHTPort != 0 && !t.info.Private && p.reserved.SupportsDHT() {
 		p.send(peerwire.Message{ID: peerwire.Port, Port: t.cfg.DHTPort})

@@ -19,7 +19,9 @@ const (
 	extPEX      = 2 // ut_pex, BEP 11
 )
 
-func (t *Torrent) extHandshake() peerwire.Message {
+// extHandshake is our extension handshake to p; it tells p the address
+// we see it at ("yourip"), which helps it learn its external address.
+func (t *Torrent) extHandshake(p *peer) peerwire.Message {
 	m := map[string]int{}
 	var size int64
 	if len(t.cfg.InfoBytes) > 0 {
@@ -35,6 +37,7 @@ func (t *Torrent) extHandshake() peerwire.Message {
 		Client:       peerwire.ClientVersion,
 		Reqq:         advertisedReqq,
 		MetadataSize: size,
+		YourIP:       p.addr.Addr(),
 	}.Message()
 	if err != nil {
 		// The value is built from constants; failure is a bug.
@@ -60,6 +63,9 @@ func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
 	}
 	if x.Port != 0 {
 		p.listenPort = x.Port
+	}
+	if x.YourIP.IsValid() && t.cfg.OnYourIP != nil {
+		t.cfg.OnYourIP(p.addr, x.YourIP)
 	}
 	p.extIDs = make(map[string]uint8, 2)
 	for _, name := range []string{metadata.ExtensionName, "ut_pex"} {

@@ -53,6 +53,10 @@ type Config struct {
 	// Gate, if set, admits every connection against limits shared with
 	// other torrents (the session's global and per-IP limits).
 	Gate ConnGate
+	// OnYourIP, if set, is told the address a peer says it sees us at
+	// (BEP 10 "yourip"), for the session's external address vote. It runs
+	// on the owner goroutine and must not block.
+	OnYourIP func(from netip.AddrPort, ours netip.Addr)
 	// SuperSeed enables BEP 16 super-seeding while we are a seed.
 	SuperSeed bool
 	// UploadLimit and DownloadLimit cap the payload plus protocol bytes of

@@ -2,6 +2,7 @@ package peerwire
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/sowerbt/sower/bencode"
 )
@@ -36,6 +37,9 @@ type ExtHandshake struct {
 	// (BEP 9); -1 when parsed from a handshake that has no integer
 	// "metadata_size", 0 when sending means "not serving".
 	MetadataSize int64
+	// YourIP is the receiver's address as the sender sees it ("yourip");
+	// invalid if not given or not 4 or 16 bytes.
+	YourIP netip.Addr
 }
 
 // extWire is the handshake as bencoded on the wire.
@@ -45,6 +49,7 @@ type extWire struct {
 	V            string         `bencode:"v,omitempty"`
 	Reqq         int            `bencode:"reqq,omitempty"`
 	MetadataSize int64          `bencode:"metadata_size,omitempty"`
+	YourIP       string         `bencode:"yourip,omitempty"`
 }
 
 // Message encodes h as the extended message with id 0.
@@ -53,7 +58,11 @@ func (h ExtHandshake) Message() (Message, error) {
 	if m == nil {
 		m = map[string]int{}
 	}
-	payload, err := bencode.Marshal(extWire{M: m, P: int(h.Port), V: h.Client, Reqq: h.Reqq, MetadataSize: max(h.MetadataSize, 0)})
+	var yourIP string
+	if h.YourIP.IsValid() {
+		yourIP = string(h.YourIP.Unmap().AsSlice())
+	}
+	payload, err := bencode.Marshal(extWire{M: m, P: int(h.Port), V: h.Client, Reqq: h.Reqq, MetadataSize: max(h.MetadataSize, 0), YourIP: yourIP})
 	if err != nil {
 		return Message{}, fmt.Errorf("encoding extension handshake: %w", err)
 	}
@@ -82,6 +91,7 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 		V    any            `bencode:"v"`
 		Reqq any            `bencode:"reqq"`
 		Size any            `bencode:"metadata_size"`
+		IP   any            `bencode:"yourip"`
 	}
 	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &w); err != nil {
 		return ExtHandshake{}, fmt.Errorf("extension handshake: %w", err)
@@ -103,6 +113,11 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 	}
 	if s, ok := w.Size.(int64); ok {
 		h.MetadataSize = s
+	}
+	if ip, ok := w.IP.(string); ok {
+		if a, ok := netip.AddrFromSlice([]byte(ip)); ok {
+			h.YourIP = a.Unmap()
+		}
 	}
 	return h, nil
 }

@@ -1,6 +1,7 @@
 package peerwire
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -69,7 +70,17 @@ func TestParseExtHandshake(t *testing.T) {
 	if x, _ := ParseExtHandshake([]byte("d1:v65:" + long + "xe")); x.Client != "" {
 		t.Errorf("a %d-byte name kept", MaxClientName+1)
 	}
-	if x, _ := ParseExtHandshake([]byte("de")); x.MetadataSize != -1 {
-		t.Errorf("absent metadata_size = %d, want -1", x.MetadataSize)
+	if x, _ := ParseExtHandshake([]byte("de")); x.MetadataSize != -1 || x.YourIP.IsValid() {
+		t.Errorf("absent metadata_size = %d, yourip %v; want -1 and none", x.MetadataSize, x.YourIP)
+	}
+	if x, _ := ParseExtHandshake([]byte("d6:yourip4:\xcb\x00\x71\x07e")); x.YourIP != netip.MustParseAddr("203.0.113.7") {
+		t.Errorf("yourip %v", x.YourIP)
+	}
+	if x, _ := ParseExtHandshake([]byte("d6:yourip3:abce")); x.YourIP.IsValid() {
+		t.Errorf("a 3-byte yourip taken as %v", x.YourIP)
+	}
+	m, _ := ExtHandshake{YourIP: netip.MustParseAddr("2001:db8::1")}.Message()
+	if x, _ := ParseExtHandshake(m.Payload); x.YourIP != netip.MustParseAddr("2001:db8::1") {
+		t.Errorf("yourip round trip: %v", x.YourIP)
 	}
 }

@@ -219,7 +219,10 @@ func (s *Session) announceTrackers(w *Swarm) {
 	req := s.request(w, ev)
 
 	ctx := s.ctx
-	_, resp, err := w.tiers.Announce(ctx, s.cfg.Tracker, req, s.log)
+	won, resp, err := w.tiers.Announce(ctx, s.cfg.Tracker, req, s.log)
+	if err == nil {
+		s.external.vote("tracker "+won, resp.ExternalIP)
+	}
 	if err == nil && needScrape {
 		if serr := w.tiers.Scrape(ctx, s.cfg.Tracker, w.ih); serr != nil {
 			s.log.Debug("tracker: scrape", "err", serr)

@@ -124,6 +124,8 @@ type Session struct {
 	dht  *dht.Node // IPv4 node, paired with dht6 when there is one; nil without DHT
 	dht6 *dht.Node
 	gate *gate
+	// external counts what trackers and peers say our address is.
+	external externalVotes
 
 	ctx      context.Context // ends when Close is called
 	cancel   context.CancelFunc
@@ -316,9 +318,12 @@ func (s *Session) DHTEnabled() bool { return s.dht != nil }
 // torrent's own fields on the result.
 func (s *Session) EngineConfig(private bool) engine.Config {
 	c := engine.Config{
-		PeerID:        s.cfg.PeerID,
-		Port:          s.port,
-		Gate:          s.gate,
+		PeerID: s.cfg.PeerID,
+		Port:   s.port,
+		Gate:   s.gate,
+		OnYourIP: func(from netip.AddrPort, ours netip.Addr) {
+			s.external.vote("peer "+from.Addr().String(), ours)
+		},
 		MaxPeers:      s.cfg.MaxConnsPerTorrent,
 		UploadLimit:   s.cfg.UploadLimit,
 		DownloadLimit: s.cfg.DownloadLimit,

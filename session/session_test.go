@@ -440,6 +440,10 @@ func TestDownloadThroughTracker(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("downloaded data differs (err %v)", err)
 	}
+	// Each side told the other the address it sees it at (BEP 10 yourip).
+	if ip := leechSess.ExternalIP(); ip != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("leecher's external address %v, want 127.0.0.1 from the seed's yourip", ip)
+	}
 	waitFor(t, "the tracker counted one download", func() bool {
 		return scrape(t, announce, mi.InfoHash).Downloaded == 1
 	})
@@ -504,5 +508,37 @@ func TestCompletedThenCloseSendsBoth(t *testing.T) {
 	evs := log.snapshot()
 	if len(evs) != 3 || evs[1] != "completed" || evs[2] != "stopped" {
 		t.Fatalf("events %v, want started, completed, stopped", evs)
+	}
+}
+
+func TestExternalVotes(t *testing.T) {
+	var v externalVotes
+	if v.best().IsValid() {
+		t.Fatal("an address with no votes")
+	}
+	a, b := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("198.51.100.1")
+	v6 := netip.MustParseAddr("2001:db8::1")
+	v.vote("peer 1", v6)
+	v.vote("peer 2", v6)
+	v.vote("peer 3", b)
+	if got := v.best(); got != b {
+		t.Fatalf("best %v: IPv4 goes first", got)
+	}
+	v.vote("peer 4", a)
+	v.vote("tracker x", a)
+	v.vote("peer 3", a) // a source's latest word replaces its first
+	if got := v.best(); got != a {
+		t.Fatalf("best %v, want the majority %v", got, a)
+	}
+	v.vote("peer 5", netip.Addr{})
+	v.vote("peer 6", netip.IPv4Unspecified())
+	for i := range maxVoters {
+		v.vote(fmt.Sprintf("flood %d", i), b)
+	}
+	if got := v.best(); got != b {
+		t.Fatalf("best %v after a flood of sources", got)
+	}
+	if len(v.votes) != maxVoters || len(v.order) != maxVoters {
+		t.Fatalf("%d votes, %d sources kept; bound %d", len(v.votes), len(v.order), maxVoters)
 	}
 }

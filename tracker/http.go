@@ -249,6 +249,13 @@ func parseAnnounceResponse(body []byte, log *slog.Logger) (*AnnounceResponse, er
 	if r.Warning, _, err = stringField(d, "warning message"); err != nil {
 		return nil, err
 	}
+	// BEP 24: our address as the tracker sees it, 4 or 16 bytes. Anything
+	// else is ignored: the key is advisory.
+	if ip, ok, _ := stringField(d, "external ip"); ok {
+		if a, ok := netip.AddrFromSlice([]byte(ip)); ok {
+			r.ExternalIP = a.Unmap()
+		}
+	}
 	switch p := d["peers"].(type) {
 	case nil:
 		// Absent: some trackers send only peers6, or nothing when alone.

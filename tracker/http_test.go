@@ -378,3 +378,20 @@ func TestEventString(t *testing.T) {
 		}
 	}
 }
+
+func TestParseExternalIP(t *testing.T) {
+	for body, want := range map[string]string{
+		"d8:intervali60e11:external ip4:\xcb\x00\x71\x07e":                                                  "203.0.113.7",
+		"d8:intervali60e11:external ip16:\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01e": "2001:db8::1",
+		"d8:intervali60e11:external ip3:abce":                                                               "invalid IP",
+		"d8:intervali60e11:external ipi5ee":                                                                 "invalid IP",
+	} {
+		r, err := ParseAnnounceResponse([]byte(body))
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if got := r.ExternalIP.String(); got != want {
+			t.Errorf("%q: external ip %s, want %s", body, got, want)
+		}
+	}
+}

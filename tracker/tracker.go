@@ -94,6 +94,9 @@ type AnnounceResponse struct {
 	// TrackerID must be echoed in later announces to this tracker; Warning
 	// is a message the tracker wants shown to the user.
 	TrackerID, Warning string
+	// ExternalIP is our address as the tracker sees it (BEP 24), if it
+	// said.
+	ExternalIP netip.Addr
 }
 
 // FailureError is a refusal from the tracker itself: the "failure reason"
