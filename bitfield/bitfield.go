@@ -37,6 +37,9 @@ var ErrSpareBits = errors.New("bitfield: spare bits set")
 // FromBytes parses a wire bitfield for n pieces. It rejects a payload of
 // the wrong length or with spare bits set, as BEP 3 requires.
 func FromBytes(p []byte, n int) (Bitfield, error) {
+	if n < 0 {
+		return Bitfield{}, fmt.Errorf("bitfield: %d pieces", n)
+	}
 	if len(p) != (n+7)/8 {
 		return Bitfield{}, fmt.Errorf("bitfield: %d bytes for %d pieces, want %d", len(p), n, (n+7)/8)
 	}

@@ -144,3 +144,33 @@ func FuzzCount(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFromBytes checks that any wire bitfield for any piece count is
+// refused, or accepted with the length and count its bytes say and no
+// spare bits.
+func FuzzFromBytes(f *testing.F) {
+	f.Add([]byte{0xff, 0x80}, 9)
+	f.Add([]byte{0xff, 0x40}, 9)
+	f.Add([]byte{}, 0)
+	f.Add([]byte{}, -1)
+	f.Add([]byte{0x01}, 8)
+	f.Add([]byte{0xff}, 1<<30)
+	f.Fuzz(func(t *testing.T, p []byte, n int) {
+		b, err := FromBytes(p, n)
+		if err != nil {
+			return
+		}
+		if b.Len() != n || n < 0 || len(b.Bytes()) != len(p) {
+			t.Fatalf("FromBytes(%x, %d): length %d", p, n, b.Len())
+		}
+		c := 0
+		for i := range n {
+			if b.Has(i) {
+				c++
+			}
+		}
+		if c != b.Count() {
+			t.Fatalf("FromBytes(%x, %d): count %d, %d bits set", p, n, b.Count(), c)
+		}
+	})
+}

@@ -120,3 +120,29 @@ func TestRealTorrents(t *testing.T) {
 		t.Error("hybrid torrent: no padding files found")
 	}
 }
+
+// FuzzParseInfo checks that any info dictionary (as fetched from peers
+// for a magnet link) is refused or gives an Info that is consistent.
+func FuzzParseInfo(f *testing.F) {
+	for _, s := range []string{
+		"d6:lengthi5e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae",
+		"d5:filesld6:lengthi3e4:pathl1:x1:yeed6:lengthi2e4:pathl1:zeee4:name3:dir12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae",
+		"d6:lengthi5e4:name2:..12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae",
+		"d6:lengthi-5e4:name1:a12:piece lengthi0e6:pieces0:e",
+		"l" + "dede" + "e",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		info, err := ParseInfo(b)
+		if err != nil {
+			if info != nil {
+				t.Fatal("info and error both returned")
+			}
+			return
+		}
+		if info.PieceLength <= 0 || info.TotalLength() < 0 || info.Name == "" {
+			t.Fatalf("ParseInfo(%q): %+v", b, info)
+		}
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FuzzDecoder feeds arbitrary bytes to a decoder under limits chosen by
@@ -116,3 +118,62 @@ func BenchmarkAppendTo(b *testing.B) {
 	}
 	_ = binary.BigEndian.Uint32(buf)
 }
+
+// FuzzClientName checks that any peer id gets a printable name without
+// panicking.
+func FuzzClientName(f *testing.F) {
+	for _, s := range []string{"-qB4520-abcdefghijkl", "M4-3-6--xxxxxxxxxxxx", "A2-1-36-0-xxxxxxxxxx", "T03I-----xxxxxxxxxxx", "-SW0100-000000000000", "-ZZzzzz-\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var id [20]byte
+		copy(id[:], b)
+		name := ClientName(id)
+		if name == "" || !utf8.ValidString(name) || len(name) > 64 {
+			t.Fatalf("ClientName(%q) = %q", id, name)
+		}
+		for _, r := range name {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("ClientName(%q) = %q: not printable", id, name)
+			}
+		}
+	})
+}
+
+// FuzzReadHandshake checks the handshake readers on any byte stream: a
+// handshake is returned only when the stream starts with one, and the
+// readers never read past it.
+func FuzzReadHandshake(f *testing.F) {
+	var h Handshake
+	h.Reserved.SetFast()
+	h.InfoHash[0], h.PeerID[0] = 1, 2
+	var good bytes.Buffer
+	WriteHandshake(&good, h)
+	f.Add(good.Bytes())
+	f.Add(append(bytes.Clone(good.Bytes()), 0, 0, 0, 1, 2))
+	f.Add(good.Bytes()[:30])
+	f.Add([]byte("\x13BitTorrent protocoX"))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		got, err := ReadHandshake(r)
+		if err != nil {
+			return
+		}
+		if len(b) < fullHandshakeLen || string(b[1:20]) != Protocol || b[0] != 19 {
+			t.Fatalf("handshake %+v read from %q", got, b)
+		}
+		if r.Len() != len(b)-fullHandshakeLen {
+			t.Fatalf("read %d bytes of a %d-byte handshake", len(b)-r.Len(), fullHandshakeLen)
+		}
+		var again bytes.Buffer
+		WriteHandshake(&again, got)
+		if !bytes.Equal(again.Bytes(), b[:fullHandshakeLen]) {
+			t.Fatalf("handshake %q re-encodes as %q", b[:fullHandshakeLen], again.Bytes())
+		}
+	})
+}
+
+// fullHandshakeLen is a whole handshake: its start and the peer id.
+const fullHandshakeLen = handshakeStartLen + 20

@@ -6,8 +6,8 @@
 #
 # Environment:
 #   FUZZTIME      time per fuzz target, as go test -fuzztime takes it (default
-#                 15s; when unset, all targets together get at most
-#                 FUZZ_BUDGET seconds, but each at least 5 s)
+#                 15s; when unset, all targets together get about FUZZ_BUDGET
+#                 seconds, building included, but each at least 5 s)
 #   FUZZ_BUDGET   seconds for all fuzz targets when FUZZTIME is unset (420)
 #   SKIP_INSTALL  set to 1 to install nothing; tests that need a missing
 #                 program are then skipped instead of failing
@@ -134,7 +134,8 @@ fuzz_once() {
 }
 
 run_fuzz() {
-	local targets fuzztime secs count pkg name out rc start
+	local targets fuzztime secs count pkg name out rc start fuzz_start done_count=0
+	fuzz_start=$SECONDS
 	targets=$(fuzz_targets)
 	count=$(grep -c . <<<"$targets")
 	if ((count == 0)); then
@@ -145,17 +146,9 @@ run_fuzz() {
 	if [[ -n ${FUZZTIME:-} ]]; then
 		fuzztime=$FUZZTIME
 	else
-		secs=$DEFAULT_FUZZTIME
-		if ((secs * count > FUZZ_BUDGET)); then
-			secs=$((FUZZ_BUDGET / count))
-			((secs < MIN_FUZZ_SECONDS)) && secs=$MIN_FUZZ_SECONDS
-			echo "$count fuzz targets: ${secs}s each to stay within ${FUZZ_BUDGET}s"
-		fi
-		fuzztime=${secs}s
+		echo "$count fuzz targets sharing ${FUZZ_BUDGET}s (at most ${DEFAULT_FUZZTIME}s, at least ${MIN_FUZZ_SECONDS}s each)"
 	fi
-	# A hard stop per target, whatever FUZZTIME says (it may be a count).
-	local limit=300
-	if [[ $fuzztime =~ ^([0-9]+)s?$ ]]; then limit=$((BASH_REMATCH[1] + 180)); fi
+	local limit
 
 	out=$(mktemp)
 	while read -r pkg name; do
@@ -164,6 +157,18 @@ run_fuzz() {
 			record "fuzz $pkg (listing)" FAIL 0
 			continue
 		fi
+		if [[ -z ${FUZZTIME:-} ]]; then
+			# What is left of the budget is shared by the targets left, so
+			# the time spent building each fuzzing binary counts too.
+			secs=$(((FUZZ_BUDGET - (SECONDS - fuzz_start)) / (count - done_count)))
+			((secs > DEFAULT_FUZZTIME)) && secs=$DEFAULT_FUZZTIME
+			((secs < MIN_FUZZ_SECONDS)) && secs=$MIN_FUZZ_SECONDS
+			fuzztime=${secs}s
+		fi
+		done_count=$((done_count + 1))
+		# A hard stop per target, whatever FUZZTIME says (it may be a count).
+		limit=300
+		if [[ $fuzztime =~ ^([0-9]+)s?$ ]]; then limit=$((BASH_REMATCH[1] + 180)); fi
 		log "fuzz $pkg $name ($fuzztime)"
 		start=$SECONDS
 		fuzz_once "$pkg" "$name" "$fuzztime" "$limit" "$out"

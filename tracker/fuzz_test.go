@@ -98,3 +98,36 @@ func BenchmarkParseAnnounceResponse(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseScrapeResponse checks that any scrape body is either refused
+// or decoded into counts that are never negative, one per 20-byte key.
+func FuzzParseScrapeResponse(f *testing.F) {
+	for _, s := range []string{
+		"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei5e10:downloadedi50e10:incompletei10eeee",
+		"d5:filesdee",
+		"d14:failure reason7:privatee",
+		"d5:filesd3:abcdeee",
+		"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei-1eeee",
+		"d5:filesl" + "dede" + "ee",
+		"not bencode",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := parseScrapeResponse(body)
+		if err != nil {
+			if m != nil {
+				t.Fatal("counts and error both returned")
+			}
+			return
+		}
+		if len(m)*20 > len(body) {
+			t.Fatalf("%d torrents from %d bytes", len(m), len(body))
+		}
+		for ih, st := range m {
+			if st.Complete < 0 || st.Incomplete < 0 || st.Downloaded < 0 {
+				t.Fatalf("negative count for %x: %+v", ih, st)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package trackerserver
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,36 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatalf("accepted config fails validation: %v", err)
 			}
 			c.withDefaults()
+		}
+	})
+}
+
+// FuzzRealIPHeader checks the real-IP header of a trusted proxy: any value
+// is refused or gives a valid address, and an untrusted client's header
+// is ignored.
+func FuzzRealIPHeader(f *testing.F) {
+	s, err := New(Config{RealIPHeader: "X-Forwarded-For"}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, h := range []string{"203.0.113.7", "10.0.0.1, 203.0.113.7", " ::ffff:1.2.3.4 ", "2001:db8::1%eth0", "a,,", "", "1.2.3.4:80"} {
+		f.Add(h, true)
+	}
+	proxy, client := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("198.51.100.1")
+	f.Fuzz(func(t *testing.T, hdr string, trusted bool) {
+		from := client
+		if trusted {
+			from = proxy
+		}
+		ip, err := s.clientIPFrom(from, hdr, true)
+		if err != nil {
+			if !trusted {
+				t.Fatalf("untrusted client's header %q: %v", hdr, err)
+			}
+			return
+		}
+		if !ip.IsValid() || ip.Is4In6() || (!trusted && ip != client) {
+			t.Fatalf("header %q from %v: address %v", hdr, from, ip)
 		}
 	})
 }

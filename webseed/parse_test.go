@@ -131,3 +131,24 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSeedURL checks that any url-list entry is refused or gives an
+// HTTP(S) URL with a host and no fragment, which withPath can extend.
+func FuzzParseSeedURL(f *testing.F) {
+	for _, s := range []string{"http://example.com/files/", "https://h:8443/a%20b?x=1#frag", "ftp://h/x", "http:///x", "http://[::1]:80/", "http://h/%zz", "//h/x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := parseSeedURL(raw)
+		if err != nil {
+			if u != nil {
+				t.Fatal("URL and error both returned")
+			}
+			return
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Fragment != "" {
+			t.Fatalf("parseSeedURL(%q) = %v", raw, u)
+		}
+		withPath(u, []string{"dir", "file name"})
+	})
+}
