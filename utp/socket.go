@@ -53,7 +53,9 @@ type Config struct {
 	// empty ack to keep NAT mappings (default 29 s).
 	KeepAlive time.Duration
 	// IdleTimeout is how long a connection waits for any packet from its
-	// peer before failing (default 2 min; half-open connections: 10 s).
+	// peer before failing (default 5 min, more than the 2 minutes between
+	// peer-wire keep-alives, since not every implementation answers uTP
+	// keep-alives; half-open connections: 10 s).
 	IdleTimeout time.Duration
 	// MaxTimeouts is how many consecutive retransmission time-outs a
 	// connection survives (default 7, about 2 minutes of silence).
@@ -81,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.KeepAlive = 29 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 2 * time.Minute
+		c.IdleTimeout = 5 * time.Minute
 	}
 	if c.MaxPacketSize > 0 {
 		c.MaxPacketSize = min(max(c.MaxPacketSize, minPacketSize), maxDatagram)
