@@ -83,9 +83,10 @@ func (s *store) update(fn func(*bolt.Tx) error) error {
 // last release. bbolt reads the file through a read-only shared map, so
 // every record and metainfo read while adding, loading or waking torrents
 // stays mapped, and counted in the daemon's RSS, for as long as the
-// process lives: about 0.9 KiB per torrent. Dropped pages stay in the page
-// cache (the kernel may reclaim them) and the next read maps them again
-// with a minor fault; the data are in the file, so nothing is lost.
+// process lives, growing with the number of torrents. Dropped pages stay
+// in the page cache (the kernel may reclaim them) and the next read maps
+// them again with a minor fault; the data are in the file, so nothing is
+// lost.
 func (s *store) release() error {
 	if !s.used.Swap(false) {
 		return nil

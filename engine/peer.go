@@ -204,9 +204,8 @@ type event struct {
 
 // msgBatch holds messages that arrived together from one peer. Handing
 // them to the owner in one event costs one channel send and at most one
-// wake-up for up to maxBatch messages instead of one per message: a seed
-// gets 65,536 requests per GiB, mostly in bursts of 16 (a 1 GiB loopback
-// transfer: seed CPU 0.79 -> 0.74 s).
+// wake-up for up to maxBatch messages instead of one per message, which
+// saves a seed CPU: it gets one request per 16 KiB block, mostly in bursts.
 type msgBatch struct{ msgs []inMsg }
 
 // maxBatch is the most messages one event carries.
@@ -390,9 +389,8 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 // writeChunk is how many bytes of queued blocks the writer gathers before
 // a write call. Each write to a fast peer costs a system call, a pass
 // through TCP and a wake-up of the reader on the other side, so fewer,
-// larger writes save CPU: a 1 GiB upload over loopback took about 20 %
-// less of the seed's CPU with 512 KiB than with 128 KiB (256 KiB: 12 %,
-// 1 MiB: no further gain). The upload limiter cuts writes to its burst,
+// larger writes save CPU (512 KiB is where the saving stopped growing;
+// docs/benchmarks.md). The upload limiter cuts writes to its burst,
 // so a limit stays smooth, and an idle peer's buffer is given back.
 const writeChunk = 512 << 10
 

@@ -89,7 +89,7 @@ func (t *Torrent) fillRequests(p *peer) {
 	limit := min(p.depth, p.maxRequests)
 	// Top the pipeline up in batches: one write of many requests costs
 	// both sides one system call and one wake-up, where a request per
-	// arriving block cost one each (8,000 writes per GiB). A pipeline
+	// arriving block cost one each. A pipeline
 	// short of a batch still has three quarters of its depth in flight.
 	if free := limit - len(p.pending); len(p.pending) > 0 && free < min(requestBatch, limit/4) {
 		return
@@ -144,9 +144,8 @@ const (
 
 // depthWindow is how often a peer that is sending blocks has its queue
 // depth recomputed. The tick (once a second) alone left a new fast peer at
-// minDepth for its first second: on two busy cores a wake-up can wait a
-// few milliseconds, 32 blocks ran dry, and a 1 GiB transfer on loopback
-// spent a fifth of its time with the CPUs idle.
+// minDepth for its first second: on busy cores a wake-up can wait a few
+// milliseconds, long enough for 32 blocks to run dry and the CPUs to idle.
 const depthWindow = 50 * time.Millisecond
 
 // updateDepth sets the peer's request queue depth from its measured rate:

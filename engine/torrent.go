@@ -80,9 +80,8 @@ type Config struct {
 	RechokeInterval time.Duration
 	// MaxBuffer bounds memory for in-flight and hashing pieces; default
 	// 48 MiB: a full request pipeline (maxDepth blocks, 32 MiB) and the
-	// pieces waiting for their hash check, with the leecher's peak RSS
-	// under 100 MB (a 1 GiB loopback get peaked at 75 MiB; at 64 MiB it
-	// reached 91 MiB and was no faster).
+	// pieces waiting for their hash check, keeping a leecher's peak RSS
+	// under 100 MB; a larger budget made no download faster.
 	MaxBuffer   int64
 	HashWorkers int // parallel piece verifications; default GOMAXPROCS
 	// SyncOnStop makes Run wait, before it returns, until the storage has
@@ -91,8 +90,7 @@ type Config struct {
 	// which for files means in the page cache, as cp or other BitTorrent
 	// clients leave it: nothing verified is lost if the process dies, and
 	// after a machine crash the start-up re-check finds what did not reach
-	// the disk. The wait is bounded by the disk, not the network (about
-	// 0.2-0.8 s per GiB downloaded here, see docs/benchmarks.md).
+	// the disk. The wait is bounded by the disk, not the network.
 	SyncOnStop bool
 
 	Logger *slog.Logger

@@ -35,19 +35,17 @@ type Options struct {
 	// so that a later Sync waits only for the last stretch. Set it when
 	// the caller will Sync (checkpoints, a download that must be durable
 	// before it exits). Otherwise it only moves the block layer's work
-	// into the download: a 1 GiB loopback download spent 1.4 s of system
-	// time with it and 0.9 s without.
+	// into the download's critical path.
 	EarlyWriteback bool
 	// DropBehind lets a download that fills fresh page cache at a high
 	// price write its data to disk as it comes and, once it is there,
 	// drop it from the page cache, so the kernel refills the pages it just
 	// freed (about dropLag bytes stay cached, as with dd's oflag=nocache).
 	// Fresh pages are expensive on a VM whose host takes back the guest's
-	// free memory: each costs a host fault when first touched. Writing
-	// 1 GiB into a new file took 1.7 s of CPU that way and 0.6 s dropping
-	// behind; where fresh pages are cheap, plain writes took 0.4 s and
-	// dropping behind 0.6 s (the disk writes the kernel would otherwise
-	// do later). So the writes are timed (CPU per byte of the write
+	// free memory: each costs a host fault when first touched. Where
+	// fresh pages are cheap, dropping behind costs more than it saves (it
+	// does now the disk writes the kernel would otherwise do later). So
+	// the writes are timed (CPU per byte of the write
 	// calls, over dropLag bytes at a time) and the Dir starts to drop
 	// behind once they cost more than dropCost; until then it leaves the
 	// page cache alone.
@@ -99,8 +97,8 @@ const writebackEvery = 32 << 20
 type handle struct {
 	// wmu serializes writes to the file. The kernel does too (a buffered
 	// write holds the inode lock), but a writer waiting there spins on
-	// the CPU for as long as the other copies its megabyte (5 % of a
-	// download's CPU in perf); waiting here parks only the goroutine.
+	// the CPU for as long as the other copies its data; waiting here
+	// parks only the goroutine.
 	wmu      sync.Mutex
 	f        *os.File
 	file     int

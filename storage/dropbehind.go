@@ -15,10 +15,9 @@ const dropLag = 32 << 20
 
 // dropCost is the CPU per written byte (in nanoseconds) above which
 // filling fresh page cache counts as expensive and DropBehind starts to
-// drop behind: between the 0.4 ns a byte of cheap fresh pages cost on
-// this kind of machine and the 0.6 ns of dropping behind (a write plus
-// its share of the disk write), with room for noise; fresh pages the
-// host must fault in cost 1.6 ns.
+// drop behind: above what dropping behind costs (a write plus its share
+// of the disk write), with room for noise, and well below what fresh
+// pages the host must fault in cost (figures in docs/benchmarks.md).
 const dropCost = 0.8
 
 // fileRange is n bytes at off in file number file.

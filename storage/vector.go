@@ -63,11 +63,9 @@ const maxIov = 1024
 // reporting), that is mostly memory the host took back, and each page of
 // it costs a host fault when first touched, while smaller folios come
 // from the smaller free blocks the kernel has left over, which the host
-// has not taken. Writing 1 GiB into a new file took 1.4-1.9 s of system
-// time in 1 MiB writes and 0.45-0.5 s in 256 KiB writes (dd,
-// docs/benchmarks.md), as long as such blocks last (afterwards both cost
-// 1.9 s: see Options.DropBehind); with plenty of cheap memory the two are
-// equal (0.4 s).
+// has not taken. So smaller writes are cheaper as long as such blocks
+// last (afterwards see Options.DropBehind); with plenty of cheap memory
+// the two sizes cost the same.
 const maxWrite = 256 << 10
 
 // capBytes returns the leading buffers of bufs that hold at most limit

@@ -19,7 +19,7 @@ const chunkRecs = 2
 // and at most maxSlab bytes. The unused tail of each pool's newest slab is
 // memory held for no peer, and there are 256 shards with a pool per
 // address family: small slabs keep that under a byte per peer with 100,000
-// peers (an eighth instead of a 32nd cost 3.8), and the fraction keeps the
+// peers, and the fraction keeps the
 // number of slabs (24 bytes each in the pool's list) small in large pools.
 const (
 	minSlab  = 1 << 10
