@@ -19,6 +19,15 @@
 // cap is refused with a failure reason instead. Peers that stop announcing
 // expire after Config.ExpireFactor intervals.
 //
+// # Shared store
+//
+// With Config.Store set (package redisstore: Redis or Valkey, standalone
+// or Cluster), swarms, download counts, passkeys with their traffic and
+// the whitelist live in that store instead, so that several trackers
+// answer for the same swarms; see SharedStore. Each announce is then one
+// round trip to the store, bounded by a one-second deadline that turns a
+// store fault into a failure reason.
+//
 // # Persistence
 //
 // Everything that cannot be rebuilt from re-announces (passkeys and per-user

@@ -46,12 +46,6 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(announces, scrapes, m.connectUDP, m.errors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "sower_tracker_peers", Help: "Peers tracked (a dual-stack peer counts once per address family).",
-		}, func() float64 { return float64(s.table.peers()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "sower_tracker_torrents", Help: "Torrents held in memory.",
-		}, func() float64 { return float64(s.table.torrents()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sower_tracker_http_connections", Help: "HTTP connections open.",
 		}, func() float64 { return float64(s.conns.count()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -75,7 +69,18 @@ func newMetrics(s *Server) *metrics {
 		Help:    "Latency of calls to the shared store, by operation.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"op"})
-	if s.shared != nil {
+	if s.shared == nil {
+		// Swarms in this process: on a shared store they are the
+		// store's, and Redis reports them (INFO keyspace, memory).
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sower_tracker_peers", Help: "Peers tracked (a dual-stack peer counts once per address family).",
+			}, func() float64 { return float64(s.table.peers()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sower_tracker_torrents", Help: "Torrents held in memory.",
+			}, func() float64 { return float64(s.table.torrents()) }),
+		)
+	} else {
 		for _, op := range []string{"announce", "scrape", "passkey", "whitelist", "traffic"} {
 			m.storeErrors.WithLabelValues(op)
 		}
