@@ -34,6 +34,14 @@ const (
 	// find nobody: the first ones may run before the node has joined);
 	// otherwise every dhtLong, which also renews our announce.
 	dhtShort = 30 * time.Second
+	// A download with fewer than starvedPeers peers announces again at
+	// the tracker's "min interval" (at least eagerMin; eagerNoMin when it
+	// gives none), the gap doubling each time, instead of waiting the
+	// whole interval: a first announce that returned only dead peers must
+	// not leave it idle for half an hour.
+	starvedPeers = 5
+	eagerMin     = 5 * time.Second
+	eagerNoMin   = time.Minute
 	dhtLong  = 5 * time.Minute
 	dhtIdle  = 15 * time.Minute
 )
@@ -65,6 +73,21 @@ type annState struct {
 	lastOK          time.Time
 	minGap          time.Duration
 	lastScrape      time.Time
+	// eager is the gap of the last early announce while starved (0 when
+	// not starved); regular is when the next announce is due by the
+	// tracker's interval.
+	eager   time.Duration
+	regular time.Time
+}
+
+// starvedLocked reports whether w's engine downloads with too few peers;
+// s.mu is held.
+func starvedLocked(w *Swarm) bool {
+	if w.eng == nil {
+		return false
+	}
+	st := w.eng.LastStats()
+	return st.Peers < starvedPeers && !st.Complete && st.Left > 0
 }
 
 // schedule orders jobs by their next run.
@@ -214,6 +237,14 @@ func (s *Session) key() uint32 {
 func (s *Session) announceTrackers(w *Swarm) {
 	s.mu.Lock()
 	ev := w.ann.event
+	if ev == tracker.None && w.ann.eager > 0 && !w.ann.again && !starvedLocked(w) {
+		// An early announce for peers that have come meanwhile: back to
+		// the tracker's schedule.
+		w.trk.inFlight, w.ann.eager = false, 0
+		s.scheduleLocked(&w.trk, w.ann.regular)
+		s.mu.Unlock()
+		return
+	}
 	needScrape := time.Since(w.ann.lastScrape) >= scrapeEvery && ev != tracker.Stopped
 	s.mu.Unlock()
 	req := s.request(w, ev)
@@ -268,6 +299,20 @@ func (s *Session) announceTrackers(w *Swarm) {
 		}
 	}
 	next := now.Add(min(max(resp.Interval, w.ann.minGap), tracker.MaxInterval))
+	w.ann.regular = next
+	if starvedLocked(w) {
+		gap := 2 * w.ann.eager
+		if gap == 0 {
+			gap = eagerNoMin
+			if resp.MinInterval > 0 {
+				gap = max(resp.MinInterval, eagerMin)
+			}
+		}
+		w.ann.eager = gap
+		next = earlier(next, now.Add(gap))
+	} else {
+		w.ann.eager = 0
+	}
 	switch {
 	case w.left:
 		// Left while this announce was in flight, or after "completed":
@@ -399,4 +444,11 @@ func (s *Session) stopAll() {
 		})
 	}
 	wg.Wait()
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

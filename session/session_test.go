@@ -542,3 +542,81 @@ func TestExternalVotes(t *testing.T) {
 		t.Fatalf("%d votes, %d sources kept; bound %d", len(v.votes), len(v.order), maxVoters)
 	}
 }
+
+// deadAddrs returns n loopback addresses on which nothing listens.
+func deadAddrs(t *testing.T, n int) []netip.AddrPort {
+	t.Helper()
+	var out []netip.AddrPort
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, netip.MustParseAddrPort(l.Addr().String()))
+		l.Close()
+	}
+	return out
+}
+
+// TestStarvedLeecherAnnouncesEarly: a tracker whose first answers list
+// only dead peers, and 10 s later a live seed, with an interval of 30
+// minutes and a min interval of 5 s. The leecher, left with no peer,
+// announces again at the min interval instead of the interval, finds the
+// seed and completes well within 30 s.
+func TestStarvedLeecherAnnouncesEarly(t *testing.T) {
+	seedDir := t.TempDir()
+	mi, _ := writeTorrent(t, seedDir, 300_000, "", false)
+	seedSess := newSession(t, Config{})
+	seed, err := seedSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: seedDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	seedAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
+
+	dead := deadAddrs(t, 7)
+	start := time.Now()
+	var mu sync.Mutex
+	var announces []time.Duration
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/announce") {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		announces = append(announces, time.Since(start))
+		mu.Unlock()
+		peers := dead
+		if time.Since(start) > 10*time.Second {
+			peers = append([]netip.AddrPort{seedAddr}, dead...)
+		}
+		var compact []byte
+		for _, p := range peers {
+			compact = append(compact, p.Addr().AsSlice()...)
+			compact = append(compact, byte(p.Port()>>8), byte(p.Port()))
+		}
+		fmt.Fprintf(w, "d8:intervali1800e12:min intervali5e5:peers%d:%se", len(compact), compact)
+	}))
+	defer srv.Close()
+	mi.Announce, mi.AnnounceList = srv.URL+"/announce", nil
+
+	leechSess := newSession(t, Config{})
+	leech, err := leechSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leech.Close()
+	select {
+	case <-leech.Done():
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the leecher did not complete within 30 s; announces at %v", announces)
+	}
+	mu.Lock()
+	n := len(announces)
+	mu.Unlock()
+	if n < 2 || n > 5 {
+		t.Errorf("%d announces; want the first, one or two early ones, and no more often than the min interval", n)
+	}
+}
