@@ -345,8 +345,14 @@ func (t *transmissionLike) start(dir, data string, rpcPort, peerPort int) (*exec
 	t.url = fmt.Sprintf("http://127.0.0.1:%d/transmission/rpc", rpcPort)
 	var cmd *exec.Cmd
 	if t.sower {
-		cmd = exec.Command(t.bin, "daemon", "--rpc", fmt.Sprintf("127.0.0.1:%d", rpcPort), "--port", strconv.Itoa(peerPort),
-			"--data", dir, "--download-dir", data)
+		args := []string{"daemon", "--rpc", fmt.Sprintf("127.0.0.1:%d", rpcPort), "--port", strconv.Itoa(peerPort),
+			"--data", dir, "--download-dir", data}
+		// The DHT off, as for Transmission (-O), where the binary has
+		// it: builds before the session layer had no DHT in the daemon.
+		if help, _ := exec.Command(t.bin, "daemon", "--help").CombinedOutput(); bytes.Contains(help, []byte("--no-dht")) {
+			args = append(args, "--no-dht")
+		}
+		cmd = exec.Command(t.bin, args...)
 	} else {
 		cmd = exec.Command(t.bin, "-f", "-g", dir, "-p", strconv.Itoa(rpcPort), "-P", strconv.Itoa(peerPort), "-T", "-w", data,
 			"-O", "-Y", "-M", "--no-incomplete-dir", "-r", "127.0.0.1", "--log-error")
