@@ -31,7 +31,7 @@
 // # One round trip per announce
 //
 // An announce is one EVALSHA of a Lua script on the swarm's slot. It
-// removes up to a few expired peers of each set of the peer's family (the oldest
+// removes up to a few expired peers of each set it reads (the oldest
 // first: the sets are ordered by last announce, so no scan of the whole
 // swarm or of the keyspace is ever needed), adds or moves the peer (or
 // removes it on "stopped"), counts a completed download if the peer was

@@ -25,19 +25,25 @@ local seeder, stopped, completed = ARGV[5] == '1', ARGV[6] == '1', ARGV[7] == '1
 local numwant, other, maxpeers = tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
 local acct = ARGV[11]
 
--- Expired peers are the lowest scores: drop a bounded number per set.
+-- Expired peers are the lowest scores: drop a bounded number per set. A
+-- set that had more than that may still hold expired peers, which picks
+-- from it then filter out by score (reading scores costs as much as the
+-- rest of the script, so it is done only then).
+local stale = {}
 local function trim(k)
   local old = redis.call('ZRANGE', k, '-inf', '(' .. cutoff, 'BYSCORE', 'LIMIT', 0, 16)
   if #old > 0 then
     redis.call('ZREM', k, unpack(old))
     if acct ~= '' then redis.call('HDEL', U, unpack(old)) end
+    if #old == 16 then stale[k] = true end
   end
 end
--- Only the announcing family's sets: the other family's are trimmed by
--- its own announces, and its expired peers are skipped when picked and
--- not counted meanwhile.
 trim(S)
 trim(L)
+if other then
+  trim(S2)
+  trim(L2)
+end
 
 local wasSeeder = redis.call('ZSCORE', S, m) ~= false
 if stopped then
@@ -83,11 +89,22 @@ end
 local out = {}
 local function pick(k, n)
   if n <= 0 then return 0 end
-  local r = redis.call('ZRANDMEMBER', k, n + 1, 'WITHSCORES')
   local got = 0
-  for i = 1, #r, 2 do
+  if stale[k] then
+    local r = redis.call('ZRANDMEMBER', k, n + 1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if got >= n then break end
+      if r[i] ~= m and tonumber(r[i + 1]) >= cutoff then
+        out[#out + 1] = r[i]
+        got = got + 1
+      end
+    end
+    return got
+  end
+  local r = redis.call('ZRANDMEMBER', k, n + 1)
+  for i = 1, #r do
     if got >= n then break end
-    if r[i] ~= m and tonumber(r[i + 1]) >= cutoff then
+    if r[i] ~= m then
       out[#out + 1] = r[i]
       got = got + 1
     end

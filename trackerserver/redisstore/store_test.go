@@ -340,3 +340,49 @@ func TestPasskeysShared(t *testing.T) {
 	}
 	announce(t, a.base+"/"+u2.Passkey+"/announce", ih, "p1", 7100, 100, tracker.None)
 }
+
+// TestManyExpiredNotHandedOut: when more peers expired than one announce
+// trims, the rest are still neither handed out nor counted, and later
+// announces trim them.
+func TestManyExpiredNotHandedOut(t *testing.T) {
+	rd := testpeers.StartRedis(t)
+	o, err := ParseURLs([]string{"redis://" + rd.Addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ih := [20]byte{0xee}
+	ann := func(port int, seeder bool, now int64) (trackerserver.SharedReply, []string) {
+		t.Helper()
+		a := trackerserver.SharedAnnounce{InfoHash: ih, Addr: []byte{127, 0, 0, 1, byte(port >> 8), byte(port)}, Seeder: seeder,
+			Now: now, Cutoff: now - 100, TTL: 100, NumWant: 50, MaxPeersPerFamily: 1000}
+		r, err := st.Announce(ctx, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, a.Peers
+	}
+	for p := range 40 {
+		ann(1000+p, true, 1000)
+	}
+	r, peers := ann(2000, false, 1200)
+	if len(peers) != 0 || r.Seeders != 0 || r.Leechers != 1 {
+		t.Fatalf("after 40 seeders expired: %d peers handed out, %d seeders and %d leechers counted, want 0, 0, 1", len(peers), r.Seeders, r.Leechers)
+	}
+	n, err := st.c.Do(ctx, st.c.B().Zcard().Key(swarmPrefix(ih)+"s4").Build()).AsInt64()
+	if err != nil || n != 40-16 {
+		t.Fatalf("seeders set holds %d (%v), want %d after one bounded trim", n, err, 40-16)
+	}
+	for range 2 {
+		ann(2000, false, 1201)
+	}
+	if n, _ := st.c.Do(ctx, st.c.B().Zcard().Key(swarmPrefix(ih)+"s4").Build()).AsInt64(); n != 0 {
+		t.Fatalf("seeders set holds %d after three announces, want 0", n)
+	}
+}
