@@ -3,18 +3,23 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sowerbt/sower/dht"
+	"github.com/sowerbt/sower/internal/wiretest"
+	"github.com/sowerbt/sower/metainfo"
 	"github.com/sowerbt/sower/peerwire"
 	"github.com/sowerbt/sower/trackerserver"
 )
@@ -231,4 +236,75 @@ func TestDHTStateKept(t *testing.T) {
 	}
 	runDaemon(t, d2)
 	waitFor(t, 30*time.Second, "the restarted node reaching a saved node", func() bool { return boot.Stats().QueriesReceived > heard })
+}
+
+// TestMagnetSelectOnly: a magnet link's so= (BEP 53) selects the files the
+// daemon downloads once the metadata is in; the others are skipped.
+func TestMagnetSelectOnly(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "pack")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"a.bin": make([]byte, 200_000), "b.bin": make([]byte, 300_000), "c.bin": make([]byte, 100_000)}
+	for name, b := range files {
+		rand.Read(b)
+		writeFile(t, filepath.Join(src, name), b)
+	}
+	mi, err := metainfo.Build(context.Background(), src, metainfo.BuildOptions{PieceLength: 32 << 10, NoDate: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := mi.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dir: filepath.Dir(src), name: "pack", torrent: raw, ih: mi.InfoHash}
+	s := seeder(t, f)
+	// Files sort by path: a.bin is 0, b.bin 1, c.bin 2.
+	link := mi.Magnet() + "&so=0,2&x.pe=" + s.peerAddr().String()
+	d := startDaemon(t, Config{DataDir: t.TempDir()})
+	out := t.TempDir()
+	if _, err := d.Add(context.Background(), AddRequest{URL: link, DownloadDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the selected files", func() bool {
+		st := stateOf(t, d.Daemon, f.ih)
+		return st.HasMeta && st.Progress == 1
+	})
+	sameFile(t, filepath.Join(out, "pack", "a.bin"), files["a.bin"])
+	sameFile(t, filepath.Join(out, "pack", "c.bin"), files["c.bin"])
+	if _, err := os.Stat(filepath.Join(out, "pack", "b.bin")); err == nil {
+		t.Error("b.bin, not selected by so=, was created")
+	}
+	st := stateOf(t, d.Daemon, f.ih)
+	if st.Wanted >= st.TotalSize {
+		t.Errorf("wanted %d of %d bytes: so= selected nothing", st.Wanted, st.TotalSize)
+	}
+}
+
+// TestPrivateTorrentInDaemon: the daemon, its DHT on, seeds a public and a
+// private torrent; on the wire the private one (BEP 27) is never asked
+// about in the DHT, sends no PEX and offers neither ut_pex nor the DHT.
+func TestPrivateTorrentInDaemon(t *testing.T) {
+	rec, boot := wiretest.StartDHT(t)
+	d := startDaemon(t, Config{DataDir: t.TempDir(), DHTBootstrap: []string{boot}, ParkAfter: -1})
+	add := func(private bool) [20]byte {
+		dir := t.TempDir()
+		data := make([]byte, 200_000)
+		rand.Read(data)
+		writeFile(t, filepath.Join(dir, "data.bin"), data)
+		mi, err := metainfo.Build(context.Background(), filepath.Join(dir, "data.bin"), metainfo.BuildOptions{PieceLength: 32 << 10, Private: private}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := mi.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, d.Daemon, &fixture{dir: dir, torrent: raw, ih: mi.InfoHash}, dir)
+		waitFor(t, 30*time.Second, "seeding", func() bool { return stateOf(t, d.Daemon, mi.InfoHash).State == "seeding" })
+		return mi.InfoHash
+	}
+	public, private := add(false), add(true)
+	wiretest.CheckPrivate(t, d.sess.Addr(), rec, public, private)
 }

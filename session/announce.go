@@ -42,8 +42,8 @@ const (
 	starvedPeers = 5
 	eagerMin     = 5 * time.Second
 	eagerNoMin   = time.Minute
-	dhtLong  = 5 * time.Minute
-	dhtIdle  = 15 * time.Minute
+	dhtLong      = 5 * time.Minute
+	dhtIdle      = 15 * time.Minute
 )
 
 type jobKind uint8
