@@ -18,6 +18,7 @@ import (
 type candidate struct {
 	failures int
 	nextTry  time.Time
+	hint     PeerHint // what we know of its encryption
 }
 
 // handshaked is a connection whose BitTorrent handshake is done.
@@ -78,7 +79,7 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := t.dial(ctx, a)
+			h, err := t.dial(ctx, a, c.hint)
 			if t.cfg.Gate != nil {
 				if err != nil {
 					t.cfg.Gate.Release(a)
@@ -111,18 +112,12 @@ func (t *Torrent) ourHandshake() peerwire.Handshake {
 	return h
 }
 
-func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, error) {
-	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
-	defer cancel()
-	conn, err := t.cfg.Dial(dctx, a)
+func (t *Torrent) dial(ctx context.Context, a netip.AddrPort, hint PeerHint) (*handshaked, error) {
+	conn, err := t.connect(ctx, a, hint)
 	if err != nil {
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(t.cfg.DialTimeout + 10*time.Second))
-	if err := peerwire.WriteHandshake(conn, t.ourHandshake()); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("send handshake: %w", err)
-	}
 	h, err := peerwire.ReadHandshake(conn)
 	if err != nil {
 		conn.Close()
@@ -134,6 +129,28 @@ func (t *Torrent) dial(ctx context.Context, a netip.AddrPort) (*handshaked, erro
 	}
 	conn.SetDeadline(time.Time{})
 	return &handshaked{conn: conn, addr: a, id: h.PeerID, reserved: h.Reserved, outgoing: true}, nil
+}
+
+// connect opens a connection to a and sends our handshake on it, through
+// Config.Connect when set (the session's encryption), else Dial.
+func (t *Torrent) connect(ctx context.Context, a netip.AddrPort, hint PeerHint) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	var hs bytes.Buffer
+	peerwire.WriteHandshake(&hs, t.ourHandshake()) // a bytes.Buffer takes it all
+	if t.cfg.Connect != nil {
+		return t.cfg.Connect(dctx, a, hs.Bytes(), hint)
+	}
+	conn, err := t.cfg.Dial(dctx, a)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetWriteDeadline(time.Now().Add(t.cfg.DialTimeout + 10*time.Second))
+	if _, err := conn.Write(hs.Bytes()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("send handshake: %w", err)
+	}
+	return conn, nil
 }
 
 // AcceptIncoming finishes the handshake of an incoming connection whose
@@ -210,8 +227,14 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		}
 		t.closePeerQuietly(q)
 	}
+	enc := encryptionOf(h.conn)
 	if c := t.known[ap]; c != nil {
 		c.failures = 0
+		if h.outgoing {
+			// Under a "prefer" policy the next dial goes plaintext
+			// first if this one had to fall back.
+			c.hint.Plaintext = enc == EncryptionNone
+		}
 	}
 	var conn net.Conn
 	if g, ok := h.conn.(*gatedConn); ok {
@@ -231,6 +254,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 		reserved:    h.reserved,
 		outgoing:    h.outgoing,
 		client:      peerwire.ClientName(h.id),
+		encryption:  enc,
 		notify:      make(chan struct{}, 1),
 		closed:      make(chan struct{}),
 		has:         bitfield.New(t.info.NumPieces()),
@@ -246,7 +270,7 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	}
 	t.peers[p] = struct{}{}
 	t.byAddr[ap] = p
-	t.log.Debug("peer connected", "peer", ap, "client", p.client, "outgoing", h.outgoing)
+	t.log.Debug("peer connected", "peer", ap, "client", p.client, "outgoing", h.outgoing, "encryption", enc)
 
 	if p.reserved.SupportsExtended() {
 		p.send(t.extHandshake(p))

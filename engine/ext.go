@@ -38,6 +38,7 @@ func (t *Torrent) extHandshake(p *peer) peerwire.Message {
 		Reqq:         advertisedReqq,
 		MetadataSize: size,
 		YourIP:       p.addr.Addr(),
+		Encryption:   t.cfg.PreferEncryption != nil && t.cfg.PreferEncryption(),
 	}.Message()
 	if err != nil {
 		// The value is built from constants; failure is a bug.
@@ -66,6 +67,10 @@ func (t *Torrent) onExtHandshake(p *peer, payload []byte) {
 	}
 	if x.YourIP.IsValid() && t.cfg.OnYourIP != nil {
 		t.cfg.OnYourIP(p.addr, x.YourIP)
+	}
+	p.prefersEncryption = x.Encryption
+	if c := t.known[p.listenAddr()]; c != nil && x.Encryption {
+		c.hint.Encrypt = true
 	}
 	p.extIDs = make(map[string]uint8, 2)
 	for _, name := range []string{metadata.ExtensionName, "ut_pex"} {

@@ -14,9 +14,12 @@ func FuzzPEX(f *testing.F) {
 	f.Add([]byte("d7:dropped6:\x7f\x00\x00\x01\x1a\xe1e"))
 	f.Add([]byte("i3e"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		addrs, err := parsePEX(payload)
+		addrs, encrypt, err := parsePEX(payload)
 		if err != nil {
 			return
+		}
+		if len(encrypt) > len(addrs) {
+			t.Fatalf("%d flagged encrypted of %d", len(encrypt), len(addrs))
 		}
 		if len(addrs) > 2*pexMax {
 			t.Fatalf("%d addresses, more than 2x%d", len(addrs), pexMax)
@@ -32,9 +35,12 @@ func FuzzPEX(f *testing.F) {
 func TestParsePEX(t *testing.T) {
 	payload := []byte("d5:added12:\x7f\x00\x00\x01\x1a\xe1\x7f\x00\x00\x02\x00\x006:added618:" +
 		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe2e")
-	addrs, err := parsePEX(payload)
+	addrs, encrypt, err := parsePEX(payload)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(encrypt) != 0 {
+		t.Errorf("%v flagged encrypted without added.f", encrypt)
 	}
 	want := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:6881"), netip.MustParseAddrPort("[::1]:6882")}
 	if len(addrs) != len(want) || addrs[0] != want[0] || addrs[1] != want[1] {
@@ -43,10 +49,16 @@ func TestParsePEX(t *testing.T) {
 	many := bytes.Repeat([]byte("\x7f\x00\x00\x01\x1a\xe1"), 3*pexMax)
 	msg := append([]byte("d5:added900:"), many...)
 	msg = append(msg, 'e')
-	if addrs, err := parsePEX(msg); err != nil || len(addrs) != pexMax {
+	if addrs, _, err := parsePEX(msg); err != nil || len(addrs) != pexMax {
 		t.Fatalf("%d addresses, err %v; want the first %d", len(addrs), err, pexMax)
 	}
-	if _, err := parsePEX([]byte("d5:addedi3ee")); err == nil {
+	if _, _, err := parsePEX([]byte("d5:addedi3ee")); err == nil {
 		t.Fatal("an integer for added was accepted")
+	}
+	// added.f's 0x01 marks a peer that prefers encryption.
+	flagged := []byte("d5:added12:\x7f\x00\x00\x01\x1a\xe1\x7f\x00\x00\x02\x1a\xe17:added.f2:\x12\x01e")
+	addrs, encrypt, err = parsePEX(flagged)
+	if err != nil || len(addrs) != 2 || len(encrypt) != 1 || encrypt[0] != netip.MustParseAddrPort("127.0.0.2:6881") {
+		t.Fatalf("flags: addrs %v, encrypted %v, err %v", addrs, encrypt, err)
 	}
 }

@@ -63,6 +63,11 @@ type peer struct {
 	reserved peerwire.Reserved
 	outgoing bool
 	client   string
+	// encryption is how the connection is protected (EncryptionNone,
+	// EncryptionRC4 or EncryptionObfuscated).
+	encryption string
+	// prefersEncryption: the peer's extension handshake said "e": 1.
+	prefersEncryption bool
 
 	// Shared with the writer goroutine.
 	mu       sync.Mutex
@@ -309,7 +314,9 @@ func (t *Torrent) writeLoop(ctx context.Context, p *peer) error {
 		if err := p.conn.SetWriteDeadline(time.Now().Add(t.cfg.PeerTimeout)); err != nil {
 			return err
 		}
-		_, err := p.conn.Write(out)
+		// out is ours and refilled only after this: an encrypting
+		// connection may overwrite it rather than copy it.
+		_, err := writeInPlace(p.conn, out)
 		out = out[:0]
 		return err
 	}

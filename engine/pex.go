@@ -35,10 +35,10 @@ func (t *Torrent) sendPEX(now time.Time) {
 	if t.info.Private {
 		return
 	}
-	current := make(map[netip.AddrPort]bool, len(t.peers))
+	current := make(map[netip.AddrPort]byte, len(t.peers))
 	for q := range t.peers {
 		if a := q.listenAddr(); a.IsValid() {
-			current[a] = q.seed
+			current[a] = q.pexFlags()
 		}
 	}
 	for p := range t.peers {
@@ -52,13 +52,9 @@ func (t *Torrent) sendPEX(now time.Time) {
 		var m pexMsg
 		added, dropped := 0, 0
 		self := p.listenAddr()
-		for a, seed := range current {
+		for a, flags := range current {
 			if a == self || p.pexSent[a] || added == pexMax {
 				continue
-			}
-			flags := byte(0x10) // reachable: we are connected to it
-			if seed {
-				flags |= 0x02
 			}
 			if a.Addr().Is4() {
 				m.Added = appendCompact(m.Added, a)
@@ -94,26 +90,67 @@ func (t *Torrent) sendPEX(now time.Time) {
 	}
 }
 
-// onPEX learns peers from a PEX message. Lists are capped; malformed ones
+// PEX flags of an added peer (BEP 11).
+const (
+	pexEncryption = 0x01 // prefers encryption
+	pexSeed       = 0x02
+	pexReachable  = 0x10 // we are connected to it
+)
+
+// pexFlags are the flags we tell others about p with.
+func (p *peer) pexFlags() byte {
+	flags := byte(pexReachable)
+	if p.seed {
+		flags |= pexSeed
+	}
+	if p.prefersEncryption || p.encryption != EncryptionNone {
+		flags |= pexEncryption
+	}
+	return flags
+}
+
+// onPEX learns peers from a PEX message, and which of them prefer
+// encryption (dialled encrypted first). Lists are capped; malformed ones
 // are ignored, since PEX is advisory.
 func (t *Torrent) onPEX(p *peer, payload []byte) {
-	addrs, err := parsePEX(payload)
+	addrs, encrypt, err := parsePEX(payload)
 	if err != nil {
 		t.log.Debug("bad PEX message", "peer", p.addr, "err", err)
 		return
 	}
 	t.learn(addrs)
+	for _, a := range encrypt {
+		if c := t.known[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())]; c != nil {
+			c.hint.Encrypt = true
+		}
+	}
 }
 
 // parsePEX returns the added addresses of a ut_pex message, at most pexMax
-// of each family; entries with port 0 are skipped.
-func parsePEX(payload []byte) ([]netip.AddrPort, error) {
+// of each family (entries with port 0 are skipped), and those of them
+// flagged as preferring encryption.
+func parsePEX(payload []byte) (addrs, encrypt []netip.AddrPort, err error) {
 	var m pexMsg
 	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &m); err != nil {
-		return nil, fmt.Errorf("PEX message: %w", err)
+		return nil, nil, fmt.Errorf("PEX message: %w", err)
 	}
-	addrs := parseCompact(m.Added, 4, pexMax)
-	return append(addrs, parseCompact(m.Added6, 16, pexMax)...), nil
+	for _, l := range []struct {
+		compact, flags []byte
+		ipLen          int
+	}{{m.Added, m.AddedF, 4}, {m.Added6, m.Added6F, 16}} {
+		n := l.ipLen + 2
+		for i := 0; i+n <= len(l.compact) && i/n < pexMax; i += n {
+			a := parseCompact(l.compact[i:i+n], l.ipLen, 1)
+			if len(a) == 0 {
+				continue // port 0
+			}
+			addrs = append(addrs, a[0])
+			if i/n < len(l.flags) && l.flags[i/n]&pexEncryption != 0 {
+				encrypt = append(encrypt, a[0])
+			}
+		}
+	}
+	return addrs, encrypt, nil
 }
 
 func appendCompact(b []byte, a netip.AddrPort) []byte {

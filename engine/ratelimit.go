@@ -40,9 +40,17 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (c *limitedConn) Write(b []byte) (int, error) {
+func (c *limitedConn) Write(b []byte) (int, error) { return c.write(b, c.Conn.Write) }
+
+// WriteInPlace is Write through the wrapped connection's WriteInPlace
+// when it has one (see inPlaceWriter).
+func (c *limitedConn) WriteInPlace(b []byte) (int, error) {
+	return c.write(b, func(b []byte) (int, error) { return writeInPlace(c.Conn, b) })
+}
+
+func (c *limitedConn) write(b []byte, write func([]byte) (int, error)) (int, error) {
 	if c.up == nil {
-		return c.Conn.Write(b)
+		return write(b)
 	}
 	written := 0
 	for len(b) > 0 {
@@ -50,7 +58,7 @@ func (c *limitedConn) Write(b []byte) (int, error) {
 		if err := c.up.WaitN(c.ctx, len(chunk)); err != nil {
 			return written, err
 		}
-		n, err := c.Conn.Write(chunk)
+		n, err := write(chunk)
 		written += n
 		if err != nil {
 			return written, err

@@ -46,8 +46,12 @@ type PeerInfo struct {
 	Uploaded     int64   // payload sent to the peer
 	// Flags in the style of common clients: D/d we download (interested,
 	// unchoked / choked), U/u we upload, O optimistic unchoke, S snubbed,
-	// I incoming connection, E: seed.
+	// I incoming connection, E encrypted (RC4, as Transmission's "E").
 	Flags string
+	// Encryption is how the connection is protected: EncryptionNone,
+	// EncryptionRC4 or EncryptionObfuscated (MSE handshake, plaintext
+	// payload).
+	Encryption string
 }
 
 // Progress is the verified fraction of the wanted data, 0..1.
@@ -154,6 +158,7 @@ func (t *Torrent) publishStats(now time.Time) {
 			Downloaded:   p.downloaded,
 			Uploaded:     p.uploaded.Load(),
 			Flags:        p.flags(),
+			Encryption:   p.encryption,
 		})
 	}
 	slices.SortFunc(s.Peerlist, func(a, b PeerInfo) int { return a.Addr.Compare(b.Addr) })
@@ -213,7 +218,7 @@ func (p *peer) flags() string {
 	if !p.outgoing {
 		b.WriteByte('I')
 	}
-	if p.seed {
+	if p.encryption == EncryptionRC4 {
 		b.WriteByte('E')
 	}
 	return b.String()

@@ -71,10 +71,21 @@ type Config struct {
 	// ends then); the engine then runs the BitTorrent handshake on it.
 	// Default: TCP. Tests pass an in-memory network; any net.Conn works
 	// (a *net.TCPConn gets raw socket I/O, see internal/rawsock).
-	Dial        func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
-	PeerTimeout time.Duration // a peer silent this long is dropped; default 2 min
-	KeepAlive   time.Duration // idle time before we send a keep-alive; default 90 s
-	MaxUnchoked int           // upload slots, one of them optimistic; default 4
+	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// Connect, if set, opens outgoing connections in place of Dial: it
+	// connects to addr and sends hs, our BitTorrent handshake, so that
+	// what the returned connection yields next is the peer's handshake.
+	// The session sets it to apply its encryption policy: hs then travels
+	// inside the encryption handshake (MSE's initial payload) at no extra
+	// round trip. It returns within DialTimeout (ctx ends then).
+	Connect func(ctx context.Context, addr netip.AddrPort, hs []byte, hint PeerHint) (net.Conn, error)
+	// PreferEncryption, if set, says whether we prefer encrypted
+	// connections, as the extension handshake's "e" tells peers; asked
+	// at each new connection, so a policy change applies to new ones.
+	PreferEncryption func() bool
+	PeerTimeout      time.Duration // a peer silent this long is dropped; default 2 min
+	KeepAlive        time.Duration // idle time before we send a keep-alive; default 90 s
+	MaxUnchoked      int           // upload slots, one of them optimistic; default 4
 	// RechokeInterval is the choking round; the optimistic unchoke rotates
 	// every third round. Default 10 s (BEP 3); tests shorten it.
 	RechokeInterval time.Duration

@@ -40,6 +40,10 @@ type ExtHandshake struct {
 	// YourIP is the receiver's address as the sender sees it ("yourip");
 	// invalid if not given or not 4 or 16 bytes.
 	YourIP netip.Addr
+	// Encryption is "e" (BEP 10): the sender supports and prefers
+	// encrypted connections (MSE), so a dialler should open them
+	// encrypted. False if not given or not 1.
+	Encryption bool
 }
 
 // extWire is the handshake as bencoded on the wire.
@@ -50,6 +54,7 @@ type extWire struct {
 	Reqq         int            `bencode:"reqq,omitempty"`
 	MetadataSize int64          `bencode:"metadata_size,omitempty"`
 	YourIP       string         `bencode:"yourip,omitempty"`
+	E            int            `bencode:"e,omitempty"`
 }
 
 // Message encodes h as the extended message with id 0.
@@ -62,7 +67,11 @@ func (h ExtHandshake) Message() (Message, error) {
 	if h.YourIP.IsValid() {
 		yourIP = string(h.YourIP.Unmap().AsSlice())
 	}
-	payload, err := bencode.Marshal(extWire{M: m, P: int(h.Port), V: h.Client, Reqq: h.Reqq, MetadataSize: max(h.MetadataSize, 0), YourIP: yourIP})
+	w := extWire{M: m, P: int(h.Port), V: h.Client, Reqq: h.Reqq, MetadataSize: max(h.MetadataSize, 0), YourIP: yourIP}
+	if h.Encryption {
+		w.E = 1
+	}
+	payload, err := bencode.Marshal(w)
 	if err != nil {
 		return Message{}, fmt.Errorf("encoding extension handshake: %w", err)
 	}
@@ -92,6 +101,7 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 		Reqq any            `bencode:"reqq"`
 		Size any            `bencode:"metadata_size"`
 		IP   any            `bencode:"yourip"`
+		E    any            `bencode:"e"`
 	}
 	if err := (bencode.DecodeOptions{AllowUnsortedKeys: true}).Unmarshal(payload, &w); err != nil {
 		return ExtHandshake{}, fmt.Errorf("extension handshake: %w", err)
@@ -118,6 +128,9 @@ func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 		if a, ok := netip.AddrFromSlice([]byte(ip)); ok {
 			h.YourIP = a.Unmap()
 		}
+	}
+	if e, ok := w.E.(int64); ok && e == 1 {
+		h.Encryption = true
 	}
 	return h, nil
 }

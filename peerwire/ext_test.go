@@ -13,6 +13,7 @@ func FuzzExtHandshake(f *testing.F) {
 	f.Add([]byte("d1:m5:hello1:pi1ee"))
 	f.Add([]byte("d13:metadata_sizei-3ee"))
 	f.Add([]byte("de"))
+	f.Add([]byte("d1:ei1ee"))
 	f.Add([]byte("l"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		x, err := ParseExtHandshake(payload)
@@ -36,7 +37,7 @@ func FuzzExtHandshake(f *testing.F) {
 			t.Fatal(err)
 		}
 		y, err := ParseExtHandshake(m.Payload)
-		if err != nil || y.Port != x.Port || y.Client != x.Client || y.Reqq != x.Reqq || len(y.M) != len(x.M) {
+		if err != nil || y.Port != x.Port || y.Client != x.Client || y.Reqq != x.Reqq || len(y.M) != len(x.M) || y.Encryption != x.Encryption {
 			t.Fatalf("round trip: %+v -> %+v (%v)", x, y, err)
 		}
 	})
@@ -82,5 +83,16 @@ func TestParseExtHandshake(t *testing.T) {
 	m, _ := ExtHandshake{YourIP: netip.MustParseAddr("2001:db8::1")}.Message()
 	if x, _ := ParseExtHandshake(m.Payload); x.YourIP != netip.MustParseAddr("2001:db8::1") {
 		t.Errorf("yourip round trip: %v", x.YourIP)
+	}
+	if x, _ := ParseExtHandshake([]byte("d1:ei1ee")); !x.Encryption {
+		t.Error(`"e": 1 not read as preferring encryption`)
+	}
+	for _, p := range []string{"d1:ei0ee", "d1:e1:1e", "de"} {
+		if x, _ := ParseExtHandshake([]byte(p)); x.Encryption {
+			t.Errorf("%s read as preferring encryption", p)
+		}
+	}
+	if m, _ := (ExtHandshake{Encryption: true}).Message(); !strings.Contains(string(m.Payload), "1:ei1e") {
+		t.Errorf("sent %q, want e=1", m.Payload)
 	}
 }
