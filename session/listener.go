@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/internal/rawsock"
 	"github.com/sowerbt/sower/peerwire"
 )
 
@@ -74,9 +75,24 @@ func (s *Session) route(conn net.Conn) {
 	stop := context.AfterFunc(s.ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	// Raw socket I/O (internal/rawsock) must sit beneath the encryption,
+	// so the wrap comes first.
+	raw := rawsock.Wrap(conn)
+	conn, skey, err := s.accept(s.ctx, raw, ap)
+	if err != nil {
+		s.log.Debug("incoming connection", "peer", ap, "err", err)
+		raw.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	reserved, ih, err := peerwire.ReadHandshakeStart(conn)
 	if err != nil {
 		s.log.Debug("incoming handshake", "peer", ap, "err", err)
+		conn.Close()
+		return
+	}
+	if skey != nil && *skey != ih {
+		s.log.Debug("incoming handshake names another torrent than its encryption key", "peer", ap, "infohash", ih)
 		conn.Close()
 		return
 	}

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -94,6 +95,10 @@ type Config struct {
 	// tracker failed, doubling up to 30 minutes; default 15 s.
 	AnnounceRetry time.Duration
 
+	// Encryption is the policy for peer connections (see Encryption);
+	// the zero value is EncryptionPrefer. SetEncryption changes it later.
+	Encryption Encryption
+
 	// Logger receives the session's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -132,9 +137,12 @@ type Session struct {
 	wg       sync.WaitGroup // the goroutines New started
 	halfOpen chan struct{}  // a token per incoming handshake in progress
 
-	mu      sync.Mutex // guards swarms, leaving and sched
+	enc atomic.Int32 // the Encryption policy
+
+	mu      sync.Mutex // guards swarms, req2, leaving and sched
 	swarms  map[[20]byte]*Swarm
-	leaving map[*Swarm]bool // left, with "stopped" still to send
+	req2    map[[20]byte][20]byte // mse.Req2(info-hash) -> info-hash, of swarms
+	leaving map[*Swarm]bool       // left, with "stopped" still to send
 	sched   schedule
 	kick    chan struct{} // wakes the announce loop
 	closed  bool
@@ -192,8 +200,14 @@ func New(cfg Config) (*Session, error) {
 		cancel:   cancel,
 		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
 		swarms:   make(map[[20]byte]*Swarm),
+		req2:     make(map[[20]byte][20]byte),
 		leaving:  make(map[*Swarm]bool),
 		kick:     make(chan struct{}, 1),
+	}
+	if err := s.SetEncryption(cfg.Encryption); err != nil {
+		ln.Close()
+		cancel()
+		return nil, err
 	}
 	if !cfg.NoDHT {
 		if err := s.openDHT(host); err != nil {
@@ -314,13 +328,16 @@ func (s *Session) DHTEnabled() bool { return s.dht != nil }
 
 // EngineConfig returns the parts of an engine.Config the session decides
 // for a torrent: peer id, ports, DHT hooks (none for private torrents),
-// connection limits and the session-wide rate limits. Callers set the
-// torrent's own fields on the result.
+// connection limits, the session-wide rate limits and the encryption
+// policy (outgoing connections go through it). Callers set the torrent's
+// own fields on the result.
 func (s *Session) EngineConfig(private bool) engine.Config {
 	c := engine.Config{
-		PeerID: s.cfg.PeerID,
-		Port:   s.port,
-		Gate:   s.gate,
+		Connect:          s.connectTCP,
+		PreferEncryption: func() bool { return s.Encryption() != EncryptionOff },
+		PeerID:           s.cfg.PeerID,
+		Port:             s.port,
+		Gate:             s.gate,
 		OnYourIP: func(from netip.AddrPort, ours netip.Addr) {
 			s.external.vote("peer "+from.Addr().String(), ours)
 		},

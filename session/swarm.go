@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sowerbt/sower/engine"
+	"github.com/sowerbt/sower/mse"
 	"github.com/sowerbt/sower/tracker"
 )
 
@@ -78,6 +79,7 @@ func (s *Session) Join(ih [20]byte, o SwarmOptions) (*Swarm, error) {
 		return nil, fmt.Errorf("%w: %x", ErrJoined, ih)
 	}
 	s.swarms[ih] = w
+	s.req2[mse.Req2(ih)] = ih
 	w.ann.event = tracker.Started
 	if w.tiers.Len() > 0 {
 		s.scheduleLocked(&w.trk, time.Now())
@@ -114,6 +116,7 @@ func (w *Swarm) Leave() {
 	w.left = true
 	if s.swarms[w.ih] == w {
 		delete(s.swarms, w.ih)
+		delete(s.req2, mse.Req2(w.ih))
 	}
 	w.eng, w.sink, w.pending = nil, nil, nil
 	s.unscheduleLocked(&w.dht)
