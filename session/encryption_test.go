@@ -1,0 +1,106 @@
+package session
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sowerbt/sower/engine"
+)
+
+// syncBuffer is a log sink the test reads while sessions write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestEncryptionPolicies transfers between two sessions, the leecher
+// dialling the seed, for pairs of policies: those that can agree complete
+// byte-identical over the connection the policies call for, the others
+// move no data and say why in the log.
+func TestEncryptionPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		seed, leech Encryption
+		want        string // the leecher's view of the connection; "fail" for none
+		log         string // a line the refusing side logs
+	}{
+		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, ""},
+		{EncryptionPrefer, EncryptionPrefer, engine.EncryptionRC4, ""},
+		{EncryptionRequire, EncryptionPrefer, engine.EncryptionRC4, ""},
+		{EncryptionPrefer, EncryptionRequire, engine.EncryptionRC4, ""},
+		{EncryptionOff, EncryptionPrefer, engine.EncryptionNone, ""},
+		{EncryptionPrefer, EncryptionOff, engine.EncryptionNone, ""},
+		{EncryptionOff, EncryptionRequire, "fail", "not retrying in plaintext: encryption is required"},
+		{EncryptionRequire, EncryptionOff, "fail", "refusing a plaintext connection: encryption is required"},
+	} {
+		t.Run(tc.seed.String()+"-to-"+tc.leech.String(), func(t *testing.T) {
+			var logs syncBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			seedDir := t.TempDir()
+			mi, data := writeTorrent(t, seedDir, 1<<20+777, "", false)
+			seedSess := newSession(t, Config{Encryption: tc.seed, Logger: logger})
+			seed, err := seedSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: seedDir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seed.Close()
+			leechDir := t.TempDir()
+			leechSess := newSession(t, Config{Encryption: tc.leech, Logger: logger})
+			addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
+			leech, err := leechSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: leechDir, Peers: []netip.AddrPort{addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer leech.Close()
+			if tc.want == "fail" {
+				waitFor(t, "the refusal is logged", func() bool { return strings.Contains(logs.String(), tc.log) })
+				time.Sleep(time.Second) // a retry, were there one, would be done
+				if st := leech.Stats(); st.Completed != 0 || len(st.Peerlist) != 0 {
+					t.Fatalf("data moved against the policies: %d bytes, peers %+v", st.Completed, st.Peerlist)
+				}
+				return
+			}
+			var enc string
+			waitFor(t, "connected", func() bool {
+				pl := leech.Stats().Peerlist
+				if len(pl) == 1 {
+					enc = pl[0].Encryption
+				}
+				return len(pl) == 1
+			})
+			select {
+			case <-leech.Done():
+			case <-time.After(30 * time.Second):
+				t.Fatalf("download did not complete: %+v", leech.Stats())
+			}
+			if enc != tc.want {
+				t.Errorf("connection encryption %q, want %q", enc, tc.want)
+			}
+			if pl := seed.Stats().Peerlist; len(pl) == 1 && pl[0].Encryption != enc {
+				t.Errorf("the seed sees %q, the leecher %q", pl[0].Encryption, enc)
+			}
+			got, err := os.ReadFile(filepath.Join(leechDir, "data.bin"))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("downloaded data differs (err %v)", err)
+			}
+		})
+	}
+}
