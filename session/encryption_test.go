@@ -2,10 +2,12 @@ package session
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -52,8 +54,14 @@ func TestEncryptionPolicies(t *testing.T) {
 		{EncryptionRequire, EncryptionOff, "fail", "refusing a plaintext connection: encryption is required"},
 	} {
 		t.Run(tc.seed.String()+"-to-"+tc.leech.String(), func(t *testing.T) {
-			var logs syncBuffer
+			var logs, leechLogs syncBuffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			leechLogger := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, &leechLogs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			defer func() {
+				if t.Failed() {
+					t.Log(logs.String())
+				}
+			}()
 			seedDir := t.TempDir()
 			mi, data := writeTorrent(t, seedDir, 1<<20+777, "", false)
 			seedSess := newSession(t, Config{Encryption: tc.seed, Logger: logger})
@@ -63,7 +71,7 @@ func TestEncryptionPolicies(t *testing.T) {
 			}
 			defer seed.Close()
 			leechDir := t.TempDir()
-			leechSess := newSession(t, Config{Encryption: tc.leech, Logger: logger})
+			leechSess := newSession(t, Config{Encryption: tc.leech, Logger: leechLogger})
 			addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
 			leech, err := leechSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: leechDir, Peers: []netip.AddrPort{addr}})
 			if err != nil {
@@ -78,24 +86,19 @@ func TestEncryptionPolicies(t *testing.T) {
 				}
 				return
 			}
-			var enc string
-			waitFor(t, "connected", func() bool {
-				pl := leech.Stats().Peerlist
-				if len(pl) == 1 {
-					enc = pl[0].Encryption
-				}
-				return len(pl) == 1
-			})
 			select {
 			case <-leech.Done():
 			case <-time.After(30 * time.Second):
 				t.Fatalf("download did not complete: %+v", leech.Stats())
 			}
-			if enc != tc.want {
-				t.Errorf("connection encryption %q, want %q", enc, tc.want)
+			// The peer list is gone once both are seeds: the engine's log
+			// says how the connection the leecher dialled was made.
+			m := regexp.MustCompile(`msg="peer connected".* outgoing=true encryption=(\S*)`).FindStringSubmatch(leechLogs.String())
+			if m == nil {
+				t.Fatal("the leecher logged no outgoing connection")
 			}
-			if pl := seed.Stats().Peerlist; len(pl) == 1 && pl[0].Encryption != enc {
-				t.Errorf("the seed sees %q, the leecher %q", pl[0].Encryption, enc)
+			if enc := strings.Trim(m[1], `"`); enc != tc.want {
+				t.Errorf("connection encryption %q, want %q", enc, tc.want)
 			}
 			got, err := os.ReadFile(filepath.Join(leechDir, "data.bin"))
 			if err != nil || !bytes.Equal(got, data) {
