@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -16,13 +17,56 @@ import (
 
 // candidate is a peer address we may dial.
 type candidate struct {
-	failures int
-	nextTry  time.Time
-	hint     PeerHint // what we know of its encryption
+	failures int       // failed dials and early disconnects in a row
+	nextTry  time.Time // not dialled before
+	hint     PeerHint  // what we know of its encryption
+	reason   string    // why the last attempt failed, for logs
+	dropped  bool      // given up after maxDialFailures: never dialled again
 }
 
-// handshaked is a connection whose BitTorrent handshake is done.
+// Dial back-off: after n failures in a row (a refused, unreachable or
+// timed-out dial, or a connection that ended within earlyDisconnect), an
+// address waits dialBackoff·2^(n-1), ±25 %, at most maxBackoff; after
+// maxDialFailures it is not dialled again, even if a tracker, the DHT or
+// PEX name it again. A dead address costs a handful of dials, not one
+// every half second.
+const (
+	dialBackoff     = 2 * time.Second
+	maxBackoff      = 15 * time.Minute
+	maxDialFailures = 8
+	earlyDisconnect = 30 * time.Second
+)
+
+// backoff is the wait after n failures in a row.
+func backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := min(dialBackoff<<min(n-1, 16), maxBackoff)
+	return min(time.Duration(float64(d)*(0.75+0.5*rand.Float64())), maxBackoff)
+}
+
+// failed records a failed attempt on c at now; it reports whether the
+// address is given up.
+func (c *candidate) failed(now time.Time, reason string) bool {
+	c.failures++
+	c.reason = reason
+	if c.failures >= maxDialFailures {
+		c.dropped = true
+		return true
+	}
+	// Never sooner than a longer wait set meanwhile (a seed we are done
+	// with, ourselves).
+	if next := now.Add(backoff(c.failures)); next.After(c.nextTry) {
+		c.nextTry = next
+	}
+	return false
+}
+
+// handshaked is a connection whose BitTorrent handshake is done, or (conn
+// nil, outgoing) a dial to addr that failed with err.
 type handshaked struct {
+	err      error
 	conn     net.Conn
 	addr     netip.AddrPort // the address dialled; for incoming ones, RemoteAddr's
 	id       [20]byte
@@ -66,15 +110,15 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 		if len(t.peers)+t.dialing >= t.cfg.MaxPeers || t.dialing >= t.cfg.MaxDialing {
 			return
 		}
-		if t.byAddr[a] != nil || now.Before(c.nextTry) || t.banned[banKey(a)] {
+		if c.dropped || t.byAddr[a] != nil || now.Before(c.nextTry) || t.banned[banKey(a)] {
 			continue
 		}
 		if t.cfg.Gate != nil && !t.cfg.Gate.Admit(a) {
 			continue // over a shared limit: try again later
 		}
-		// Back off exponentially on failures; nextTry is pushed now so a
-		// dial in flight is not repeated.
-		c.nextTry = now.Add(time.Duration(1<<min(c.failures, 10)) * redialAfter)
+		// Pushed now so a dial in flight is not repeated; the outcome
+		// sets the real next try (dialFailed, dropPeer).
+		c.nextTry = now.Add(max(backoff(c.failures+1), redialAfter))
 		t.dialing++
 		wg.Add(1)
 		go func() {
@@ -88,8 +132,7 @@ func (t *Torrent) dialMore(ctx context.Context, wg *sync.WaitGroup, now time.Tim
 				}
 			}
 			if err != nil {
-				t.log.Debug("dial failed", "peer", a, "err", err)
-				h = &handshaked{outgoing: true} // reports the dial slot free
+				h = &handshaked{outgoing: true, addr: a, err: err} // reports the dial slot free
 			}
 			select {
 			case t.conns <- h:
@@ -229,7 +272,6 @@ func (t *Torrent) addConn(ctx context.Context, wg *sync.WaitGroup, h *handshaked
 	}
 	enc := encryptionOf(h.conn)
 	if c := t.known[ap]; c != nil {
-		c.failures = 0
 		if h.outgoing {
 			// Under a "prefer" policy the next dial goes plaintext
 			// first if this one had to fall back.
@@ -325,7 +367,12 @@ func (t *Torrent) dropPeer(p *peer, reason error) {
 		t.fillSlots()
 	}
 	if c := t.known[p.addr]; c != nil && p.outgoing {
-		c.failures++
+		now := time.Now()
+		if now.Sub(p.connected) >= earlyDisconnect {
+			c.failures = 0 // it worked: a later disconnect starts afresh
+		} else if c.failed(now, fmt.Sprint("disconnected early: ", reason)) {
+			t.log.Debug("giving up on peer", "peer", p.addr, "failures", c.failures, "reason", c.reason)
+		}
 	}
 	t.log.Debug("peer disconnected", "peer", p.addr, "reason", reason)
 }
@@ -365,4 +412,17 @@ func (t *Torrent) closeSeed(p *peer) {
 		c.nextTry = time.Now().Add(30 * time.Minute)
 	}
 	t.closePeerQuietly(p)
+}
+
+// dialFailed records a failed dial to a.
+func (t *Torrent) dialFailed(a netip.AddrPort, err error, now time.Time) {
+	c := t.known[a]
+	if c == nil {
+		return
+	}
+	if c.failed(now, err.Error()) {
+		t.log.Debug("giving up on peer", "peer", a, "failures", c.failures, "reason", c.reason)
+		return
+	}
+	t.log.Debug("dial failed", "peer", a, "err", err, "failures", c.failures, "next_try", c.nextTry.Format(time.TimeOnly))
 }

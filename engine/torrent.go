@@ -374,10 +374,10 @@ func (t *Torrent) Run(ctx context.Context) error {
 			t.handleEvent(ctx, &wg, ev)
 		case h := <-t.conns:
 			t.dialing -= boolInt(h.outgoing)
-			if h.conn == nil {
-				// A failed dial: try again when its backoff ends rather
-				// than at the next tick (a peer that was just starting
-				// often accepts a moment later).
+			if h.conn == nil && h.err != nil {
+				// A failed dial: back off that address, and look for
+				// another one to dial now rather than at the next tick.
+				t.dialFailed(h.addr, h.err, time.Now())
 				redial.Reset(redialAfter)
 			}
 			t.addConn(ctx, &wg, h)
