@@ -35,6 +35,10 @@ type Config struct {
 	// PeerAddr is where peers connect, e.g. ":6881" (":0" picks a port);
 	// the DHT uses the same port over UDP.
 	PeerAddr string
+	// Encryption, if set, is the peer connection encryption policy
+	// ("off", "prefer" or "require", see session.Encryption), stored in
+	// the settings; if empty the stored setting (default prefer) holds.
+	Encryption string
 	// NoDHT turns the DHT off; DHTBootstrap lists HOST:PORT of nodes to
 	// join it through (default the public routers). The node's id and
 	// routing table are kept in the state database across restarts.
@@ -100,9 +104,21 @@ type Settings struct {
 	SeedTimeMinutes int     `json:"seed_time_minutes"`
 	// PeersPerTorrent is the connection limit of each torrent.
 	PeersPerTorrent int `json:"peers_per_torrent"`
+	// Encryption is the peer connection encryption policy: "off",
+	// "prefer" or "require" (see session.Encryption); "" means prefer.
+	// A change applies to connections made from then on.
+	Encryption string `json:"encryption,omitempty"`
 	// GeneratedPasswordHash is the hash (see credential) of the RPC
 	// password the daemon generated, when it had to make one up.
 	GeneratedPasswordHash string `json:"generated_password_hash,omitempty"`
+}
+
+// encryption is the Encryption setting as the session's policy.
+func (s *Settings) encryption() (session.Encryption, error) {
+	if s.Encryption == "" {
+		return session.EncryptionPrefer, nil
+	}
+	return session.ParseEncryption(s.Encryption)
 }
 
 func defaultSettings(downloadDir string) Settings {
@@ -228,10 +244,21 @@ func Open(cfg Config) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	if cfg.Encryption != "" && cfg.Encryption != d.settings.Encryption {
+		d.settings.Encryption = cfg.Encryption
+		if err := db.saveSettings(&d.settings); err != nil {
+			return fail(err)
+		}
+	}
+	enc, err := d.settings.encryption()
+	if err != nil {
+		return fail(fmt.Errorf("daemon: %w", err))
+	}
 	if err := d.loadTorrents(); err != nil {
 		return fail(err)
 	}
 	d.sess, err = session.New(session.Config{
+		Encryption:    enc,
 		Listen:        cfg.PeerAddr,
 		NoDHT:         cfg.NoDHT,
 		DHTBootstrap:  cfg.DHTBootstrap,
@@ -540,12 +567,20 @@ func (d *Daemon) UpdateSettings(f func(*Settings) error) error {
 		d.mu.Unlock()
 		return errors.New("settings: speed limits must not be negative")
 	}
+	enc, err := s.encryption()
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("settings: %w", err)
+	}
 	if err := d.db.saveSettings(&s); err != nil {
 		d.mu.Unlock()
 		return err
 	}
 	d.settings = s
 	d.mu.Unlock()
+	if err := d.sess.SetEncryption(enc); err != nil {
+		return err
+	}
 	d.applyLimits(time.Now())
 	d.kickScheduler()
 	return nil

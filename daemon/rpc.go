@@ -16,6 +16,7 @@ import (
 
 	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/metainfo"
+	"github.com/sowerbt/sower/session"
 	"github.com/sowerbt/sower/tracker"
 )
 
@@ -279,7 +280,7 @@ func (d *Daemon) sessionGet() map[string]any {
 		"pex-enabled":                  true,
 		"lpd-enabled":                  false,
 		"utp-enabled":                  false,
-		"encryption":                   "tolerated",
+		"encryption":                   trEncryption(d.sess.Encryption()),
 		"start-added-torrents":         true,
 		"rename-partial-files":         false,
 		"trash-original-torrent-files": false,
@@ -365,7 +366,15 @@ func (d *Daemon) sessionSet(args map[string]json.RawMessage) error {
 				if err = json.Unmarshal(raw, &b); err == nil && b != want {
 					err = fmt.Errorf("cannot be changed while the daemon runs (it is %v; restart it with or without --no-dht)", want)
 				}
-			case "peer-limit-global", "lpd-enabled", "utp-enabled", "encryption",
+			case "encryption":
+				var name string
+				if err = json.Unmarshal(raw, &name); err == nil {
+					var e session.Encryption
+					if e, err = parseTrEncryption(name); err == nil {
+						s.Encryption = e.String()
+					}
+				}
+			case "peer-limit-global", "lpd-enabled", "utp-enabled",
 				"start-added-torrents", "alt-speed-time-day", "port-forwarding-enabled":
 				// Accepted for compatibility; Sower has no such switch.
 			default:
@@ -399,6 +408,37 @@ func (d *Daemon) sessionStats() map[string]any {
 		"downloadSpeed": int64(down), "uploadSpeed": int64(up),
 		"cumulative-stats": stats, "current-stats": stats,
 	}
+}
+
+// trEncryption is Transmission's name of an encryption policy. Sower has
+// no plaintext-first mode that accepts encryption, Transmission's
+// "tolerated": off, plaintext in and out, is the nearest and is named so.
+func trEncryption(e session.Encryption) string {
+	switch e {
+	case session.EncryptionRequire:
+		return "required"
+	case session.EncryptionOff:
+		return "tolerated"
+	}
+	return "preferred"
+}
+
+// parseTrEncryption reads Transmission's encryption names (see
+// trEncryption), and Sower's own.
+func parseTrEncryption(name string) (session.Encryption, error) {
+	switch name {
+	case "required":
+		return session.EncryptionRequire, nil
+	case "preferred":
+		return session.EncryptionPrefer, nil
+	case "tolerated":
+		return session.EncryptionOff, nil
+	}
+	e, err := session.ParseEncryption(name)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want required, preferred or tolerated", name)
+	}
+	return e, nil
 }
 
 // trStatus maps a State to Transmission's status numbers.
@@ -817,7 +857,7 @@ func trField(f string, s Status, det *Detail) (any, bool) {
 			out[i] = map[string]any{
 				"address": p.Addr.Addr().String(), "port": p.Addr.Port(), "clientName": p.Client,
 				"flagStr": p.Flags, "progress": p.Progress, "rateToClient": int64(p.DownloadRate), "rateToPeer": int64(p.UploadRate),
-				"isIncoming": strings.Contains(p.Flags, "I"), "isEncrypted": false, "isUTP": false,
+				"isIncoming": strings.Contains(p.Flags, "I"), "isEncrypted": p.Encryption == engine.EncryptionRC4, "isUTP": false,
 				"clientIsChoked": !strings.Contains(p.Flags, "U"), "peerIsChoked": !strings.Contains(p.Flags, "D"),
 				"clientIsInterested": strings.ContainsAny(p.Flags, "Dd"), "peerIsInterested": strings.ContainsAny(p.Flags, "Uu"),
 				"isDownloadingFrom": strings.Contains(p.Flags, "D"), "isUploadingTo": strings.Contains(p.Flags, "U"),

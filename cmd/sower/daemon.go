@@ -11,13 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sowerbt/sower/daemon"
+	"github.com/sowerbt/sower/session"
 )
 
 func newDaemonCmd() *cobra.Command {
 	var (
 		rpcAddr, dataDir, downloadDir string
 		port                          int
-		listen                        string
+		listen, encryption            string
 		user, password                string
 		noDHT                         bool
 		dhtBootstrap                  []string
@@ -47,6 +48,11 @@ given with --rpc-host (against DNS rebinding).`,
 			if err != nil {
 				return err
 			}
+			if encryption != "" {
+				if _, err := session.ParseEncryption(encryption); err != nil {
+					return &usageError{fmt.Errorf("--encryption: %w", err)}
+				}
+			}
 			if dataDir == "" {
 				base, err := os.UserConfigDir()
 				if err != nil {
@@ -62,6 +68,7 @@ given with --rpc-host (against DNS rebinding).`,
 				DownloadDir:  downloadDir,
 				PeerAddr:     peerAddr,
 				NoDHT:        noDHT,
+				Encryption:   encryption,
 				DHTBootstrap: dhtBootstrap,
 				RPCAddr:      rpcAddr,
 				RPCHosts:     rpcHosts,
@@ -85,6 +92,7 @@ given with --rpc-host (against DNS rebinding).`,
 	cmd.Flags().StringVar(&rpcAddr, "rpc", "127.0.0.1:9091", "address of the RPC, web UI and metrics")
 	cmd.Flags().IntVar(&port, "port", 6881, "TCP port for peers, shared by all torrents (0 picks a free one)")
 	cmd.Flags().StringVar(&listen, "listen", "", "accept peers on this IP:PORT only, e.g. 127.0.0.1:6881 (instead of --port)")
+	cmd.Flags().StringVar(&encryption, "encryption", "", "peer connection encryption (MSE): off, prefer or require; stored, and kept on later starts without the flag (default prefer)")
 	cmd.Flags().BoolVar(&noDHT, "no-dht", false, "do not use the DHT (by default it runs on the peer port, UDP)")
 	cmd.Flags().StringArrayVar(&dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable; default the public routers)")
 	cmd.Flags().StringVar(&dataDir, "data", "", "folder for the daemon's state (default: the user config folder/sower)")

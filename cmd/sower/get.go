@@ -39,6 +39,7 @@ type swarmFlags struct {
 	dhtBootstrap  []string
 	superSeed     bool
 	sync          bool
+	encryption    string
 }
 
 func (f *swarmFlags) register(cmd *cobra.Command) {
@@ -49,6 +50,7 @@ func (f *swarmFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.uploadLimit, "upload-limit", "", "upload rate limit, bytes/s (e.g. 8M, 512KiB)")
 	cmd.Flags().BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT")
 	cmd.Flags().StringArrayVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT bootstrap node HOST:PORT (repeatable)")
+	cmd.Flags().StringVar(&f.encryption, "encryption", "prefer", "peer connection encryption (MSE): off (plaintext only), prefer (encrypted first, plaintext fallback) or require (RC4 only)")
 	cmd.Flags().BoolVar(&f.sync, "sync", false, "before exiting, wait until the downloaded data is on disk (fsync), not only in the files")
 }
 

@@ -22,6 +22,10 @@ func openSession(sf swarmFlags, private bool, nodes []string) (*session.Session,
 	if err != nil {
 		return nil, err
 	}
+	enc, err := session.ParseEncryption(sf.encryption)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("--encryption: %w", err)}
+	}
 	var bootstrap []string
 	if len(sf.dhtBootstrap)+len(nodes) > 0 {
 		bootstrap = append(append(bootstrap, sf.dhtBootstrap...), nodes...)
@@ -30,6 +34,7 @@ func openSession(sf swarmFlags, private bool, nodes []string) (*session.Session,
 		Listen:       listen,
 		NoDHT:        sf.noDHT || private,
 		DHTBootstrap: bootstrap,
+		Encryption:   enc,
 		Logger:       slog.Default(),
 	})
 }
