@@ -22,15 +22,29 @@
 # (seconds between deleting a run's download and the next run, default 5),
 # WORK (scratch folder, default a fresh one under /tmp, removed at the end).
 #
+# A pair may end in :ENC to set both sides' encryption (MSE): rc4 (sower
+# --encryption require; libtorrent forced, RC4 only), plain (sower
+# --encryption off; libtorrent MSE disabled) or nothing for each program's
+# default (sower's prefer makes RC4 between two sowers). aria2 only takes
+# the default. ENCRYPTION=rc4 makes the default PAIRS the encryption
+# comparison: sower and libtorrent pairs, each plain and rc4, in the same
+# run, and adds a line of CPU seconds per GiB (seeder and leecher).
+#
 #   bench/transfer.sh                      # full run, ~10 minutes
 #   SIZE=268435456 REPEATS=1 bench/transfer.sh   # quick run
+#   ENCRYPTION=rc4 SIZE=536870912 bench/transfer.sh   # RC4 against plaintext
 set -euo pipefail
 
 SIZE=${SIZE:-1073741824}
 REPEATS=${REPEATS:-3}
 LEECH_TIMEOUT=${LEECH_TIMEOUT:-300}
 SETTLE=${SETTLE:-5}
-PAIRS=${PAIRS:-"sower>sower libtorrent>libtorrent aria2>aria2 sower>libtorrent libtorrent>sower sower>aria2 aria2>sower"}
+ENCRYPTION=${ENCRYPTION:-}
+case $ENCRYPTION in
+'') PAIRS=${PAIRS:-"sower>sower libtorrent>libtorrent aria2>aria2 sower>libtorrent libtorrent>sower sower>aria2 aria2>sower"} ;;
+rc4) PAIRS=${PAIRS:-"sower>sower:plain sower>sower:rc4 libtorrent>libtorrent:plain libtorrent>libtorrent:rc4"} ;;
+*) echo "transfer.sh: ENCRYPTION must be rc4 or unset" >&2; exit 1 ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HELPER=$ROOT/bench/transfer/peer.py
 TICK=$(getconf CLK_TCK)
@@ -104,23 +118,38 @@ ARIA_COMMON=(--no-conf=true --interface=127.0.0.1 --disable-ipv6=true --enable-d
 	--bt-enable-lpd=false --enable-peer-exchange=false --file-allocation=none --auto-file-renaming=false
 	--show-console-readout=false --summary-interval=0 --console-log-level=warn)
 
-# startseed CLIENT PORT LOG: start the seeder in the background; its pid in SEED_PID.
+# encflags CLIENT ENC: the client's arguments for encryption ENC (see
+# above), in ENCFLAGS.
+encflags() {
+	ENCFLAGS=()
+	case $1:$2 in
+	*:) ;;
+	sower:rc4) ENCFLAGS=(--encryption require) ;;
+	sower:plain) ENCFLAGS=(--encryption off) ;;
+	libtorrent:rc4 | libtorrent:plain) ENCFLAGS=("$2") ;;
+	*) echo "transfer.sh: no encryption mode $2 for $1" >&2; exit 1 ;;
+	esac
+}
+
+# startseed CLIENT PORT LOG ENC: start the seeder in the background; its pid in SEED_PID.
 startseed() {
+	encflags "$1" "$4"
 	case $1 in
-	sower) "$SOWER" seed --no-dht --port "$2" --quiet "$WORK/bench.torrent" "$WORK/data" >"$3" 2>&1 & ;;
+	sower) "$SOWER" seed --no-dht --port "$2" --quiet "${ENCFLAGS[@]}" "$WORK/bench.torrent" "$WORK/data" >"$3" 2>&1 & ;;
 	aria2) aria2c "${ARIA_COMMON[@]}" --dir="$WORK/data" --listen-port="$2" --seed-ratio=0.0 \
 		--bt-seed-unverified=true "$WORK/bench.torrent" >"$3" 2>&1 & ;;
-	libtorrent) /usr/bin/python3 "$HELPER" lt-seed "$WORK/bench.torrent" "$WORK/data" "$2" >"$3" 2>&1 & ;;
+	libtorrent) /usr/bin/python3 "$HELPER" lt-seed "$WORK/bench.torrent" "$WORK/data" "$2" "${ENCFLAGS[@]}" >"$3" 2>&1 & ;;
 	esac
 	SEED_PID=$!
 }
 
-# leechcmd CLIENT PORT OUT: the leecher's command line.
+# leechcmd CLIENT PORT OUT ENC: the leecher's command line.
 leechcmd() {
+	encflags "$1" "$4"
 	case $1 in
-	sower) LEECH=("$SOWER" get --no-dht -o "$3" --port "$2" --quiet "$WORK/bench.torrent") ;;
+	sower) LEECH=("$SOWER" get --no-dht -o "$3" --port "$2" --quiet "${ENCFLAGS[@]}" "$WORK/bench.torrent") ;;
 	aria2) LEECH=(aria2c "${ARIA_COMMON[@]}" --dir="$3" --listen-port="$2" --seed-time=0 "$WORK/bench.torrent") ;;
-	libtorrent) LEECH=(/usr/bin/python3 "$HELPER" lt-get "$WORK/bench.torrent" "$3" "$2") ;;
+	libtorrent) LEECH=(/usr/bin/python3 "$HELPER" lt-get "$WORK/bench.torrent" "$3" "$2" "${ENCFLAGS[@]}") ;;
 	esac
 }
 
@@ -133,14 +162,20 @@ RESULTS=$WORK/results
 # drift over every pair instead of loading it onto whichever runs first.
 for r in $(seq "$REPEATS"); do
 	for pair in $PAIRS; do
-		s=${pair%>*}
-		l=${pair#*>}
+		enc=
+		clients=$pair
+		if [[ $pair == *:* ]]; then
+			enc=${pair#*:}
+			clients=${pair%%:*}
+		fi
+		s=${clients%>*}
+		l=${clients#*>}
 		seed_port=$(freeport)
 		/usr/bin/python3 "$HELPER" tracker "$TRACKER_PORT" "$seed_port" &
 		tracker_pid=$!
 		PIDS+=("$tracker_pid")
 		waitlisten "$TRACKER_PORT" "$tracker_pid"
-		startseed "$s" "$seed_port" "$WORK/seed.log"
+		startseed "$s" "$seed_port" "$WORK/seed.log" "$enc"
 		PIDS+=("$SEED_PID")
 		if ! waitlisten "$seed_port" "$SEED_PID" || { [ "$s" = sower ] && ! waitseeding "$WORK/seed.log" "$SEED_PID"; }; then
 			echo "transfer.sh: $pair: the seeder did not start; its log:" >&2
@@ -154,7 +189,7 @@ for r in $(seq "$REPEATS"); do
 		out=$WORK/out
 		rm -rf "$out"
 		mkdir -p "$out"
-		leechcmd "$l" "$(freeport)" "$out"
+		leechcmd "$l" "$(freeport)" "$out" "$enc"
 		c0=$(cputicks "$SEED_PID")
 		t0=$(date +%s.%N)
 		ok=1
@@ -201,3 +236,13 @@ for pair in $PAIRS; do
 	[ "$fails" = 0 ] || echo "$pair: $fails of $REPEATS runs failed (see above)"
 	printf '%-22s %8s %12s %12s %14s\n' "$pair" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)"
 done
+if [ -n "$ENCRYPTION" ]; then
+	printf '\nCPU seconds per GiB moved (medians), and what RC4 adds over plain\n'
+	printf '%-22s %12s %12s\n' "seeder > leecher" "seed CPU/GiB" "leech CPU/GiB"
+	for pair in $PAIRS; do
+		col() { awk -v p="$pair" -v c="$1" '$1 == p && $2 != "failed" { print $c }' "$RESULTS" | median; }
+		printf '%-22s %12s %12s\n' "$pair" \
+			"$(awk -v v="$(col 3)" -v s="$SIZE" 'BEGIN { if (v == "-") print "-"; else printf "%.2f", v * 1073741824 / s }')" \
+			"$(awk -v v="$(col 4)" -v s="$SIZE" 'BEGIN { if (v == "-") print "-"; else printf "%.2f", v * 1073741824 / s }')"
+	done
+fi

@@ -6,6 +6,9 @@
   peer.py lt-seed TORRENT DIR PORT libtorrent seeding DIR (no re-check)
   peer.py lt-get TORRENT DIR PORT  libtorrent downloading into DIR; exits 0
                                    once every piece is in and verified
+  ... lt-seed|lt-get TORRENT DIR PORT ENC   with encryption ENC: rc4 (MSE with
+                                   RC4 forced in and out), plain (MSE disabled)
+                                   or default (libtorrent's own policy)
 
 Debian's python3-libtorrent is only importable from /usr/bin/python3.
 """
@@ -40,10 +43,10 @@ def tracker(port, seed_port):
     srv.serve_forever()
 
 
-def session(port):
+def session(port, enc="default"):
     import libtorrent as lt
 
-    ses = lt.session({
+    settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
         "allow_multiple_connections_per_ip": True,
         "enable_dht": False,
@@ -55,7 +58,16 @@ def session(port):
         "upload_rate_limit": 0,
         "download_rate_limit": 0,
         "rate_limit_ip_overhead": False,
-    })
+    }
+    if enc == "rc4":
+        settings["out_enc_policy"] = int(lt.enc_policy.forced)
+        settings["in_enc_policy"] = int(lt.enc_policy.forced)
+        settings["allowed_enc_level"] = int(lt.enc_level.rc4)
+        settings["prefer_rc4"] = True
+    elif enc == "plain":
+        settings["out_enc_policy"] = int(lt.enc_policy.disabled)
+        settings["in_enc_policy"] = int(lt.enc_policy.disabled)
+    ses = lt.session(settings)
     for cls in (ses.global_peer_class_id, ses.local_peer_class_id, ses.tcp_peer_class_id):
         info = ses.get_peer_class(cls)
         info["upload_limit"] = 0
@@ -64,8 +76,8 @@ def session(port):
     return lt, ses
 
 
-def lt_peer(mode, torrent, folder, port):
-    lt, ses = session(port)
+def lt_peer(mode, torrent, folder, port, enc="default"):
+    lt, ses = session(port, enc)
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(torrent)
     params.save_path = folder
@@ -90,8 +102,12 @@ def main(argv):
     if len(argv) == 4 and argv[1] == "tracker":
         tracker(int(argv[2]), int(argv[3]))
         return 0
-    if len(argv) == 5 and argv[1] in ("lt-seed", "lt-get"):
-        return lt_peer(argv[1], argv[2], argv[3], int(argv[4]))
+    if len(argv) in (5, 6) and argv[1] in ("lt-seed", "lt-get"):
+        enc = argv[5] if len(argv) == 6 else "default"
+        if enc not in ("rc4", "plain", "default"):
+            print("encryption must be rc4, plain or default", file=sys.stderr)
+            return 2
+        return lt_peer(argv[1], argv[2], argv[3], int(argv[4]), enc)
     print(__doc__, file=sys.stderr)
     return 2
 
