@@ -43,17 +43,23 @@ func TestEncryptionPolicies(t *testing.T) {
 		seed, leech Encryption
 		want        string // the leecher's view of the connection; "fail" for none
 		log         string // a line the refusing side logs
+		limited     bool   // rate limits on both sides (writes in place through the limiter)
 	}{
-		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, ""},
-		{EncryptionPrefer, EncryptionPrefer, engine.EncryptionRC4, ""},
-		{EncryptionRequire, EncryptionPrefer, engine.EncryptionRC4, ""},
-		{EncryptionPrefer, EncryptionRequire, engine.EncryptionRC4, ""},
-		{EncryptionOff, EncryptionPrefer, engine.EncryptionNone, ""},
-		{EncryptionPrefer, EncryptionOff, engine.EncryptionNone, ""},
-		{EncryptionOff, EncryptionRequire, "fail", "not retrying in plaintext: encryption is required"},
-		{EncryptionRequire, EncryptionOff, "fail", "refusing a plaintext connection: encryption is required"},
+		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, "", true},
+		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, "", false},
+		{EncryptionPrefer, EncryptionPrefer, engine.EncryptionRC4, "", false},
+		{EncryptionRequire, EncryptionPrefer, engine.EncryptionRC4, "", false},
+		{EncryptionPrefer, EncryptionRequire, engine.EncryptionRC4, "", false},
+		{EncryptionOff, EncryptionPrefer, engine.EncryptionNone, "", false},
+		{EncryptionPrefer, EncryptionOff, engine.EncryptionNone, "", false},
+		{EncryptionOff, EncryptionRequire, "fail", "not retrying in plaintext: encryption is required", false},
+		{EncryptionRequire, EncryptionOff, "fail", "refusing a plaintext connection: encryption is required", false},
 	} {
-		t.Run(tc.seed.String()+"-to-"+tc.leech.String(), func(t *testing.T) {
+		name := tc.seed.String() + "-to-" + tc.leech.String()
+		if tc.limited {
+			name += "-limited"
+		}
+		t.Run(name, func(t *testing.T) {
 			var logs, leechLogs syncBuffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			leechLogger := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, &leechLogs), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -64,14 +70,20 @@ func TestEncryptionPolicies(t *testing.T) {
 			}()
 			seedDir := t.TempDir()
 			mi, data := writeTorrent(t, seedDir, 1<<20+777, "", false)
-			seedSess := newSession(t, Config{Encryption: tc.seed, Logger: logger})
+			seedCfg := Config{Encryption: tc.seed, Logger: logger}
+			leechCfg := Config{Encryption: tc.leech, Logger: leechLogger}
+			if tc.limited {
+				seedCfg.UploadLimit = engine.NewLimiter(16 << 20)
+				leechCfg.DownloadLimit = engine.NewLimiter(16 << 20)
+			}
+			seedSess := newSession(t, seedCfg)
 			seed, err := seedSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: seedDir})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer seed.Close()
 			leechDir := t.TempDir()
-			leechSess := newSession(t, Config{Encryption: tc.leech, Logger: leechLogger})
+			leechSess := newSession(t, leechCfg)
 			addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
 			leech, err := leechSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: leechDir, Peers: []netip.AddrPort{addr}})
 			if err != nil {
