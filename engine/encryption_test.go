@@ -9,17 +9,17 @@ import (
 // encryption (0x01) when its connection is encrypted or it said "e".
 func TestPEXEncryptionFlag(t *testing.T) {
 	for _, tc := range []struct {
-		p    peer
+		p    *peer
 		want byte
 	}{
-		{peer{}, pexReachable},
-		{peer{seed: true}, pexReachable | pexSeed},
-		{peer{encryption: EncryptionRC4}, pexReachable | pexEncryption},
-		{peer{encryption: EncryptionObfuscated}, pexReachable | pexEncryption},
-		{peer{prefersEncryption: true, seed: true}, pexReachable | pexSeed | pexEncryption},
+		{&peer{}, pexReachable},
+		{&peer{seed: true}, pexReachable | pexSeed},
+		{&peer{encryption: EncryptionRC4}, pexReachable | pexEncryption},
+		{&peer{encryption: EncryptionObfuscated}, pexReachable | pexEncryption},
+		{&peer{prefersEncryption: true, seed: true}, pexReachable | pexSeed | pexEncryption},
 	} {
 		if got := tc.p.pexFlags(); got != tc.want {
-			t.Errorf("%+v: flags %#x, want %#x", tc.p, got, tc.want)
+			t.Errorf("seed %v, encryption %q, prefers %v: flags %#x, want %#x", tc.p.seed, tc.p.encryption, tc.p.prefersEncryption, got, tc.want)
 		}
 	}
 }
