@@ -249,7 +249,10 @@ func (s *Session) announceTrackers(w *Swarm) {
 	s.mu.Unlock()
 	req := s.request(w, ev)
 
-	ctx := s.ctx
+	// An announce under way when the session closes may finish (within
+	// stopTimeout): cut off, nobody would know whether the tracker got it,
+	// and its event would be sent twice or not at all.
+	ctx := s.trackerCtx
 	won, resp, err := w.tiers.Announce(ctx, s.cfg.Tracker, req, s.log)
 	if err == nil {
 		s.external.vote("tracker "+won, resp.ExternalIP)
@@ -271,7 +274,7 @@ func (s *Session) announceTrackers(w *Swarm) {
 			// A stop is not retried: the tracker drops us by timeout.
 			w.ann.announced, w.ann.event = false, tracker.None
 			delete(s.leaving, w)
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || s.ctx.Err() != nil:
 		default:
 			w.ann.failures = min(w.ann.failures+1, 30)
 			s.scheduleLocked(&w.trk, time.Now().Add(tracker.Backoff(w.ann.failures, s.cfg.AnnounceRetry, retryMax, rand.Float64())))

@@ -132,10 +132,13 @@ type Session struct {
 	// external counts what trackers and peers say our address is.
 	external externalVotes
 
-	ctx      context.Context // ends when Close is called
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup // the goroutines New started
-	halfOpen chan struct{}  // a token per incoming handshake in progress
+	ctx    context.Context // ends when Close is called
+	cancel context.CancelFunc
+	// trackerCtx carries tracker announces; it ends stopTimeout after ctx,
+	// so one under way at Close can finish.
+	trackerCtx context.Context
+	wg         sync.WaitGroup // the goroutines New started
+	halfOpen   chan struct{}  // a token per incoming handshake in progress
 
 	enc atomic.Int32 // the Encryption policy
 
@@ -190,19 +193,22 @@ func New(cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("listen for peers: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	trackerCtx, cancelTrackers := context.WithCancel(context.Background())
+	context.AfterFunc(ctx, func() { time.AfterFunc(stopTimeout, cancelTrackers) })
 	s := &Session{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		ln:       ln,
-		port:     uint16(ln.Addr().(*net.TCPAddr).Port),
-		gate:     newGate(cfg.MaxConns, cfg.MaxConnsPerIP),
-		ctx:      ctx,
-		cancel:   cancel,
-		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
-		swarms:   make(map[[20]byte]*Swarm),
-		req2:     make(map[[20]byte][20]byte),
-		leaving:  make(map[*Swarm]bool),
-		kick:     make(chan struct{}, 1),
+		trackerCtx: trackerCtx,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		ln:         ln,
+		port:       uint16(ln.Addr().(*net.TCPAddr).Port),
+		gate:       newGate(cfg.MaxConns, cfg.MaxConnsPerIP),
+		ctx:        ctx,
+		cancel:     cancel,
+		halfOpen:   make(chan struct{}, cfg.MaxHalfOpen),
+		swarms:     make(map[[20]byte]*Swarm),
+		req2:       make(map[[20]byte][20]byte),
+		leaving:    make(map[*Swarm]bool),
+		kick:       make(chan struct{}, 1),
 	}
 	if err := s.SetEncryption(cfg.Encryption); err != nil {
 		ln.Close()

@@ -620,3 +620,43 @@ func TestStarvedLeecherAnnouncesEarly(t *testing.T) {
 		t.Errorf("%d announces; want the first, one or two early ones, and no more often than the min interval", n)
 	}
 }
+
+// TestCompletedOnceOnExit: a download that exits as soon as it completes
+// (sower get) sends exactly one "completed" and one "stopped": an announce
+// under way when the session closes is let finish, not cut off and sent
+// again.
+func TestCompletedOnceOnExit(t *testing.T) {
+	for range 5 {
+		log := newAnnounceLog(5, 0)
+		srv := httptest.NewServer(log)
+		seedDir := t.TempDir()
+		mi, _ := writeTorrent(t, seedDir, 1<<20, srv.URL+"/announce", false)
+		seedSess := newSession(t, Config{})
+		seed, err := seedSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: seedDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{Listen: "127.0.0.1:0", NoDHT: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seedAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
+		leech, err := s.AddTorrent(t.Context(), mi, TorrentOptions{Dir: t.TempDir(), Peers: []netip.AddrPort{seedAddr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-leech.Done()
+		leech.Close()
+		s.Close()
+		seed.Close()
+		seedSess.Close()
+		srv.Close()
+		count := map[string]int{}
+		for _, e := range log.snapshot() {
+			count[e]++
+		}
+		if count["completed"] != 1 || count["started"] != 2 || count["stopped"] != 2 {
+			t.Fatalf("events %v: want two started, one completed, two stopped", log.snapshot())
+		}
+	}
+}

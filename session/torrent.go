@@ -284,11 +284,18 @@ func (t *Torrent) run(ctx context.Context, started chan<- error) error {
 		watcher.Go(func() {
 			select {
 			case <-eng.Done():
-				w.Completed()
-				if o.OnComplete != nil {
-					o.OnComplete()
-				}
 			case <-ctx.Done():
+				// Stopped right after completing (sower get exits then):
+				// the completion still counts.
+				select {
+				case <-eng.Done():
+				default:
+					return
+				}
+			}
+			w.Completed()
+			if o.OnComplete != nil {
+				o.OnComplete()
 			}
 		})
 	}
