@@ -75,6 +75,9 @@ seeding until interrupted (Ctrl-C), which announces "stopped" and flushes files.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sf.portSet = cmd.Flags().Changed("port")
+			if _, err := session.ParseEncryption(sf.encryption); err != nil {
+				return &usageError{fmt.Errorf("--encryption: %w", err)}
+			}
 			if seed && noSeed {
 				return errors.New("--seed and --no-seed contradict each other")
 			}
@@ -147,6 +150,9 @@ Runs until interrupted (Ctrl-C), which announces "stopped" to the trackers.`,
   sower seed --port 0 movie.torrent /srv/data`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := session.ParseEncryption(sf.encryption); err != nil {
+				return &usageError{fmt.Errorf("--encryption: %w", err)}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			mi, err := metainfo.Load(args[0])
