@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,12 @@ type Config struct {
 	// DialTimeout bounds the TCP connect and, separately, the two
 	// handshakes that follow it; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Connect, if set, opens connections in place of a TCP dial: it
+	// connects to addr and sends hs, our BitTorrent handshake, so that
+	// what the connection yields next is the peer's handshake (a session
+	// applies its encryption policy this way, see engine.Config.Connect).
+	// It must return within its context's deadline (DialTimeout).
+	Connect func(ctx context.Context, addr netip.AddrPort, hs []byte) (net.Conn, error)
 	// RequestTimeout is how long a peer has to answer a request before it
 	// is dropped and the piece asked of another; 0 means
 	// DefaultRequestTimeout.
@@ -546,8 +553,22 @@ func (f *fetcher) checkTimeouts(now time.Time) {
 // handshake, then it forwards ut_metadata messages to the Fetch goroutine
 // until p.ctx ends or the connection fails. The returned error says why.
 func (f *fetcher) session(p *peerConn) error {
-	d := net.Dialer{Timeout: f.cfg.DialTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", p.addr.String())
+	var res peerwire.Reserved
+	res.SetExtended()
+	hs := peerwire.Handshake{Reserved: res, InfoHash: f.infoHash, PeerID: f.cfg.PeerID}
+	var conn net.Conn
+	var err error
+	sent := f.cfg.Connect != nil
+	if sent {
+		var b bytes.Buffer
+		peerwire.WriteHandshake(&b, hs) // a bytes.Buffer takes it all
+		ctx, cancel := context.WithTimeout(p.ctx, f.cfg.DialTimeout)
+		conn, err = f.cfg.Connect(ctx, p.addr, b.Bytes())
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: f.cfg.DialTimeout}
+		conn, err = d.DialContext(p.ctx, "tcp", p.addr.String())
+	}
 	if err != nil {
 		return failure("could not be dialled", err)
 	}
@@ -560,7 +581,7 @@ func (f *fetcher) session(p *peerConn) error {
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	dec := peerwire.NewDecoder(br, peerwire.Limits{})
-	ext, size, client, err := f.handshake(conn, br, dec)
+	ext, size, client, err := f.handshake(conn, br, dec, hs, sent)
 	if err != nil {
 		return err
 	}
@@ -617,15 +638,16 @@ func (f *fetcher) session(p *peerConn) error {
 	}
 }
 
-// handshake does the BitTorrent handshake with the extension bit (read
+// handshake does the BitTorrent handshake hs with the extension bit
+// (unless sent already, by Config.Connect; the answer is read
 // through br) and the BEP 10 extension handshake (read through dec, which
 // the session goes on using), and returns the peer's ut_metadata id, the
 // metadata size it announced and its client name.
-func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decoder) (ext uint8, size int, client string, err error) {
-	var res peerwire.Reserved
-	res.SetExtended()
-	if err := peerwire.WriteHandshake(conn, peerwire.Handshake{Reserved: res, InfoHash: f.infoHash, PeerID: f.cfg.PeerID}); err != nil {
-		return 0, 0, "", failure("failed the handshake", fmt.Errorf("sending handshake: %w", err))
+func (f *fetcher) handshake(conn net.Conn, br *bufio.Reader, dec *peerwire.Decoder, hs peerwire.Handshake, sent bool) (ext uint8, size int, client string, err error) {
+	if !sent {
+		if err := peerwire.WriteHandshake(conn, hs); err != nil {
+			return 0, 0, "", failure("failed the handshake", fmt.Errorf("sending handshake: %w", err))
+		}
 	}
 	h, err := peerwire.ReadHandshake(br)
 	if err != nil {

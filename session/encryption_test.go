@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -117,5 +118,40 @@ func TestEncryptionPolicies(t *testing.T) {
 				t.Fatalf("downloaded data differs (err %v)", err)
 			}
 		})
+	}
+}
+
+// TestEncryptedMetadataFetch: a magnet's metadata is fetched under the
+// session's policy too, so a session that requires encryption gets it
+// from a seed that requires it, and one that is off does not.
+func TestEncryptedMetadataFetch(t *testing.T) {
+	seedDir := t.TempDir()
+	mi, _ := writeTorrent(t, seedDir, 256<<10+5, "", false)
+	seedSess := newSession(t, Config{Encryption: EncryptionRequire})
+	seed, err := seedSess.AddTorrent(t.Context(), mi, TorrentOptions{Dir: seedDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seedSess.Port())
+	for _, tc := range []struct {
+		enc Encryption
+		ok  bool
+	}{{EncryptionRequire, true}, {EncryptionPrefer, true}, {EncryptionOff, false}} {
+		s := newSession(t, Config{Encryption: tc.enc})
+		w, err := s.Join(mi.InfoHash, SwarmOptions{Peers: []netip.AddrPort{addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		info, err := w.FetchMetadata(ctx)
+		cancel()
+		w.Leave()
+		if tc.ok && (err != nil || !bytes.Equal(info, mi.InfoBytes)) {
+			t.Errorf("%v: metadata %d bytes, err %v", tc.enc, len(info), err)
+		}
+		if !tc.ok && err == nil {
+			t.Errorf("%v: fetched metadata from a seed that requires encryption", tc.enc)
+		}
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
+	"github.com/sowerbt/sower/engine"
 	"github.com/sowerbt/sower/magnet"
 	"github.com/sowerbt/sower/metadata"
 	"github.com/sowerbt/sower/metainfo"
@@ -51,7 +53,10 @@ func (w *Swarm) FetchMetadata(ctx context.Context) ([]byte, error) {
 		default:
 		}
 	}
-	info, err := metadata.Fetch(ctx, w.ih, peers, metadata.Config{PeerID: s.cfg.PeerID, Port: s.port, Logger: s.log})
+	connect := func(ctx context.Context, a netip.AddrPort, hs []byte) (net.Conn, error) {
+		return s.connectTCP(ctx, a, hs, engine.PeerHint{}) // the encryption policy applies
+	}
+	info, err := metadata.Fetch(ctx, w.ih, peers, metadata.Config{PeerID: s.cfg.PeerID, Port: s.port, Connect: connect, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("fetching metadata: %w", err)
 	}
