@@ -282,7 +282,8 @@ func (h *handshake) initiate(skey [20]byte, provide Method, ia []byte, r io.Read
 // [Detect], or any connection none of whose bytes were read yet). lookup
 // maps HASH("req2", SKEY) (see [Req2]) to the SKEY, the info-hash, of a
 // torrent served here. allow is the set of methods this side accepts; when
-// the peer offers both, RC4 is chosen if allowed.
+// the peer offers both, RC4 is chosen if allowed, unless
+// opts.PreferPlaintext.
 //
 // The returned connection's stream starts with the initiator's initial
 // payload (Conn.IALen bytes, normally its BitTorrent handshake, possibly
@@ -299,14 +300,14 @@ func Accept(ctx context.Context, c net.Conn, lookup func(req2 [20]byte) (skey [2
 	if err != nil {
 		return nil, err
 	}
-	conn, err := h.accept(lookup, allow, opts.random())
+	conn, err := h.accept(lookup, allow, opts != nil && opts.PreferPlaintext, opts.random())
 	if err := h.end(err); err != nil {
 		return nil, err
 	}
 	return conn, nil
 }
 
-func (h *handshake) accept(lookup func([20]byte) ([20]byte, bool), allow Method, r io.Reader) (*Conn, error) {
+func (h *handshake) accept(lookup func([20]byte) ([20]byte, bool), allow Method, preferPlain bool, r io.Reader) (*Conn, error) {
 	h.maxRead = keyLen + maxPad + 20
 	ya, err := h.next(keyLen)
 	if err != nil {
@@ -369,6 +370,8 @@ func (h *handshake) accept(lookup func([20]byte) ([20]byte, bool), allow Method,
 
 	var sel Method
 	switch common := provide & allow; {
+	case common&Plaintext != 0 && preferPlain:
+		sel = Plaintext
 	case common&RC4 != 0:
 		sel = RC4
 	case common&Plaintext != 0:

@@ -31,7 +31,10 @@ const (
 	// EncryptionPrefer, the default, dials encrypted first, offering RC4
 	// and the obfuscated handshake with plaintext payload (the peer
 	// chooses), and falls back once to a plaintext connection when the
-	// peer closes or resets it; it accepts plaintext and MSE connections.
+	// peer closes or resets it; it accepts plaintext and MSE connections,
+	// choosing the plaintext payload when the peer offers both (as
+	// libtorrent does by default), so RC4 is spent only where a side
+	// requires it.
 	EncryptionPrefer Encryption = iota
 	// EncryptionOff speaks plain BitTorrent only, in and out: incoming
 	// MSE connections are closed.
@@ -176,7 +179,9 @@ func (s *Session) accept(ctx context.Context, conn net.Conn, peer netip.AddrPort
 		skey = ih
 		return ih, ok
 	}
-	c, err := mse.Accept(ctx, conn, lookup, pol.methods(), nil)
+	// Under "prefer" an obfuscated handshake with a plaintext payload is
+	// enough when the peer allows it; RC4 only where a side requires it.
+	c, err := mse.Accept(ctx, conn, lookup, pol.methods(), &mse.Options{PreferPlaintext: pol == EncryptionPrefer})
 	if err != nil {
 		if pol == EncryptionRequire {
 			s.log.Info("encryption handshake failed; encryption is required", "peer", peer, "err", err)

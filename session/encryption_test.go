@@ -48,7 +48,9 @@ func TestEncryptionPolicies(t *testing.T) {
 	}{
 		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, "", true},
 		{EncryptionRequire, EncryptionRequire, engine.EncryptionRC4, "", false},
-		{EncryptionPrefer, EncryptionPrefer, engine.EncryptionRC4, "", false},
+		// Both prefer: the obfuscated handshake, the payload in plaintext
+		// (RC4 only where a side requires it).
+		{EncryptionPrefer, EncryptionPrefer, engine.EncryptionObfuscated, "", false},
 		{EncryptionRequire, EncryptionPrefer, engine.EncryptionRC4, "", false},
 		{EncryptionPrefer, EncryptionRequire, engine.EncryptionRC4, "", false},
 		{EncryptionOff, EncryptionPrefer, engine.EncryptionNone, "", false},
