@@ -101,7 +101,8 @@ func (t *Torrent) learn(addrs []netip.AddrPort) {
 	}
 }
 
-// redialAfter is the first backoff of a failed dial (see dialMore).
+// redialAfter is the shortest wait before an address is dialled again, and
+// how soon after a failed dial the owner looks for another one to dial.
 const redialAfter = 500 * time.Millisecond
 
 // dialMore starts dials to known, unconnected peers while limits allow.

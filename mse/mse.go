@@ -91,7 +91,7 @@ type Options struct {
 	Rand io.Reader
 	// PreferPlaintext makes Accept choose the plaintext payload when the
 	// peer offers both methods (the handshake stays obfuscated), as
-	// libtorrent does by default: RC4 costs about a CPU-second per GiB
+	// libtorrent does by default: RC4 is the costliest part of a transfer
 	// on each side.
 	PreferPlaintext bool
 }

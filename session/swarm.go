@@ -54,7 +54,6 @@ type Swarm struct {
 	trk     job
 	dht     job
 	ann     annState
-	dhtNext time.Duration
 	dhtTry  time.Duration // retry delay while lookups find nobody
 }
 
